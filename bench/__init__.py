@@ -1,0 +1,1 @@
+"""Benchmarks for the issue targets: `python -m bench <name>` prints one JSON line."""

@@ -1,0 +1,97 @@
+"""Dashboard: the live page, PNG charts and the small JSON API it polls."""
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.functions as func
+
+from shared.dashboard import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
+from shared.dashboard_page import render_page
+from shared.readings import METRIC_PATTERN, format_timestamp
+from shared.services import get_dashboard
+
+logger = logging.getLogger(__name__)
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
+
+_ANONYMOUS = func.AuthLevel.ANONYMOUS
+_MAX_SCALE = 3
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        mimetype="application/json",
+        charset="utf-8",
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def _error(status: int, message: str) -> func.HttpResponse:
+    return _json({"error": message}, status)
+
+
+def _metric(req: func.HttpRequest) -> str | None:
+    metric: str | None = req.params.get("metric")
+    if metric is not None and not METRIC_PATTERN.match(metric):
+        raise ValueError("metric must be lower-case letters, digits and '_'")
+    return metric
+
+
+def _bounded_int(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    raw = req.params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 6 or not low <= int(raw) <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+# The documented way to own the site root: routePrefix "" in host.json and an optional, empty parameter.
+@bp.route(route="{ignored:maxlength(0)?}", methods=["GET"], auth_level=_ANONYMOUS)
+def dashboard_page(req: func.HttpRequest) -> func.HttpResponse:
+    page = render_page(get_dashboard().series())
+    return func.HttpResponse(page, mimetype="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
+
+
+@bp.route(route="api/sensors", methods=["GET"], auth_level=_ANONYMOUS)
+def list_sensors(req: func.HttpRequest) -> func.HttpResponse:
+    return _json(get_dashboard().series())
+
+
+@bp.route(route="api/sensors/{sensor_id}/summaries", methods=["GET"], auth_level=_ANONYMOUS)
+def list_summaries(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
+        limit = _bounded_int(req, "limit", 20, 1, MAX_SUMMARIES_LIMIT)
+        return _json(get_dashboard().summaries(sensor_id, _metric(req), limit))
+    except ValueError as invalid:
+        return _error(400, str(invalid))
+    except UnknownSeries as unknown:
+        return _error(404, str(unknown))
+
+
+@bp.route(route="api/plots/{sensor_id}.png", methods=["GET"], auth_level=_ANONYMOUS)
+def sensor_chart(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
+        metric = _metric(req)
+        scale = _bounded_int(req, "scale", 1, 1, _MAX_SCALE)
+        dashboard = get_dashboard()
+        etag, _ = dashboard.chart_etag(sensor_id, metric, scale)
+        caching = {"ETag": etag, "Cache-Control": "no-cache"}
+        if etag in {tag.strip() for tag in req.headers.get("If-None-Match", "").split(",")}:
+            return func.HttpResponse(status_code=304, headers=caching)
+        chart = dashboard.chart(sensor_id, metric, scale)
+        return func.HttpResponse(chart.png, mimetype="image/png", headers={**caching, "ETag": chart.etag})
+    except ValueError as invalid:
+        return _error(400, str(invalid))
+    except UnknownSeries as unknown:
+        return _error(404, str(unknown))
+
+
+@bp.route(route="api/health", methods=["GET"], auth_level=_ANONYMOUS)
+def health(req: func.HttpRequest) -> func.HttpResponse:
+    return _json({"status": "ok", "time": format_timestamp(datetime.now(UTC))})

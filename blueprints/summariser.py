@@ -1,0 +1,68 @@
+"""The sliding-window summariser, fed by the `readings` change feed and by the telemetry Event Hub."""
+
+import logging
+from typing import Any
+
+import azure.functions as func
+
+from shared.event_bodies import readings_from_events
+from shared.services import get_summariser
+from shared.storage.names import LEASES, READINGS
+
+logger = logging.getLogger(__name__)
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
+
+# A whole-batch failure means storage is unavailable: retry until it is back rather than checkpoint past
+# the batch (bad items never fail a batch; they are dead-lettered inside it).
+_RETRY: dict[str, Any] = {
+    "strategy": "exponential_backoff",
+    "max_retry_count": "-1",
+    "minimum_interval": "00:00:01",
+    "maximum_interval": "00:01:00",
+}
+
+
+@bp.function_name("summarise_readings")
+@bp.retry(**_RETRY)
+@bp.cosmos_db_trigger(
+    arg_name="documents",
+    connection="COSMOS",
+    database_name="%COSMOS_DATABASE_NAME%",
+    container_name=READINGS,
+    lease_container_name=LEASES,
+    create_lease_container_if_not_exists=True,
+    lease_container_prefix="%LEASE_CONTAINER_PREFIX%",
+    # 500 ms keeps the dashboard within about a second of the sensors; an idle poll costs about 1 RU.
+    feed_poll_delay=500,
+    max_items_per_invocation=500,
+)
+def summarise_readings(documents: func.DocumentList) -> None:
+    outcome = get_summariser().apply([doc.to_dict() for doc in documents], source="cosmos-readings")
+    logger.info(
+        "summarised %d readings into %d summaries (%d dead-lettered)",
+        outcome.summarised,
+        outcome.summaries_written,
+        outcome.dead_lettered,
+        extra={"trigger": "cosmos", "readings": outcome.summarised, "dead_letters": outcome.dead_lettered},
+    )
+
+
+@bp.function_name("summarise_events")
+@bp.retry(**_RETRY)
+@bp.event_hub_message_trigger(
+    arg_name="events",
+    connection="EVENTHUB",
+    event_hub_name="%EVENTHUB_NAME%",
+    consumer_group="%EVENTHUB_CONSUMER_GROUP%",
+    cardinality=func.Cardinality.MANY,
+)
+def summarise_events(events: list[func.EventHubEvent]) -> None:
+    items, rejected = readings_from_events([event.get_body() for event in events], source="eventhub-telemetry")
+    outcome = get_summariser().apply(items, source="eventhub-telemetry", rejected=rejected)
+    logger.info(
+        "summarised %d event readings into %d summaries (%d dead-lettered)",
+        outcome.summarised,
+        outcome.summaries_written,
+        outcome.dead_lettered,
+        extra={"trigger": "eventhub", "readings": outcome.summarised, "dead_letters": outcome.dead_lettered},
+    )

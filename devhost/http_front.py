@@ -1,0 +1,144 @@
+"""The HTTP side of devhost: host.json routePrefix, route templates, methods, HttpRequest/HttpResponse."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import azure.functions as func
+
+from devhost.function_index import FunctionSpec
+from devhost.invoker import FunctionFailed, Invoker
+from devhost.routes import RouteTemplate, join_route
+
+logger = logging.getLogger("devhost")
+
+MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's default limit
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRoute:
+    spec: FunctionSpec
+    template: RouteTemplate
+    methods: frozenset[str]
+
+
+def http_routes(specs: Sequence[FunctionSpec], route_prefix: str) -> list[HttpRoute]:
+    """Every HTTP function's route, most specific first, as ASP.NET routing would try them."""
+    routes = []
+    for spec in specs:
+        if spec.trigger_type != "httpTrigger":
+            continue
+        route = spec.trigger.get("route") or spec.name
+        methods = spec.trigger.get("methods") or ALL_METHODS
+        routes.append(
+            HttpRoute(
+                spec,
+                RouteTemplate.parse(join_route(route_prefix, route)),
+                frozenset(m.upper() for m in methods),
+            )
+        )
+    return sorted(routes, key=lambda r: r.template.sort_key)
+
+
+def find_route(routes: Sequence[HttpRoute], method: str, path: str) -> tuple[HttpRoute, dict[str, str]] | None:
+    for route in routes:
+        if method not in route.methods and not (method == "HEAD" and "GET" in route.methods):
+            continue
+        params = route.template.match(path)
+        if params is not None:
+            return route, params
+    return None
+
+
+def to_http_response(result: Any) -> func.HttpResponse:
+    if isinstance(result, func.HttpResponse):
+        return result
+    if result is None:
+        return func.HttpResponse(status_code=204)
+    if isinstance(result, str | bytes):
+        return func.HttpResponse(result)
+    raise TypeError(f"an HTTP function returned {type(result).__name__}, not an HttpResponse")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "devhost"
+    server: DevHostHttpServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        logger.debug("%s - %s", self.address_string(), format % args)
+
+    def _answer(self, status: int, body: bytes, headers: dict[str, str], head_only: bool = False) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        if status not in (204, 304):
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head_only and status not in (204, 304):
+            self.wfile.write(body)
+
+    def _handle(self) -> None:
+        method = self.command.upper()
+        split = urlsplit(self.path)
+        path = unquote(split.path).strip("/")
+        found = find_route(self.server.routes, method, path)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_REQUEST_BODY_BYTES:
+            self.close_connection = True
+            self._answer(413, b"", {})
+            return
+        body = self.rfile.read(length) if length else b""
+        if found is None:
+            self._answer(404, b"", {})
+            return
+        route, params = found
+        host = self.headers.get("Host", f"localhost:{self.server.server_address[1]}")
+        request = func.HttpRequest(
+            method=method,
+            url=f"http://{host}{self.path}",
+            headers={k: v for k, v in self.headers.items()},
+            params=dict(parse_qsl(split.query, keep_blank_values=True)),
+            route_params=params,
+            body=body,
+        )
+        try:
+            response = to_http_response(self.server.invoker.call(route.spec, {route.spec.trigger["name"]: request}))
+        except (FunctionFailed, TypeError):
+            self._answer(500, b"", {})
+            return
+        headers = dict(response.headers)
+        if "content-type" not in {k.lower() for k in headers}:
+            # As the Python worker does: the charset goes with text types only.
+            mimetype = response.mimetype
+            headers["Content-Type"] = (
+                f"{mimetype}; charset={response.charset}" if mimetype.startswith("text/") else mimetype
+            )
+        self._answer(response.status_code, response.get_body() or b"", headers, head_only=method == "HEAD")
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+
+class DevHostHttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], routes: list[HttpRoute], invoker: Invoker) -> None:
+        self.routes = routes
+        self.invoker = invoker
+        super().__init__(address, _Handler)
+
+    def serve_in_background(self) -> threading.Thread:
+        thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.2}, name="devhost-http", daemon=True
+        )
+        thread.start()
+        return thread

@@ -1,0 +1,11 @@
+"""Sensor Pulse function app: composes the blueprints, nothing else."""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from blueprints import dashboard, sensors, summariser
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(sensors.bp)
+app.register_functions(summariser.bp)
+app.register_functions(dashboard.bp)

@@ -1,0 +1,166 @@
+"""Summary charts: the max, avg and min of a series' sliding-window summaries over time, as PNG bytes.
+
+Rendering runs on many request threads at once, so it uses only matplotlib's object API (a `Figure` per
+call with its own Agg canvas) and never `matplotlib.pyplot`, whose global figure registry and current-axes
+state are shared between threads. matplotlib is imported inside `render_chart`: importing it costs far more
+than the rest of the app's cold start, and most invocations never draw a chart.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+# One colour per statistic, the same on every chart so a reader learns them once.
+MAX_COLOR = "#d62728"  # red: the hot end
+AVG_COLOR = "#1f3b73"  # dark blue: the line the eye should follow
+MIN_COLOR = "#6baed6"  # light blue: the cold end
+RANGE_FILL_COLOR = "#9ecae1"
+RANGE_FILL_ALPHA = 0.25
+GRID_COLOR = "#e6e6e6"
+MUTED_TEXT_COLOR = "#555555"
+BACKGROUND_COLOR = "#ffffff"
+
+WIDTH_INCHES = 6.4  # 640 CSS pixels at 100 dpi
+HEIGHT_INCHES = 2.6  # 260 CSS pixels at 100 dpi
+BASE_DPI = 100.0
+MIN_SCALE = 1.0
+MAX_SCALE = 3.0  # beyond 3x no screen gains anything and the PNG only grows
+
+EMPTY_MESSAGE = "No summaries yet"
+
+# A single instant (one point, or only duplicate timestamps) has no extent of its own; without padding
+# matplotlib widens the x range to years. Ten minutes either side keeps the tick labels as clock times.
+_SINGLE_INSTANT_PAD = timedelta(minutes=10)
+
+# Text sizes in points, so they scale with dpi and a 2x chart looks the same, only sharper.
+_TITLE_SIZE = 9.0
+_LABEL_SIZE = 8.0
+_TICK_SIZE = 7.5
+_LEGEND_SIZE = 7.5
+_LINE_WIDTH = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class ChartPoint:
+    time: datetime  # timezone-aware UTC: the window_end of one summary
+    min: float
+    max: float
+    avg: float
+
+
+def _clamp_scale(scale: float) -> float:
+    if math.isnan(scale):
+        return MIN_SCALE
+    return min(max(scale, MIN_SCALE), MAX_SCALE)
+
+
+def render_chart(points: Sequence[ChartPoint], *, title: str, unit: str, scale: float = 1.0) -> bytes:
+    """PNG of max, min and avg lines over time.
+
+    640x260 pixels at `scale` 1; `scale` (clamped to [1, 3]) multiplies the pixel size for high-DPI screens.
+    The same input always gives the same bytes, whatever the order of `points`.
+    """
+    # Imported here, not at module level: see the module docstring.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    dpi = BASE_DPI * _clamp_scale(scale)
+    fig = Figure(figsize=(WIDTH_INCHES, HEIGHT_INCHES), dpi=dpi, facecolor=BACKGROUND_COLOR)
+    canvas = FigureCanvasAgg(fig)
+
+    if points:
+        _draw_series(fig, points, title=title, unit=unit)
+    else:
+        _draw_empty(fig, title=title)
+
+    buffer = io.BytesIO()
+    # print_png rather than fig.savefig: savefig consults global rcParams (savefig.bbox, savefig.dpi, ...)
+    # that could change the pixel size. Dropping "Software" leaves no version stamp in the file, and
+    # print_png writes no time stamp, so equal input gives equal bytes.
+    canvas.print_png(buffer, metadata={"Software": None}, pil_kwargs={"compress_level": 3})
+    return buffer.getvalue()
+
+
+def _draw_empty(fig: Figure, *, title: str) -> None:
+    # parse_math=False throughout: a "$" in a sensor id or unit is text, not the start of a formula.
+    fig.text(
+        0.015,
+        0.96,
+        title,
+        ha="left",
+        va="top",
+        fontsize=_TITLE_SIZE,
+        color=MUTED_TEXT_COLOR,
+        parse_math=False,
+    )
+    fig.text(0.5, 0.5, EMPTY_MESSAGE, ha="center", va="center", fontsize=10.0, color=MUTED_TEXT_COLOR)
+
+
+def _draw_series(fig: Figure, points: Sequence[ChartPoint], *, title: str, unit: str) -> None:
+    from matplotlib import dates as mdates
+
+    # Sorting on every field, not only on time, makes points with the same timestamp come out in the same
+    # order whatever order they arrived in, so the PNG (and any cache keyed on it) does not flicker.
+    ordered = sorted(points, key=lambda p: (p.time, p.min, p.avg, p.max))
+    # date2num turns aware datetimes into UTC day numbers; the axis then shows UTC whatever the host's zone.
+    xs = [float(x) for x in mdates.date2num([p.time for p in ordered])]
+    mins = [p.min for p in ordered]
+    maxs = [p.max for p in ordered]
+    avgs = [p.avg for p in ordered]
+
+    ax: Axes = fig.add_subplot()
+    ax.fill_between(xs, mins, maxs, color=RANGE_FILL_COLOR, alpha=RANGE_FILL_ALPHA, linewidth=0)
+    # Drawn min, avg, max so the max line is on top where lines meet; the legend lists them top-down.
+    (min_line,) = ax.plot(xs, mins, color=MIN_COLOR, linewidth=_LINE_WIDTH, label="min")
+    (avg_line,) = ax.plot(xs, avgs, color=AVG_COLOR, linewidth=_LINE_WIDTH, label="avg")
+    (max_line,) = ax.plot(xs, maxs, color=MAX_COLOR, linewidth=_LINE_WIDTH, label="max")
+    if len(ordered) == 1:
+        # A lone point is invisible as a line; a marker shows it.
+        for line in (min_line, avg_line, max_line):
+            line.set_marker("o")
+            line.set_markersize(3.0)
+
+    first, last = ordered[0].time, ordered[-1].time
+    if first == last:
+        ax.set_xlim(
+            float(mdates.date2num(first - _SINGLE_INSTANT_PAD)),
+            float(mdates.date2num(last + _SINGLE_INSTANT_PAD)),
+        )
+    else:
+        ax.set_xlim(xs[0], xs[-1])
+
+    # tz given explicitly rather than taken from rcParams["timezone"], which any code may change.
+    locator = mdates.AutoDateLocator(tz=UTC, minticks=3, maxticks=7)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+    ax.set_xlabel("UTC", fontsize=_LABEL_SIZE, color=MUTED_TEXT_COLOR)
+    ax.set_ylabel(unit, fontsize=_LABEL_SIZE, color=MUTED_TEXT_COLOR, parse_math=False)
+    ax.set_title(title, loc="left", fontsize=_TITLE_SIZE, parse_math=False, y=1.0, pad=6.0)
+    ax.tick_params(labelsize=_TICK_SIZE, colors=MUTED_TEXT_COLOR)
+    ax.xaxis.get_offset_text().set_fontsize(_TICK_SIZE)
+    ax.yaxis.get_offset_text().set_fontsize(_TICK_SIZE)
+    ax.grid(True, color=GRID_COLOR, linewidth=0.6)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+    # A fixed location: loc="best" would search the data for a free corner on every render, which is slow.
+    ax.legend(
+        handles=[max_line, avg_line, min_line],
+        loc="upper left",
+        fontsize=_LEGEND_SIZE,
+        frameon=False,
+        ncols=3,
+        handlelength=1.6,
+        columnspacing=1.2,
+    )
+    fig.tight_layout(pad=0.4)

@@ -1,0 +1,70 @@
+"""Dead letters: items a trigger could not use, kept with the reason so nothing is lost silently."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.readings import format_timestamp
+from shared.storage.names import DEAD_LETTERS_TABLE
+from shared.storage.ports import StateStore
+
+logger = logging.getLogger(__name__)
+
+MAX_KEPT_CHARS = 16_000  # Table Storage strings hold 32K UTF-16 characters; keep room for the rest
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    source: str
+    reason: str
+    item: object
+
+
+def _as_text(item: object) -> str:
+    if isinstance(item, bytes | bytearray):
+        return bytes(item).decode("utf-8", errors="backslashreplace")
+    try:
+        return json.dumps(item, sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        return repr(item)
+
+
+class DeadLetterBox:
+    def __init__(self, state: StateStore) -> None:
+        self._state = state
+
+    def park(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep each letter once: the row key is a digest of the item, so a redelivery overwrites it."""
+        now = format_timestamp(datetime.now(UTC))
+        for letter in letters:
+            text = _as_text(letter.item)
+            row_key = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:32]
+            self._state.upsert(
+                DEAD_LETTERS_TABLE,
+                letter.source,
+                row_key,
+                {
+                    "reason": letter.reason,
+                    "item": text[:MAX_KEPT_CHARS],
+                    "truncated": len(text) > MAX_KEPT_CHARS,
+                    "parked_at": now,
+                },
+            )
+            logger.warning(
+                "dead-lettered an item from %s: %s",
+                letter.source,
+                letter.reason,
+                extra={"source": letter.source, "reason": letter.reason, "dead_letter_key": row_key},
+            )
+
+    def list(self, source: str | None = None) -> list[dict[str, Any]]:
+        return [
+            {"source": e.partition_key, "key": e.row_key, **e.properties}
+            for e in self._state.query(DEAD_LETTERS_TABLE, source)
+        ]

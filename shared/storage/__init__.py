@@ -1,0 +1,1 @@
+"""Storage ports and their adapters (embedded SQLite; Azure services)."""

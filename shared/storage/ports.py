@@ -1,0 +1,99 @@
+"""Storage ports: the three small interfaces the app talks to. Adapters live beside this module."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Document = dict[str, Any]
+
+
+class StorageError(RuntimeError):
+    """A storage call failed in a way the caller cannot fix by re-reading (retry the invocation)."""
+
+
+class ConcurrencyConflict(StorageError):
+    """The entity changed since it was read (Table Storage's 412/409): re-read and re-merge."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    documents: list[Document]
+    continuation: str | None
+
+
+class DocumentStore(Protocol):
+    """Cosmos-like containers of JSON documents, partitioned by a key field."""
+
+    def upsert_many(self, container: str, documents: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def read(self, container: str, partition_key: str, document_id: str) -> Document | None: ...
+
+    def latest(
+        self,
+        container: str,
+        partition_key: str,
+        order_by: str,
+        limit: int,
+        equals: Mapping[str, str] | None = None,
+    ) -> list[Document]:
+        """Newest first by `order_by` within one partition, optionally filtered on exact field values."""
+        ...
+
+    def read_changes(self, container: str, continuation: str | None, max_items: int) -> ChangeBatch:
+        """Documents created or replaced after `continuation` (None: from the beginning), oldest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    partition_key: str
+    row_key: str
+    properties: dict[str, Any]
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class EntityWrite:
+    """A conditional write: etag None inserts only if absent; otherwise the stored etag must match."""
+
+    partition_key: str
+    row_key: str
+    properties: Mapping[str, Any]
+    etag: str | None = None
+
+
+class StateStore(Protocol):
+    """Table-Storage-like entities with ETags."""
+
+    def get(self, table: str, partition_key: str, row_key: str) -> Entity | None: ...
+
+    def query(self, table: str, partition_key: str | None = None) -> list[Entity]:
+        """Every entity of one partition, or of the whole table when partition_key is None."""
+        ...
+
+    def upsert(self, table: str, partition_key: str, row_key: str, properties: Mapping[str, Any]) -> Entity: ...
+
+    def write(self, table: str, change: EntityWrite) -> Entity:
+        """Conditional write; raises ConcurrencyConflict when the condition fails."""
+        ...
+
+    def write_many(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity | ConcurrencyConflict]:
+        """Independent conditional writes: each succeeds or conflicts on its own."""
+        ...
+
+    def delete(self, table: str, partition_key: str, row_key: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundEvent:
+    body: bytes
+    partition_key: str | None = None
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+
+class EventPublisher(Protocol):
+    """Event Hubs producer side."""
+
+    def publish(self, hub: str, events: Sequence[OutboundEvent]) -> None: ...

@@ -1,0 +1,129 @@
+"""Embedded document store: Cosmos-like containers with a change feed, in SQLite."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shared.storage.ports import ChangeBatch, Document, StorageError
+from shared.storage.sqlite_database import SqliteDatabase
+
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PURGE_EVERY_SECONDS = 60.0
+
+
+class SqliteDocumentStore:
+    """Upserts get a new, strictly increasing log sequence number (LSN) per container, like Cosmos `_lsn`;
+    the change feed is every document whose LSN is past the continuation, so a replaced document shows up
+    again, as in Cosmos's latest-version change feed. Per-item `ttl` (seconds) expires documents."""
+
+    def __init__(self, database: SqliteDatabase, partition_key_paths: Mapping[str, str] | None = None) -> None:
+        self._db = database
+        self._paths = dict(partition_key_paths or {})
+        self._last_purge = 0.0
+        self._purge_lock = threading.Lock()
+
+    def _partition_key(self, container: str, document: Mapping[str, Any]) -> str:
+        field = self._paths.get(container, "/sensor_id").lstrip("/")
+        value = document.get(field)
+        if not isinstance(value, str) or not value:
+            raise StorageError(f"document has no partition key {field!r} for container {container!r}")
+        return value
+
+    def upsert_many(self, container: str, documents: Sequence[Mapping[str, Any]]) -> None:
+        if not documents:
+            return
+        now = time.time()
+        rows = []
+        for document in documents:
+            doc_id = document.get("id")
+            if not isinstance(doc_id, str) or not doc_id:
+                raise StorageError("document has no string id")
+            ttl = document.get("ttl")
+            expires = now + ttl if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0 else None
+            body = {k: v for k, v in document.items() if not k.startswith("_")}
+            rows.append((container, self._partition_key(container, document), doc_id, json.dumps(body), expires))
+        with self._db.transaction() as conn:
+            (last,) = conn.execute(
+                "SELECT COALESCE(MAX(lsn), 0) FROM documents WHERE container = ?", (container,)
+            ).fetchone()
+            conn.executemany(
+                "INSERT INTO documents (container, pk, id, body, lsn, ts, expires_at) VALUES (?,?,?,?,?,?,?) "
+                "ON CONFLICT (container, pk, id) DO UPDATE SET body = excluded.body, lsn = excluded.lsn, "
+                "ts = excluded.ts, expires_at = excluded.expires_at",
+                [(c, pk, i, b, last + n, now, e) for n, (c, pk, i, b, e) in enumerate(rows, start=1)],
+            )
+        self._purge_expired(now)
+
+    def _purge_expired(self, now: float) -> None:
+        if now - self._last_purge < _PURGE_EVERY_SECONDS or not self._purge_lock.acquire(blocking=False):
+            return
+        try:
+            self._last_purge = now
+            with self._db.transaction() as conn:
+                conn.execute("DELETE FROM documents WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,))
+        finally:
+            self._purge_lock.release()
+
+    @staticmethod
+    def _document(body: str, lsn: int, ts: float) -> Document:
+        document: Document = json.loads(body)
+        document["_lsn"] = lsn
+        document["_ts"] = int(ts)
+        document["_etag"] = f'"{uuid.UUID(int=lsn)}"'
+        return document
+
+    def read(self, container: str, partition_key: str, document_id: str) -> Document | None:
+        with self._db.connection() as conn:
+            row = conn.execute(
+                "SELECT body, lsn, ts FROM documents WHERE container = ? AND pk = ? AND id = ? "
+                "AND (expires_at IS NULL OR expires_at > ?)",
+                (container, partition_key, document_id, time.time()),
+            ).fetchone()
+        return None if row is None else self._document(*row)
+
+    def latest(
+        self,
+        container: str,
+        partition_key: str,
+        order_by: str,
+        limit: int,
+        equals: Mapping[str, str] | None = None,
+    ) -> list[Document]:
+        fields = [order_by, *(equals or {})]
+        if not all(_FIELD.match(name) for name in fields):
+            raise ValueError("field names must be identifiers")
+        sql = "SELECT body, lsn, ts FROM documents WHERE container = ? AND pk = ? "
+        sql += "AND (expires_at IS NULL OR expires_at > ?) "
+        params: list[Any] = [container, partition_key, time.time()]
+        for name, value in (equals or {}).items():
+            sql += f"AND json_extract(body, '$.{name}') = ? "
+            params.append(value)
+        # The literal path matches the expression indexes, so SQLite walks the index backwards.
+        sql += f"ORDER BY json_extract(body, '$.{order_by}') DESC LIMIT ?"
+        params.append(limit)
+        with self._db.connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [self._document(*row) for row in rows]
+
+    def read_changes(self, container: str, continuation: str | None, max_items: int) -> ChangeBatch:
+        after = int(continuation) if continuation else 0
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT body, lsn, ts FROM documents WHERE container = ? AND lsn > ? "
+                "AND (expires_at IS NULL OR expires_at > ?) ORDER BY lsn LIMIT ?",
+                (container, after, time.time(), max_items),
+            ).fetchall()
+        if not rows:
+            return ChangeBatch([], continuation)
+        return ChangeBatch([self._document(*row) for row in rows], str(rows[-1][1]))
+
+    def count(self, container: str) -> int:
+        with self._db.connection() as conn:
+            (n,) = conn.execute("SELECT COUNT(*) FROM documents WHERE container = ?", (container,)).fetchone()
+        return int(n)

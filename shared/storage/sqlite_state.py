@@ -1,0 +1,87 @@
+"""Embedded state store: Table-Storage-like entities with ETags, in SQLite."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shared.storage.ports import ConcurrencyConflict, Entity, EntityWrite
+from shared.storage.sqlite_database import SqliteDatabase
+
+
+def _new_etag() -> str:
+    return f'W/"{uuid.uuid4().hex}"'
+
+
+class SqliteStateStore:
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._db = database
+
+    def get(self, table: str, partition_key: str, row_key: str) -> Entity | None:
+        with self._db.connection() as conn:
+            row = conn.execute(
+                "SELECT props, etag FROM entities WHERE tbl = ? AND pk = ? AND rk = ?",
+                (table, partition_key, row_key),
+            ).fetchone()
+        return None if row is None else Entity(partition_key, row_key, json.loads(row[0]), row[1])
+
+    def query(self, table: str, partition_key: str | None = None) -> list[Entity]:
+        with self._db.connection() as conn:
+            if partition_key is None:
+                rows = conn.execute(
+                    "SELECT pk, rk, props, etag FROM entities WHERE tbl = ? ORDER BY pk, rk", (table,)
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT pk, rk, props, etag FROM entities WHERE tbl = ? AND pk = ? ORDER BY rk",
+                    (table, partition_key),
+                ).fetchall()
+        return [Entity(pk, rk, json.loads(props), etag) for pk, rk, props, etag in rows]
+
+    def upsert(self, table: str, partition_key: str, row_key: str, properties: Mapping[str, Any]) -> Entity:
+        etag = _new_etag()
+        body = json.dumps(dict(properties))
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO entities (tbl, pk, rk, props, etag) VALUES (?,?,?,?,?) "
+                "ON CONFLICT (tbl, pk, rk) DO UPDATE SET props = excluded.props, etag = excluded.etag",
+                (table, partition_key, row_key, body, etag),
+            )
+        return Entity(partition_key, row_key, dict(properties), etag)
+
+    def write(self, table: str, change: EntityWrite) -> Entity:
+        (result,) = self.write_many(table, [change])
+        if isinstance(result, ConcurrencyConflict):
+            raise result
+        return result
+
+    def write_many(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity | ConcurrencyConflict]:
+        results: list[Entity | ConcurrencyConflict] = []
+        with self._db.transaction() as conn:
+            for change in changes:
+                etag = _new_etag()
+                body = json.dumps(dict(change.properties))
+                if change.etag is None:
+                    cursor = conn.execute(
+                        "INSERT INTO entities (tbl, pk, rk, props, etag) VALUES (?,?,?,?,?) "
+                        "ON CONFLICT (tbl, pk, rk) DO NOTHING",
+                        (table, change.partition_key, change.row_key, body, etag),
+                    )
+                else:
+                    cursor = conn.execute(
+                        "UPDATE entities SET props = ?, etag = ? WHERE tbl = ? AND pk = ? AND rk = ? AND etag = ?",
+                        (body, etag, table, change.partition_key, change.row_key, change.etag),
+                    )
+                if cursor.rowcount == 1:
+                    results.append(Entity(change.partition_key, change.row_key, dict(change.properties), etag))
+                else:
+                    results.append(
+                        ConcurrencyConflict(f"{table}/{change.partition_key}/{change.row_key} changed since read")
+                    )
+        return results
+
+    def delete(self, table: str, partition_key: str, row_key: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM entities WHERE tbl = ? AND pk = ? AND rk = ?", (table, partition_key, row_key))

@@ -1,0 +1,183 @@
+"""The sliding-window summariser: readings in, one summary per changed series out, idempotently.
+
+Per batch and per series: one window-state write (If-Match) and one summary upsert, never a query.
+The summary is written before the state, so a crash between the two is repaired by the redelivery,
+which recomputes the same window and therefore the same summary document.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.dead_letters import DeadLetter, DeadLetterBox
+from shared.readings import InvalidReading, Reading, format_timestamp, from_epoch_ms, parse_reading
+from shared.storage.names import SUMMARIES, WINDOWS_TABLE
+from shared.storage.ports import ConcurrencyConflict, DocumentStore, EntityWrite, StateStore, StorageError
+from shared.window import SlidingWindow, summary_id
+
+logger = logging.getLogger(__name__)
+
+SeriesKey = tuple[str, str]  # (sensor_id, metric)
+MAX_CONFLICT_ROUNDS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    received: int
+    summarised: int
+    dead_lettered: int
+    summaries_written: int
+
+
+@dataclass(slots=True)
+class _KnownWindow:
+    entries: list[tuple[int, str, float]]
+    unit: str
+    etag: str | None
+
+
+def build_summary(
+    sensor_id: str, metric: str, unit: str, window: SlidingWindow, computed_at: datetime, ttl_seconds: int
+) -> dict[str, Any] | None:
+    stats = window.stats()
+    if stats is None:
+        return None
+    summary: dict[str, Any] = {
+        "id": summary_id(sensor_id, metric, stats.newest_id),
+        "sensor_id": sensor_id,
+        "metric": metric,
+        "unit": unit,
+        "count": stats.count,
+        "min": stats.min,
+        "max": stats.max,
+        "avg": stats.avg,
+        "window_start": format_timestamp(from_epoch_ms(stats.first_ms)),
+        "window_end": format_timestamp(from_epoch_ms(stats.last_ms)),
+        "newest_reading_id": stats.newest_id,
+        "computed_at": format_timestamp(computed_at),
+    }
+    if ttl_seconds:
+        summary["ttl"] = ttl_seconds
+    return summary
+
+
+class Summariser:
+    """One per process; window state is cached in memory and written with If-Match, so a steady stream
+    needs no state reads, and another instance's write shows up as a conflict, never as lost data."""
+
+    def __init__(
+        self,
+        documents: DocumentStore,
+        state: StateStore,
+        window_size: int,
+        summary_ttl_seconds: int = 0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._documents = documents
+        self._state = state
+        self._dead_letters = DeadLetterBox(state)
+        self.window_size = window_size
+        self._ttl = summary_ttl_seconds
+        self._clock = clock
+        self._known: dict[SeriesKey, _KnownWindow] = {}
+        self._lock = threading.Lock()
+
+    def apply(self, items: Sequence[object], source: str, rejected: Sequence[DeadLetter] = ()) -> BatchOutcome:
+        """Summarise a batch of raw reading documents; invalid ones are dead-lettered, the rest go on.
+        `rejected` are items the trigger could not even decode; they are parked with the rest."""
+        groups: dict[SeriesKey, list[Reading]] = defaultdict(list)
+        letters: list[DeadLetter] = list(rejected)
+        for item in items:
+            try:
+                reading = parse_reading(item, default_source=source)
+            except InvalidReading as invalid:
+                letters.append(DeadLetter(source, invalid.reason, item))
+                continue
+            groups[(reading.sensor_id, reading.metric)].append(reading)
+        if letters:
+            self._dead_letters.park(letters)
+        written = self._summarise(groups) if groups else 0
+        received = len(items) + len(rejected)
+        return BatchOutcome(received, received - len(letters), len(letters), written)
+
+    def _summarise(self, groups: dict[SeriesKey, list[Reading]]) -> int:
+        # Serialised per process: both triggers share the cache, and SQLite or Tables would serialise anyway.
+        with self._lock:
+            pending = groups
+            written = 0
+            for _ in range(MAX_CONFLICT_ROUNDS):
+                round_written, conflicts = self._write_round(pending)
+                written += round_written
+                if not conflicts:
+                    return written
+                pending = {key: groups[key] for key in conflicts}
+            raise StorageError(f"window state kept changing for {len(pending)} series; the batch will be retried")
+
+    def _known_window(self, key: SeriesKey) -> _KnownWindow:
+        known = self._known.get(key)
+        if known is None:
+            entity = self._state.get(WINDOWS_TABLE, key[0], key[1])
+            if entity is None:
+                known = _KnownWindow([], "", None)
+            else:
+                window = SlidingWindow.from_json(self.window_size, str(entity.properties.get("entries", "")))
+                known = _KnownWindow(window.entries, str(entity.properties.get("unit", "")), entity.etag)
+            self._known[key] = known
+        return known
+
+    def _write_round(self, pending: dict[SeriesKey, list[Reading]]) -> tuple[int, set[SeriesKey]]:
+        """Merge, write summaries, then states; returns how many were written and which changed under us."""
+        now = self._clock()
+        changed: list[tuple[SeriesKey, SlidingWindow, str, dict[str, Any]]] = []
+        for key, readings in pending.items():
+            known = self._known_window(key)
+            window = SlidingWindow(self.window_size, known.entries)
+            if not window.merge((r.timestamp_ms, r.id, r.value) for r in readings):
+                continue  # every reading was already in the window, or older than all of it
+            newest = max(readings, key=lambda r: (r.timestamp_ms, r.id))
+            unit = newest.unit or known.unit
+            summary = build_summary(key[0], key[1], unit, window, now, self._ttl)
+            if summary is not None:
+                changed.append((key, window, unit, summary))
+        if not changed:
+            return 0, set()
+        self._documents.upsert_many(SUMMARIES, [summary for _, _, _, summary in changed])
+        results = self._state.write_many(
+            WINDOWS_TABLE,
+            [
+                EntityWrite(
+                    key[0],
+                    key[1],
+                    {
+                        "entries": window.to_json(),
+                        "unit": unit,
+                        # Table properties are flat: the latest summary travels as JSON text.
+                        "latest": json.dumps(summary, separators=(",", ":")),
+                        "updated_at": summary["computed_at"],
+                    },
+                    self._known[key].etag,
+                )
+                for key, window, unit, summary in changed
+            ],
+        )
+        conflicts: set[SeriesKey] = set()
+        for (key, window, unit, _), result in zip(changed, results, strict=True):
+            if isinstance(result, ConcurrencyConflict):
+                self._known.pop(key, None)  # re-read on the next round
+                conflicts.add(key)
+            else:
+                self._known[key] = _KnownWindow(window.entries, unit, result.etag)
+        if conflicts:
+            logger.info("window state changed under us for %d series; re-merging", len(conflicts))
+        return len(changed) - len(conflicts), conflicts
+
+    def forget_cache(self) -> None:
+        with self._lock:
+            self._known.clear()
