@@ -31,6 +31,8 @@ _RETRY: dict[str, Any] = {
     container_name=READINGS,
     lease_container_name=LEASES,
     create_lease_container_if_not_exists=True,
+    # A new deployment summarises what is already in `readings`; existing leases keep their position.
+    start_from_beginning=True,  # type: ignore[arg-type]  # the decorator annotates it as datetime.time
     lease_container_prefix="%LEASE_CONTAINER_PREFIX%",
     # 500 ms keeps the dashboard within about a second of the sensors; an idle poll costs about 1 RU.
     feed_poll_delay=500,

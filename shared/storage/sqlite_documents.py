@@ -123,6 +123,14 @@ class SqliteDocumentStore:
             return ChangeBatch([], continuation)
         return ChangeBatch([self._document(*row) for row in rows], str(rows[-1][1]))
 
+    def end_of_feed(self, container: str) -> str:
+        """A continuation from which only later changes are read (the change feed's "now")."""
+        with self._db.connection() as conn:
+            (last,) = conn.execute(
+                "SELECT COALESCE(MAX(lsn), 0) FROM documents WHERE container = ?", (container,)
+            ).fetchone()
+        return str(last)
+
     def count(self, container: str) -> int:
         with self._db.connection() as conn:
             (n,) = conn.execute("SELECT COUNT(*) FROM documents WHERE container = ?", (container,)).fetchone()

@@ -1,0 +1,77 @@
+"""python -m devhost [--port 7071] [--data-dir .devhost]: run the function app locally."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from devhost.app_settings import AppSettingError
+from devhost.function_index import AppIndexError
+from devhost.host import DevHost, HostOptions
+from devhost.host_config import HostConfigError
+from devhost.routes import RouteTemplateError
+from devhost.schedule import ScheduleError
+from shared.settings import SettingsError
+
+_STARTUP_ERRORS = (
+    AppIndexError,
+    AppSettingError,
+    HostConfigError,
+    RouteTemplateError,
+    ScheduleError,
+    SettingsError,
+    ImportError,
+)
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="devhost", description="Run the function app locally, like func start.")
+    parser.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071; 0 picks a free one)")
+    parser.add_argument("--data-dir", type=Path, default=Path(".devhost"), help="embedded storage folder")
+    parser.add_argument("--app-dir", type=Path, default=Path.cwd(), help="the function app folder (default: .)")
+    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--verbose", action="store_true", help="log every invocation")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="[%(asctime)s] %(name)s %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("azure", "urllib3", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    host = DevHost(HostOptions(app_dir=args.app_dir.resolve(), data_dir=args.data_dir, port=args.port, bind=args.bind))
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        if host.stop_event.is_set():
+            raise SystemExit(130)  # a second Ctrl-C: do not wait for running invocations
+        logging.getLogger("devhost").info("stopping (%s)", signal.Signals(signum).name)
+        host.stop_event.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        host.start()
+    except _STARTUP_ERRORS as failure:
+        print(f"devhost: {failure}", file=sys.stderr)
+        host.stop()
+        return 1
+    except OSError as failure:
+        print(f"devhost: cannot listen on {args.bind}:{args.port}: {failure.strerror}", file=sys.stderr)
+        host.stop()
+        return 1
+    while not host.stop_event.wait(1.0):
+        pass
+    host.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

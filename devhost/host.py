@@ -1,0 +1,149 @@
+"""devhost: runs the function app on this machine the way `func start` does, on embedded storage.
+
+It indexes the app from its own binding metadata, reads local.settings.json and host.json, and drives each
+trigger: HTTP from a local web server, timers from their schedules, the Cosmos DB change feed and Event
+Hubs from the embedded SQLite store the app itself writes to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devhost.app_settings import apply_values, find_settings_file, is_disabled, read_values
+from devhost.change_feed_driver import ChangeFeedDriver
+from devhost.event_hub_driver import EventHubDriver
+from devhost.function_index import FunctionSpec, load_functions
+from devhost.host_config import HostConfig
+from devhost.http_front import DevHostHttpServer, HttpRoute, http_routes
+from devhost.invoker import Invoker
+from devhost.timer_driver import TimerDriver
+from shared.settings import BACKEND_EMBEDDED, EMBEDDED_DATA_DIR, STORAGE_BACKEND
+from shared.storage.names import PARTITION_KEY_PATHS
+from shared.storage.sqlite_database import SqliteDatabase
+from shared.storage.sqlite_documents import SqliteDocumentStore
+from shared.storage.sqlite_events import SqliteEventHub
+from shared.storage.sqlite_state import SqliteStateStore
+
+logger = logging.getLogger("devhost")
+
+_OPTIONAL_SEGMENT = re.compile(r"/?\{[^{}]*\?\}")
+_STOP_JOIN_SECONDS = 15.0
+
+
+@dataclass
+class HostOptions:
+    app_dir: Path
+    data_dir: Path
+    port: int = 7071
+    bind: str = "127.0.0.1"
+    environ: MutableMapping[str, str] = field(default_factory=lambda: os.environ)
+
+
+def display_url(base: str, route: HttpRoute) -> str:
+    """The route as func start lists it, with optional parameters left out."""
+    return base + "/" + _OPTIONAL_SEGMENT.sub("", route.template.template).lstrip("/")
+
+
+class DevHost:
+    def __init__(self, options: HostOptions) -> None:
+        self.options = options
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: DevHostHttpServer | None = None
+        self._database: SqliteDatabase | None = None
+        self.specs: list[FunctionSpec] = []
+        self.routes: list[HttpRoute] = []
+
+    @property
+    def base_url(self) -> str:
+        port = self._server.server_address[1] if self._server else self.options.port
+        return f"http://localhost:{port}"
+
+    def _configure_settings(self) -> None:
+        environ = self.options.environ
+        settings_file = find_settings_file(self.options.app_dir)
+        # devhost always runs on embedded storage, whatever the settings file says about Azure.
+        environ[STORAGE_BACKEND] = BACKEND_EMBEDDED
+        environ[EMBEDDED_DATA_DIR] = str(self.options.data_dir.resolve())
+        if settings_file is not None:
+            apply_values(read_values(settings_file), environ)
+            logger.info("settings: %s", settings_file.name)
+
+    def start(self) -> None:
+        """Index the app and start every trigger; raises with a clear message when the app cannot run."""
+        self._configure_settings()
+        config = HostConfig.load(self.options.app_dir)
+        environ = self.options.environ
+        specs = load_functions(self.options.app_dir, environ)
+        self.specs = [s for s in specs if not is_disabled(s.name, environ)]
+        for spec in specs:
+            if spec not in self.specs:
+                logger.info("Function %s is disabled", spec.name)
+
+        self._database = SqliteDatabase.in_directory(self.options.data_dir.resolve())
+        documents = SqliteDocumentStore(self._database, PARTITION_KEY_PATHS)
+        state = SqliteStateStore(self._database)
+        hub = SqliteEventHub(self._database)
+        invoker = Invoker(self.stop_event)
+
+        feeds: list[ChangeFeedDriver] = []
+        hubs: list[EventHubDriver] = []
+        timers: list[TimerDriver] = []
+        for spec in self.specs:
+            kind = spec.trigger_type
+            if kind == "cosmosDBTrigger":
+                feeds.append(ChangeFeedDriver(spec, invoker, documents, self.stop_event, environ))
+            elif kind == "eventHubTrigger":
+                hubs.append(EventHubDriver(spec, invoker, hub, self.stop_event, config.max_event_batch_size))
+            elif kind == "timerTrigger":
+                timers.append(TimerDriver(spec, invoker, state, self.stop_event))
+            elif kind != "httpTrigger":
+                logger.warning("Function %s: devhost cannot drive %s triggers yet; skipped", spec.name, kind)
+
+        self.routes = http_routes(self.specs, config.route_prefix)
+        self._server = DevHostHttpServer((self.options.bind, self.options.port), self.routes, invoker)
+
+        # Leases first: a timer that writes at startup must not write before the feed's starting point.
+        for feed in feeds:
+            feed.acquire_lease()
+        self._threads.append(self._server.serve_in_background())
+        runners: list[tuple[str, Callable[[], None]]] = [(f.spec.name, f.run) for f in feeds]
+        runners += [(h.spec.name, h.run) for h in hubs]
+        runners += [(t.spec.name, t.run) for t in timers]
+        for name, run in runners:
+            thread = threading.Thread(target=run, name=f"devhost-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._print_functions()
+
+    def _print_functions(self) -> None:
+        lines = ["", "Functions:", ""]
+        by_name = {route.spec.name: route for route in self.routes}
+        for spec in sorted(self.specs, key=lambda s: s.name):
+            route = by_name.get(spec.name)
+            if route is not None:
+                methods = ",".join(sorted(route.methods))
+                lines.append(f"        {spec.name}: [{methods}] {display_url(self.base_url, route)}")
+            else:
+                lines.append(f"        {spec.name}: {spec.trigger_type}")
+        lines += ["", f"Dashboard: {self.base_url}/  (Ctrl-C to stop)", ""]
+        print("\n".join(lines), flush=True)
+
+    def stop(self) -> None:
+        """Stop the triggers, let running invocations finish, close storage."""
+        self.stop_event.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for thread in self._threads:
+            thread.join(_STOP_JOIN_SECONDS)
+            if thread.is_alive():
+                logger.warning("%s did not finish within %.0fs", thread.name, _STOP_JOIN_SECONDS)
+        if self._database is not None:
+            self._database.close()
