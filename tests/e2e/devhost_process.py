@@ -1,0 +1,89 @@
+"""Starts `python -m devhost` as its own process, as a user would, and talks to it over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO = Path(__file__).resolve().parents[2]
+_DASHBOARD_LINE = re.compile(r"Dashboard: (http://localhost:\d+)/")
+T = TypeVar("T")
+
+
+class DevhostProcess:
+    def __init__(self, data_dir: Path, settings: Mapping[str, str]) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in ("STORAGE_BACKEND", "EMBEDDED_DATA_DIR")}
+        env.update(settings)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "devhost", "--port", "0", "--data-dir", str(data_dir)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.output: list[str] = []
+        self._found = threading.Event()
+        self.base_url = ""
+        threading.Thread(target=self._read_output, daemon=True).start()
+        if not self._found.wait(60):
+            self.kill()
+            raise AssertionError("devhost did not start:\n" + "".join(self.output))
+
+    def _read_output(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+            match = _DASHBOARD_LINE.search(line)
+            if match:
+                self.base_url = match.group(1).replace("localhost", "127.0.0.1")
+                self._found.set()
+
+    def get(self, path: str, headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(self.base_url + path, headers=dict(headers or {}))
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def get_json(self, path: str) -> Any:
+        status, _, body = self.get(path)
+        assert status == 200, (path, status, body[:200])
+        return json.loads(body)
+
+    def stop(self) -> int:
+        """SIGTERM, as Ctrl-C would; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("devhost did not stop within 30 s of SIGTERM") from None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+
+
+def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
