@@ -31,5 +31,8 @@ test: lint typecheck
 unit: setup
 	$(PY) -m pytest tests/unit
 
+bench: setup
+	for name in summariser dashboard coldstart freshness; do $(PY) -m bench $$name || exit 1; done
+
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis
