@@ -1,8 +1,9 @@
 """The sliding-window summariser: readings in, one summary per changed series out, idempotently.
 
 Per batch and per series: one window-state write (If-Match) and one summary upsert, never a query.
-The summary is written before the state, so a crash between the two is repaired by the redelivery,
-which recomputes the same window and therefore the same summary document.
+The state is written first and carries the summary it implies, so a summary is only ever written from a
+window that won its If-Match; a crash between the two writes is repaired when the redelivered batch finds
+the window unchanged and writes the summary stored with the state.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class _KnownWindow:
     entries: list[tuple[int, str, float]]
     unit: str
     etag: str | None
+    latest: str | None  # the summary of this window as JSON, as stored with the state
+    summary_written: bool  # whether this process saw that summary's write succeed
 
 
 def build_summary(
@@ -125,58 +128,88 @@ class Summariser:
         if known is None:
             entity = self._state.get(WINDOWS_TABLE, key[0], key[1])
             if entity is None:
-                known = _KnownWindow([], "", None)
+                known = _KnownWindow([], "", None, None, summary_written=True)
             else:
                 window = SlidingWindow.from_json(self.window_size, str(entity.properties.get("entries", "")))
-                known = _KnownWindow(window.entries, str(entity.properties.get("unit", "")), entity.etag)
+                latest = entity.properties.get("latest")
+                known = _KnownWindow(
+                    window.entries,
+                    str(entity.properties.get("unit", "")),
+                    entity.etag,
+                    latest if isinstance(latest, str) else None,
+                    # Read from the store: this process cannot know the summary write after it happened.
+                    summary_written=False,
+                )
             self._known[key] = known
         return known
 
     def _write_round(self, pending: dict[SeriesKey, list[Reading]]) -> tuple[int, set[SeriesKey]]:
-        """Merge, write summaries, then states; returns how many were written and which changed under us."""
+        """Merge, write states (If-Match), then the summaries of the states written; returns how many
+        summaries changed and which series changed under us."""
         now = self._clock()
         changed: list[tuple[SeriesKey, SlidingWindow, str, dict[str, Any]]] = []
+        repairs: list[tuple[SeriesKey, dict[str, Any]]] = []
         for key, readings in pending.items():
             known = self._known_window(key)
             window = SlidingWindow(self.window_size, known.entries)
             if not window.merge((r.timestamp_ms, r.id, r.value) for r in readings):
-                continue  # every reading was already in the window, or older than all of it
+                # Already summarised: a redelivery. If the process that wrote this state died before its
+                # summary write, the state still carries that summary: one point read finds out, once.
+                if not known.summary_written and known.latest is not None:
+                    latest = json.loads(known.latest)
+                    if self._documents.read(SUMMARIES, key[0], str(latest["id"])) is None:
+                        repairs.append((key, latest))
+                    else:
+                        known.summary_written = True
+                continue
             newest = max(readings, key=lambda r: (r.timestamp_ms, r.id))
             unit = newest.unit or known.unit
             summary = build_summary(key[0], key[1], unit, window, now, self._ttl)
             if summary is not None:
                 changed.append((key, window, unit, summary))
-        if not changed:
-            return 0, set()
-        self._documents.upsert_many(SUMMARIES, [summary for _, _, _, summary in changed])
-        results = self._state.write_many(
-            WINDOWS_TABLE,
-            [
-                EntityWrite(
-                    key[0],
-                    key[1],
-                    {
-                        "entries": window.to_json(),
-                        "unit": unit,
-                        # Table properties are flat: the latest summary travels as JSON text.
-                        "latest": json.dumps(summary, separators=(",", ":")),
-                        "updated_at": summary["computed_at"],
-                    },
-                    self._known[key].etag,
-                )
-                for key, window, unit, summary in changed
-            ],
-        )
         conflicts: set[SeriesKey] = set()
-        for (key, window, unit, _), result in zip(changed, results, strict=True):
-            if isinstance(result, ConcurrencyConflict):
-                self._known.pop(key, None)  # re-read on the next round
-                conflicts.add(key)
-            else:
-                self._known[key] = _KnownWindow(window.entries, unit, result.etag)
+        accepted: list[tuple[SeriesKey, dict[str, Any]]] = []
+        if changed:
+            results = self._state.write_many(
+                WINDOWS_TABLE,
+                [
+                    EntityWrite(
+                        key[0],
+                        key[1],
+                        {
+                            "entries": window.to_json(),
+                            "unit": unit,
+                            # Table properties are flat: the latest summary travels as JSON text.
+                            "latest": json.dumps(summary, separators=(",", ":")),
+                            "updated_at": summary["computed_at"],
+                        },
+                        self._known[key].etag,
+                    )
+                    for key, window, unit, summary in changed
+                ],
+            )
+            for (key, window, unit, summary), result in zip(changed, results, strict=True):
+                if isinstance(result, ConcurrencyConflict):
+                    self._known.pop(key, None)  # re-read on the next round; nothing of ours was written
+                    conflicts.add(key)
+                else:
+                    latest = json.dumps(summary, separators=(",", ":"))
+                    self._known[key] = _KnownWindow(window.entries, unit, result.etag, latest, summary_written=False)
+                    accepted.append((key, summary))
+        to_write = accepted + repairs
+        if to_write:
+            try:
+                self._documents.upsert_many(SUMMARIES, [summary for _, summary in to_write])
+            except Exception:
+                # The states are written; the retry finds the windows unchanged and repairs from `latest`.
+                for key, _ in to_write:
+                    self._known.pop(key, None)
+                raise
+            for key, _ in to_write:
+                self._known[key].summary_written = True
         if conflicts:
             logger.info("window state changed under us for %d series; re-merging", len(conflicts))
-        return len(changed) - len(conflicts), conflicts
+        return len(accepted), conflicts
 
     def forget_cache(self) -> None:
         with self._lock:

@@ -1,0 +1,113 @@
+"""The binding metadata the Functions host indexes: triggers, settings they name, and the site-root route."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.component.app_functions import app_functions
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTING_EXPRESSION = re.compile(r"%([^%]+)%")
+
+HTTP_ROUTES = {
+    "dashboard_page": "{ignored:maxlength(0)?}",
+    "list_sensors": "api/sensors",
+    "list_summaries": "api/sensors/{sensor_id}/summaries",
+    "sensor_chart": "api/plots/{sensor_id}.png",
+    "health": "api/health",
+}
+
+
+@pytest.fixture(scope="module")
+def bindings() -> dict[str, list[dict[str, Any]]]:
+    return {name: json.loads(f.get_function_json())["bindings"] for name, f in app_functions().items()}
+
+
+def trigger(bindings: dict[str, list[dict[str, Any]]], name: str) -> dict[str, Any]:
+    triggers = [b for b in bindings[name] if str(b["type"]).endswith("Trigger")]
+    assert len(triggers) == 1, f"{name} must have exactly one trigger"
+    return triggers[0]
+
+
+def sample_settings() -> dict[str, str]:
+    values: dict[str, str] = json.loads((ROOT / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
+    return values
+
+
+def test_the_app_has_exactly_the_expected_functions(bindings: dict[str, list[dict[str, Any]]]) -> None:
+    assert set(bindings) == {"simulate_sensors", "summarise_readings", "summarise_events", *HTTP_ROUTES}
+
+
+def test_simulator_runs_on_a_configurable_timer(bindings: dict[str, list[dict[str, Any]]]) -> None:
+    timer = trigger(bindings, "simulate_sensors")
+
+    assert timer["type"] == "timerTrigger"
+    assert timer["schedule"] == "%SIMULATOR_SCHEDULE%"
+    assert timer["runOnStartup"] is True
+
+
+def test_readings_summariser_follows_the_readings_change_feed(bindings: dict[str, list[dict[str, Any]]]) -> None:
+    feed = trigger(bindings, "summarise_readings")
+
+    assert feed["type"] == "cosmosDBTrigger"
+    assert feed["connection"] == "COSMOS"
+    assert feed["databaseName"] == "%COSMOS_DATABASE_NAME%"
+    assert feed["containerName"] == "readings"
+    assert feed["leaseContainerName"] == "leases"
+    assert feed["createLeaseContainerIfNotExists"] is True
+
+
+def test_events_summariser_takes_event_hub_batches(bindings: dict[str, list[dict[str, Any]]]) -> None:
+    hub = trigger(bindings, "summarise_events")
+
+    assert hub["type"] == "eventHubTrigger"
+    assert hub["connection"] == "EVENTHUB"
+    assert hub["eventHubName"] == "%EVENTHUB_NAME%"
+    assert str(hub["cardinality"]).lower() == "many"
+
+
+@pytest.mark.parametrize(("name", "route"), sorted(HTTP_ROUTES.items()))
+def test_http_functions_are_anonymous_gets_on_their_routes(
+    bindings: dict[str, list[dict[str, Any]]], name: str, route: str
+) -> None:
+    http = trigger(bindings, name)
+
+    assert http["type"] == "httpTrigger"
+    assert http["route"] == route
+    assert [m.upper() for m in http["methods"]] == ["GET"]
+    assert str(http["authLevel"]).lower() == "anonymous"
+    assert any(b["type"] == "http" and b["direction"] == "OUT" for b in bindings[name])
+
+
+def test_every_setting_a_binding_names_is_in_the_sample_settings(bindings: dict[str, list[dict[str, Any]]]) -> None:
+    named = {
+        setting
+        for function_bindings in bindings.values()
+        for binding in function_bindings
+        for value in binding.values()
+        if isinstance(value, str)
+        for setting in SETTING_EXPRESSION.findall(value)
+    }
+    connections = {
+        binding["connection"]
+        for function_bindings in bindings.values()
+        for binding in function_bindings
+        if "connection" in binding
+    }
+
+    # The expressions in use, so that this test notices when a new one appears.
+    assert named >= {"SIMULATOR_SCHEDULE", "COSMOS_DATABASE_NAME", "EVENTHUB_NAME", "EVENTHUB_CONSUMER_GROUP"}
+    assert sorted(named - sample_settings().keys()) == []
+    assert [name for name in sorted(named) if not sample_settings()[name].strip()] == []
+    assert sorted(connections - sample_settings().keys()) == []
+
+
+def test_host_json_serves_http_functions_from_the_site_root() -> None:
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+
+    assert host["extensions"]["http"]["routePrefix"] == ""

@@ -1,0 +1,286 @@
+"""The dashboard's HTTP functions, called as the host calls them, over a temporary embedded store."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import azure.functions as func
+import pytest
+from PIL import Image
+
+from shared import services
+from shared.dashboard_page import render_page
+from shared.settings import get_settings
+from shared.storage.factory import get_stores
+from tests.component.app_functions import app_functions
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+SENSORS = ("sensor-01", "sensor-02", "lab.3:north")
+
+
+def _clear_caches() -> None:
+    for cached in (
+        get_settings,
+        get_stores,
+        services.get_summariser,
+        services.get_simulator,
+        services.get_dashboard,
+    ):
+        cached.cache_clear()
+
+
+@pytest.fixture
+def app_on_temp_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    _clear_caches()
+    monkeypatch.setenv("STORAGE_BACKEND", "embedded")
+    monkeypatch.setenv("EMBEDDED_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("WINDOW_SIZE", "5")
+    yield tmp_path
+    _clear_caches()
+
+
+@pytest.fixture
+def handlers() -> dict[str, Handler]:
+    return {name: cast(Handler, f.get_user_function()) for name, f in app_functions().items()}
+
+
+def reading(sensor_id: str, second: int, value: float) -> dict[str, object]:
+    return {
+        "id": f"{sensor_id}-{second:04d}",
+        "sensor_id": sensor_id,
+        "metric": "temperature",
+        "value": value,
+        "unit": "°C",
+        "timestamp": (T0 + timedelta(seconds=second)).isoformat(),
+    }
+
+
+def seed(seconds: range, sensors: tuple[str, ...] = SENSORS) -> None:
+    """One batch per second, as the change feed would deliver them: one new summary per sensor each time."""
+    for second in seconds:
+        batch = [reading(sensor, second, 20.0 + second + n) for n, sensor in enumerate(sensors)]
+        services.get_summariser().apply(batch, source="test")
+
+
+def get(
+    handler: Handler,
+    url: str,
+    params: dict[str, str] | None = None,
+    route_params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> func.HttpResponse:
+    request = func.HttpRequest(
+        method="GET",
+        url=f"http://localhost/{url}",
+        headers=headers or {},
+        params=params or {},
+        route_params=route_params or {},
+        body=b"",
+    )
+    return handler(request)
+
+
+def body_json(response: func.HttpResponse) -> Any:
+    assert response.mimetype == "application/json"
+    return json.loads(response.get_body())
+
+
+def summaries(handlers: dict[str, Handler], sensor_id: str, **params: str) -> func.HttpResponse:
+    return get(handlers["list_summaries"], f"api/sensors/{sensor_id}/summaries", params, {"sensor_id": sensor_id})
+
+
+def chart(
+    handlers: dict[str, Handler], sensor_id: str, headers: dict[str, str] | None = None, **params: str
+) -> func.HttpResponse:
+    return get(handlers["sensor_chart"], f"api/plots/{sensor_id}.png", params, {"sensor_id": sensor_id}, headers)
+
+
+def test_sensors_lists_every_series_with_its_latest_summary(
+    handlers: dict[str, Handler], app_on_temp_store: Path
+) -> None:
+    seed(range(8))
+    assert (app_on_temp_store / "sensorpulse.db").is_file()  # the app really runs on the temporary store
+
+    response = get(handlers["list_sensors"], "api/sensors")
+
+    assert response.status_code == 200
+    series = body_json(response)
+    assert sorted(s["sensor_id"] for s in series) == sorted(SENSORS)
+    by_sensor = {s["sensor_id"]: s for s in series}
+    first = by_sensor["sensor-01"]
+    assert (first["metric"], first["unit"]) == ("temperature", "°C")
+    # Window of 5 over 20..27: the newest five are 23..27.
+    assert (first["latest"]["count"], first["latest"]["min"], first["latest"]["max"]) == (5, 23.0, 27.0)
+    assert first["latest"]["window_end"] == "2024-05-01T10:00:07.000Z"
+    assert by_sensor["sensor-02"]["latest"]["max"] == 28.0
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_no_sensors_before_the_first_summary(handlers: dict[str, Handler]) -> None:
+    response = get(handlers["list_sensors"], "api/sensors")
+    page = get(handlers["dashboard_page"], "")
+
+    assert response.status_code == 200
+    assert body_json(response) == []
+    assert page.status_code == 200
+    assert '<article class="card"' not in page.get_body().decode("utf-8")
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_summaries_are_newest_first_with_ids_and_a_limit(handlers: dict[str, Handler]) -> None:
+    seed(range(8))
+
+    default = summaries(handlers, "sensor-01")
+    three = summaries(handlers, "sensor-01", limit="3")
+
+    assert default.status_code == 200
+    listed = body_json(default)
+    assert len(listed) == 8  # one summary per batch
+    ends = [s["window_end"] for s in listed]
+    assert ends == sorted(ends, reverse=True)
+    assert ends[0] == "2024-05-01T10:00:07.000Z"
+    assert all(isinstance(s["id"], str) and s["id"] for s in listed)
+    assert len({s["id"] for s in listed}) == 8
+    assert all(s["sensor_id"] == "sensor-01" for s in listed)
+    assert not any(key.startswith("_") for s in listed for key in s)
+    assert body_json(three) == listed[:3]
+    latest = {s["sensor_id"]: s["latest"] for s in body_json(get(handlers["list_sensors"], "api/sensors"))}
+    assert listed[0] == latest["sensor-01"]
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+@pytest.mark.parametrize("limit", ["0", "-1", "abc", "100000", "501", "2.5", ""])
+def test_a_bad_limit_is_a_400_with_a_reason(handlers: dict[str, Handler], limit: str) -> None:
+    seed(range(2))
+
+    response = summaries(handlers, "sensor-01", limit=limit)
+
+    assert response.status_code == 400
+    assert "limit" in body_json(response)["error"]
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_a_bad_metric_is_a_400(handlers: dict[str, Handler]) -> None:
+    seed(range(2))
+
+    assert summaries(handlers, "sensor-01", metric="Temp;drop").status_code == 400
+    assert chart(handlers, "sensor-01", metric="Temp;drop").status_code == 400
+    assert "metric" in body_json(summaries(handlers, "sensor-01", metric="Temp;drop"))["error"]
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_an_unknown_sensor_is_a_404(handlers: dict[str, Handler]) -> None:
+    seed(range(2))
+
+    for response in (
+        summaries(handlers, "sensor-99"),
+        chart(handlers, "sensor-99"),
+        summaries(handlers, "sensor-01", metric="humidity"),  # a known sensor, an unknown series
+        chart(handlers, "sensor-01", metric="humidity"),
+    ):
+        assert response.status_code == 404
+        assert "no summaries" in body_json(response)["error"]
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+@pytest.mark.parametrize("sensor_id", ["s" * 65, "<b>x", "has space", "-leading-dash", "a/b", ""])
+def test_an_invalid_sensor_id_is_a_400(handlers: dict[str, Handler], sensor_id: str) -> None:
+    seed(range(1))
+
+    for response in (summaries(handlers, sensor_id), chart(handlers, sensor_id)):
+        assert response.status_code == 400
+        assert "sensor_id" in body_json(response)["error"]
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_the_chart_is_a_png_of_the_documented_size(handlers: dict[str, Handler]) -> None:
+    seed(range(4))
+
+    normal = chart(handlers, "sensor-01")
+    sharp = chart(handlers, "sensor-01", scale="2")
+
+    assert normal.status_code == 200
+    assert normal.mimetype == "image/png"
+    assert Image.open(io.BytesIO(normal.get_body())).size == (640, 260)
+    assert sharp.status_code == 200
+    assert Image.open(io.BytesIO(sharp.get_body())).size == (1280, 520)
+    assert normal.headers.get("ETag")
+    assert normal.headers["ETag"] != sharp.headers["ETag"]
+    assert chart(handlers, "sensor-01", scale="4").status_code == 400
+    assert chart(handlers, "sensor-01", scale="0").status_code == 400
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_the_chart_etag_answers_304_until_a_new_summary_arrives(handlers: dict[str, Handler]) -> None:
+    seed(range(3))
+    first = chart(handlers, "sensor-01")
+    etag = first.headers["ETag"]
+
+    unchanged = chart(handlers, "sensor-01", headers={"If-None-Match": etag})
+    among_others = chart(handlers, "sensor-01", headers={"If-None-Match": f'"something-else", {etag}'})
+    other_tag = chart(handlers, "sensor-01", headers={"If-None-Match": '"something-else"'})
+
+    assert unchanged.status_code == 304
+    assert unchanged.get_body() == b""
+    assert unchanged.headers["ETag"] == etag
+    assert among_others.status_code == 304
+    assert other_tag.status_code == 200
+    assert other_tag.get_body() == first.get_body()
+
+    seed(range(3, 4))
+    after = chart(handlers, "sensor-01", headers={"If-None-Match": etag})
+
+    assert after.status_code == 200
+    assert after.headers["ETag"] != etag
+    assert after.get_body() != first.get_body()
+    assert Image.open(io.BytesIO(after.get_body())).size == (640, 260)
+    assert chart(handlers, "sensor-01", headers={"If-None-Match": after.headers["ETag"]}).status_code == 304
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_the_page_has_one_chart_per_sensor(handlers: dict[str, Handler]) -> None:
+    seed(range(3))
+
+    response = get(handlers["dashboard_page"], "")
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    page = response.get_body().decode("utf-8")
+    assert page.count('<article class="card"') == len(SENSORS)
+    assert page.count("<img ") == len(SENSORS)
+    for sensor in SENSORS:
+        assert f"<h2>{sensor}</h2>" in page
+        assert f'src="api/plots/{sensor.replace(":", "%3A")}.png?metric=temperature&amp;v=' in page
+
+
+def test_sensor_ids_are_html_escaped_on_the_page() -> None:
+    # The sensor id pattern admits no markup characters, so a crafted series shows the escaping.
+    crafted = {
+        "sensor_id": '<b>x"',
+        "metric": "temperature",
+        "unit": "<i>°C</i>",
+        "latest": {"id": 'abc"><script>', "min": 1.0, "avg": 2.0, "max": 3.0},
+    }
+
+    page = render_page([crafted])
+
+    assert "<b>x" not in page
+    assert "<i>°C" not in page
+    assert "<script>" not in page.split("<script>\n", 1)[0]  # only the page's own script tag
+    assert "<h2>&lt;b&gt;x&quot;</h2>" in page
+    assert 'data-key="&lt;b&gt;x&quot;|temperature"' in page
+    assert "api/plots/%3Cb%3Ex%22.png" in page
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_health_answers_200(handlers: dict[str, Handler]) -> None:
+    response = get(handlers["health"], "api/health")
+
+    assert response.status_code == 200
+    assert body_json(response)["status"] == "ok"

@@ -1,0 +1,384 @@
+"""The embedded SQLite adapters keep the contracts of the storage ports, on a real database file."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES
+from shared.storage.ports import ConcurrencyConflict, Document, Entity, EntityWrite, OutboundEvent, StorageError
+from shared.storage.sqlite_database import SqliteDatabase
+from shared.storage.sqlite_documents import SqliteDocumentStore
+from shared.storage.sqlite_events import SqliteEventHub
+from shared.storage.sqlite_state import SqliteStateStore
+
+TABLE = "things"
+HUB = "telemetry"
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[SqliteDatabase]:
+    db = SqliteDatabase.in_directory(tmp_path)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def documents(database: SqliteDatabase) -> SqliteDocumentStore:
+    return SqliteDocumentStore(database, PARTITION_KEY_PATHS)
+
+
+@pytest.fixture
+def state(database: SqliteDatabase) -> SqliteStateStore:
+    return SqliteStateStore(database)
+
+
+@pytest.fixture
+def hub(database: SqliteDatabase) -> SqliteEventHub:
+    return SqliteEventHub(database)
+
+
+def _reading(doc_id: str, sensor: str = "s1", timestamp: str = "2024-05-01T10:00:00.000Z", **extra: Any) -> Document:
+    return {"id": doc_id, "sensor_id": sensor, "metric": "temperature", "timestamp": timestamp, **extra}
+
+
+def _user_fields(document: Document) -> Document:
+    return {k: v for k, v in document.items() if not k.startswith("_")}
+
+
+def _whole_feed(documents: SqliteDocumentStore, container: str, page: int = 1000) -> list[Document]:
+    seen: list[Document] = []
+    continuation: str | None = None
+    while True:
+        batch = documents.read_changes(container, continuation, page)
+        if not batch.documents:
+            return seen
+        seen.extend(batch.documents)
+        continuation = batch.continuation
+
+
+# --- documents ---------------------------------------------------------------------------------------
+
+
+def test_upsert_then_read_returns_the_document_with_system_fields(documents: SqliteDocumentStore) -> None:
+    doc = _reading("r1", value=21.5)
+    documents.upsert_many(READINGS, [doc])
+
+    stored = documents.read(READINGS, "s1", "r1")
+
+    assert stored is not None
+    assert _user_fields(stored) == doc
+    assert isinstance(stored["_lsn"], int)
+    assert isinstance(stored["_etag"], str)
+    assert documents.read(READINGS, "s1", "missing") is None
+    assert documents.read(READINGS, "other-sensor", "r1") is None  # the partition key is part of the address
+
+
+def test_upsert_of_the_same_id_replaces_the_document(documents: SqliteDocumentStore) -> None:
+    documents.upsert_many(READINGS, [_reading("r1", value=1.0)])
+    documents.upsert_many(READINGS, [_reading("r1", value=2.0, note="replaced")])
+
+    stored = documents.read(READINGS, "s1", "r1")
+
+    assert stored is not None
+    assert stored["value"] == 2.0
+    assert stored["note"] == "replaced"
+    assert documents.count(READINGS) == 1
+
+
+def test_latest_is_newest_first_within_one_partition_with_limit_and_filter(documents: SqliteDocumentStore) -> None:
+    docs = [
+        _reading(f"r{minute}", timestamp=f"2024-05-01T10:{minute:02d}:00.000Z", metric=metric)
+        for minute, metric in [(5, "temperature"), (1, "humidity"), (9, "temperature"), (3, "temperature")]
+    ]
+    # Newer than all of them, but in another partition: never returned for s1.
+    docs.append(_reading("other", sensor="s2", timestamp="2024-05-01T11:00:00.000Z"))
+    documents.upsert_many(READINGS, docs)
+
+    everything = documents.latest(READINGS, "s1", "timestamp", 10)
+    two = documents.latest(READINGS, "s1", "timestamp", 2)
+    temperatures = documents.latest(READINGS, "s1", "timestamp", 10, equals={"metric": "temperature"})
+
+    assert [d["id"] for d in everything] == ["r9", "r5", "r3", "r1"]
+    assert [d["id"] for d in two] == ["r9", "r5"]
+    assert [d["id"] for d in temperatures] == ["r9", "r5", "r3"]
+    assert documents.latest(READINGS, "s1", "timestamp", 10, equals={"metric": "pressure"}) == []
+    with pytest.raises(ValueError):
+        documents.latest(READINGS, "s1", "timestamp') OR 1=1 --", 10)
+
+
+def test_change_feed_from_the_start_and_resuming_after_a_continuation(documents: SqliteDocumentStore) -> None:
+    documents.upsert_many(READINGS, [_reading("a"), _reading("b", sensor="s2")])
+    documents.upsert_many(READINGS, [_reading("c")])
+
+    first = documents.read_changes(READINGS, None, 100)
+    assert [d["id"] for d in first.documents] == ["a", "b", "c"]
+    assert first.continuation is not None
+
+    nothing_new = documents.read_changes(READINGS, first.continuation, 100)
+    assert nothing_new.documents == []
+    assert nothing_new.continuation == first.continuation
+
+    documents.upsert_many(READINGS, [_reading("d"), _reading("a", value=99.0)])  # "a" is replaced
+    later = documents.read_changes(READINGS, first.continuation, 100)
+    assert [d["id"] for d in later.documents] == ["d", "a"]
+    assert later.documents[1]["value"] == 99.0
+    # A replaced document is in the feed once, at its new position.
+    assert [d["id"] for d in documents.read_changes(READINGS, None, 100).documents] == ["b", "c", "d", "a"]
+
+
+def test_change_feed_respects_max_items(documents: SqliteDocumentStore) -> None:
+    documents.upsert_many(READINGS, [_reading(f"r{n:02d}") for n in range(7)])
+
+    pages: list[list[str]] = []
+    continuation: str | None = None
+    for _ in range(5):
+        batch = documents.read_changes(READINGS, continuation, 3)
+        pages.append([d["id"] for d in batch.documents])
+        continuation = batch.continuation
+
+    assert pages == [["r00", "r01", "r02"], ["r03", "r04", "r05"], ["r06"], [], []]
+
+
+def test_change_feeds_of_containers_are_separate(documents: SqliteDocumentStore) -> None:
+    documents.upsert_many(READINGS, [_reading("r1")])
+    documents.upsert_many(SUMMARIES, [_reading("s1-summary")])
+
+    assert [d["id"] for d in _whole_feed(documents, READINGS)] == ["r1"]
+    assert [d["id"] for d in _whole_feed(documents, SUMMARIES)] == ["s1-summary"]
+
+
+def test_expired_documents_are_not_returned(documents: SqliteDocumentStore) -> None:
+    documents.upsert_many(READINGS, [_reading("short", ttl=1), _reading("kept", ttl=3600), _reading("forever")])
+    assert {d["id"] for d in _whole_feed(documents, READINGS)} == {"short", "kept", "forever"}
+
+    time.sleep(1.1)
+
+    assert {d["id"] for d in _whole_feed(documents, READINGS)} == {"kept", "forever"}
+    assert documents.read(READINGS, "s1", "short") is None
+    assert documents.read(READINGS, "s1", "kept") is not None
+    assert {d["id"] for d in documents.latest(READINGS, "s1", "timestamp", 10)} == {"kept", "forever"}
+
+
+def test_end_of_feed_skips_everything_written_before(documents: SqliteDocumentStore) -> None:
+    assert documents.read_changes(READINGS, documents.end_of_feed(READINGS), 100).documents == []
+
+    documents.upsert_many(READINGS, [_reading("old-1"), _reading("old-2")])
+    now = documents.end_of_feed(READINGS)
+    assert documents.read_changes(READINGS, now, 100).documents == []
+
+    documents.upsert_many(READINGS, [_reading("new"), _reading("old-1", value=5.0)])
+    assert [d["id"] for d in documents.read_changes(READINGS, now, 100).documents] == ["new", "old-1"]
+
+
+def test_documents_without_partition_key_or_id_are_refused(documents: SqliteDocumentStore) -> None:
+    with pytest.raises(StorageError):
+        documents.upsert_many(READINGS, [{"id": "no-sensor", "value": 1.0}])
+    with pytest.raises(StorageError):
+        documents.upsert_many(READINGS, [{"id": "empty-sensor", "sensor_id": ""}])
+    with pytest.raises(StorageError):
+        documents.upsert_many(READINGS, [{"sensor_id": "s1"}])
+    # A batch with one bad document writes nothing at all.
+    with pytest.raises(StorageError):
+        documents.upsert_many(READINGS, [_reading("good"), {"id": "bad"}])
+    assert documents.count(READINGS) == 0
+
+
+# --- state -------------------------------------------------------------------------------------------
+
+
+def test_state_get_and_upsert(state: SqliteStateStore) -> None:
+    assert state.get(TABLE, "p", "r") is None
+
+    first = state.upsert(TABLE, "p", "r", {"n": 1})
+    second = state.upsert(TABLE, "p", "r", {"n": 2, "label": "two"})
+
+    stored = state.get(TABLE, "p", "r")
+    assert stored is not None
+    assert stored.properties == {"n": 2, "label": "two"}
+    assert stored.etag == second.etag != first.etag
+    assert state.get("other-table", "p", "r") is None
+
+
+def test_write_without_etag_inserts_only_if_absent(state: SqliteStateStore) -> None:
+    created = state.write(TABLE, EntityWrite("p", "r", {"owner": "first"}))
+
+    with pytest.raises(ConcurrencyConflict):
+        state.write(TABLE, EntityWrite("p", "r", {"owner": "second"}))
+
+    stored = state.get(TABLE, "p", "r")
+    assert stored is not None
+    assert stored.properties == {"owner": "first"}
+    assert stored.etag == created.etag
+
+
+def test_write_with_etag_succeeds_only_on_the_current_etag(state: SqliteStateStore) -> None:
+    original = state.upsert(TABLE, "p", "r", {"v": 1})
+    updated = state.write(TABLE, EntityWrite("p", "r", {"v": 2}, original.etag))
+    assert updated.etag != original.etag
+
+    with pytest.raises(ConcurrencyConflict):
+        state.write(TABLE, EntityWrite("p", "r", {"v": 3}, original.etag))  # stale
+
+    stored = state.get(TABLE, "p", "r")
+    assert stored is not None
+    assert stored.properties == {"v": 2}
+    assert stored.etag == updated.etag
+
+    with pytest.raises(ConcurrencyConflict):
+        state.write(TABLE, EntityWrite("p", "absent", {"v": 1}, updated.etag))  # If-Match on a missing entity
+    assert state.get(TABLE, "p", "absent") is None
+
+
+def test_write_many_reports_each_result_on_its_own(state: SqliteStateStore) -> None:
+    a = state.upsert(TABLE, "p", "a", {"v": 1})
+    state.upsert(TABLE, "p", "b", {"v": 1})
+
+    results = state.write_many(
+        TABLE,
+        [
+            EntityWrite("p", "a", {"v": 2}, a.etag),
+            EntityWrite("p", "b", {"v": 2}, 'W/"stale"'),
+            EntityWrite("p", "c", {"v": 2}),
+        ],
+    )
+
+    assert isinstance(results[0], Entity)
+    assert isinstance(results[1], ConcurrencyConflict)
+    assert isinstance(results[2], Entity)
+    by_key = {e.row_key: e.properties["v"] for e in state.query(TABLE, "p")}
+    assert by_key == {"a": 2, "b": 1, "c": 2}
+    stored_a = state.get(TABLE, "p", "a")
+    assert stored_a is not None
+    assert stored_a.etag == results[0].etag
+
+
+def test_query_one_partition_or_the_whole_table_and_delete(state: SqliteStateStore) -> None:
+    state.upsert(TABLE, "p2", "x", {"v": 1})
+    state.upsert(TABLE, "p1", "b", {"v": 2})
+    state.upsert(TABLE, "p1", "a", {"v": 3})
+    state.upsert("another", "p1", "z", {"v": 4})
+
+    assert [(e.partition_key, e.row_key) for e in state.query(TABLE, "p1")] == [("p1", "a"), ("p1", "b")]
+    assert [(e.partition_key, e.row_key) for e in state.query(TABLE)] == [("p1", "a"), ("p1", "b"), ("p2", "x")]
+    assert state.query(TABLE, "nobody") == []
+
+    state.delete(TABLE, "p1", "a")
+    state.delete(TABLE, "p1", "never-existed")  # deleting nothing is not an error
+
+    assert state.get(TABLE, "p1", "a") is None
+    assert [(e.partition_key, e.row_key) for e in state.query(TABLE)] == [("p1", "b"), ("p2", "x")]
+    assert [e.row_key for e in state.query("another")] == ["z"]
+
+
+# --- event hub ---------------------------------------------------------------------------------------
+
+
+def _all_events(hub: SqliteEventHub) -> dict[int, list[bytes]]:
+    return {p: [e.body for e in hub.receive(HUB, p, None, 1000)] for p in range(hub.partitions)}
+
+
+def test_events_with_one_partition_key_stay_in_one_partition_in_order(hub: SqliteEventHub) -> None:
+    for batch in range(3):
+        hub.publish(
+            HUB,
+            [OutboundEvent(f"{key}-{batch}-{n}".encode(), partition_key=key) for n in range(4) for key in ("a", "b")],
+        )
+
+    events = _all_events(hub)
+    for key in ("a", "b"):
+        holding = [p for p, bodies in events.items() if any(b.startswith(f"{key}-".encode()) for b in bodies)]
+        assert len(holding) == 1
+        own = [b for b in events[holding[0]] if b.startswith(f"{key}-".encode())]
+        assert own == [f"{key}-{batch}-{n}".encode() for batch in range(3) for n in range(4)]
+    assert sum(len(bodies) for bodies in events.values()) == 24
+
+
+def test_events_keep_key_and_properties_and_get_increasing_sequence_numbers(hub: SqliteEventHub) -> None:
+    hub.publish(HUB, [OutboundEvent(b"one", "k", {"kind": "reading"}), OutboundEvent(b"two", "k")])
+    partition = next(p for p in range(hub.partitions) if hub.receive(HUB, p, None, 10))
+
+    received = hub.receive(HUB, partition, None, 10)
+
+    assert [(e.body, e.partition_key, e.properties) for e in received] == [
+        (b"one", "k", {"kind": "reading"}),
+        (b"two", "k", {}),
+    ]
+    assert received[0].sequence_number < received[1].sequence_number
+
+
+def test_events_without_key_are_spread_over_partitions(hub: SqliteEventHub) -> None:
+    hub.publish(HUB, [OutboundEvent(f"e{n}".encode()) for n in range(hub.partitions * 2)])
+
+    assert all(len(bodies) == 2 for bodies in _all_events(hub).values())
+
+
+def test_receive_after_a_sequence_number_and_max_events(hub: SqliteEventHub) -> None:
+    hub.publish(HUB, [OutboundEvent(f"e{n}".encode(), partition_key="k") for n in range(5)])
+    partition = next(p for p in range(hub.partitions) if hub.receive(HUB, p, None, 10))
+    first_two = hub.receive(HUB, partition, None, 2)
+
+    rest = hub.receive(HUB, partition, first_two[-1].sequence_number, 100)
+
+    assert [e.body for e in first_two] == [b"e0", b"e1"]
+    assert [e.body for e in rest] == [b"e2", b"e3", b"e4"]
+    assert hub.receive(HUB, partition, rest[-1].sequence_number, 100) == []
+    assert hub.receive("another-hub", partition, None, 100) == []
+
+
+def test_checkpoints_are_independent_per_consumer_group_and_partition(hub: SqliteEventHub) -> None:
+    assert hub.checkpoint(HUB, "$Default", 0) is None
+
+    hub.set_checkpoint(HUB, "$Default", 0, 10)
+    hub.set_checkpoint(HUB, "dashboard", 0, 3)
+    hub.set_checkpoint(HUB, "$Default", 1, 7)
+    hub.set_checkpoint(HUB, "$Default", 0, 12)  # moves forward
+
+    assert hub.checkpoint(HUB, "$Default", 0) == 12
+    assert hub.checkpoint(HUB, "dashboard", 0) == 3
+    assert hub.checkpoint(HUB, "$Default", 1) == 7
+    assert hub.checkpoint(HUB, "dashboard", 1) is None
+    assert hub.checkpoint("another-hub", "$Default", 0) is None
+
+
+# --- threads -----------------------------------------------------------------------------------------
+
+
+def test_concurrent_upserts_from_threads_are_all_in_the_change_feed_once(documents: SqliteDocumentStore) -> None:
+    threads, per_thread = 8, 200
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            start.wait()
+            for n in range(per_thread):
+                documents.upsert_many(READINGS, [_reading(f"w{worker}-{n:03d}", sensor=f"s{worker % 3}")])
+        except BaseException as error:  # reported below: an exception in a thread would otherwise vanish
+            errors.append(error)
+
+    workers = [threading.Thread(target=write, args=(w,)) for w in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+    assert errors == []
+    expected = {f"w{w}-{n:03d}" for w in range(threads) for n in range(per_thread)}
+    assert documents.count(READINGS) == len(expected)
+
+    feed = _whole_feed(documents, READINGS, page=97)
+    ids = [d["id"] for d in feed]
+    lsns = [d["_lsn"] for d in feed]
+    assert len(ids) == len(expected)
+    assert set(ids) == expected
+    assert all(a < b for a, b in zip(lsns, lsns[1:], strict=False))
+    # Each worker's own writes appear in the order it made them.
+    for w in range(threads):
+        own = [i for i in ids if i.startswith(f"w{w}-")]
+        assert own == sorted(own)
