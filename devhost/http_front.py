@@ -69,6 +69,9 @@ def to_http_response(result: Any) -> func.HttpResponse:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, a kept-alive connection waits
+    # for the client's delayed ACK (~40 ms) before the body.
+    disable_nagle_algorithm = True
     server_version = "devhost"
     server: DevHostHttpServer
 

@@ -8,7 +8,6 @@ the window unchanged and writes the summary stored with the state.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections import defaultdict
@@ -17,8 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from shared.dead_letters import DeadLetter, DeadLetterBox
-from shared.readings import InvalidReading, Reading, format_timestamp, from_epoch_ms, parse_reading
+from shared.readings import InvalidReading, Reading, format_epoch_ms, format_timestamp, parse_reading
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import ConcurrencyConflict, DocumentStore, EntityWrite, StateStore, StorageError
 from shared.window import SlidingWindow, summary_id
@@ -39,7 +40,7 @@ class BatchOutcome:
 
 @dataclass(slots=True)
 class _KnownWindow:
-    entries: list[tuple[int, str, float]]
+    window: SlidingWindow
     unit: str
     etag: str | None
     latest: str | None  # the summary of this window as JSON, as stored with the state
@@ -47,8 +48,9 @@ class _KnownWindow:
 
 
 def build_summary(
-    sensor_id: str, metric: str, unit: str, window: SlidingWindow, computed_at: datetime, ttl_seconds: int
+    sensor_id: str, metric: str, unit: str, window: SlidingWindow, computed_at: str, ttl_seconds: int
 ) -> dict[str, Any] | None:
+    """The summary document of a window; computed_at is already formatted (one clock read per batch)."""
     stats = window.stats()
     if stats is None:
         return None
@@ -61,10 +63,10 @@ def build_summary(
         "min": stats.min,
         "max": stats.max,
         "avg": stats.avg,
-        "window_start": format_timestamp(from_epoch_ms(stats.first_ms)),
-        "window_end": format_timestamp(from_epoch_ms(stats.last_ms)),
+        "window_start": format_epoch_ms(stats.first_ms),
+        "window_end": format_epoch_ms(stats.last_ms),
         "newest_reading_id": stats.newest_id,
-        "computed_at": format_timestamp(computed_at),
+        "computed_at": computed_at,
     }
     if ttl_seconds:
         summary["ttl"] = ttl_seconds
@@ -128,12 +130,12 @@ class Summariser:
         if known is None:
             entity = self._state.get(WINDOWS_TABLE, key[0], key[1])
             if entity is None:
-                known = _KnownWindow([], "", None, None, summary_written=True)
+                known = _KnownWindow(SlidingWindow(self.window_size), "", None, None, summary_written=True)
             else:
                 window = SlidingWindow.from_json(self.window_size, str(entity.properties.get("entries", "")))
                 latest = entity.properties.get("latest")
                 known = _KnownWindow(
-                    window.entries,
+                    window,
                     str(entity.properties.get("unit", "")),
                     entity.etag,
                     latest if isinstance(latest, str) else None,
@@ -146,17 +148,17 @@ class Summariser:
     def _write_round(self, pending: dict[SeriesKey, list[Reading]]) -> tuple[int, set[SeriesKey]]:
         """Merge, write states (If-Match), then the summaries of the states written; returns how many
         summaries changed and which series changed under us."""
-        now = self._clock()
-        changed: list[tuple[SeriesKey, SlidingWindow, str, dict[str, Any]]] = []
+        now = format_timestamp(self._clock())
+        changed: list[tuple[SeriesKey, SlidingWindow, str, dict[str, Any], str]] = []
         repairs: list[tuple[SeriesKey, dict[str, Any]]] = []
         for key, readings in pending.items():
             known = self._known_window(key)
-            window = SlidingWindow(self.window_size, known.entries)
+            window = known.window.copy()
             if not window.merge((r.timestamp_ms, r.id, r.value) for r in readings):
                 # Already summarised: a redelivery. If the process that wrote this state died before its
                 # summary write, the state still carries that summary: one point read finds out, once.
                 if not known.summary_written and known.latest is not None:
-                    latest = json.loads(known.latest)
+                    latest = orjson.loads(known.latest)
                     if self._documents.read(SUMMARIES, key[0], str(latest["id"])) is None:
                         repairs.append((key, latest))
                     else:
@@ -166,7 +168,7 @@ class Summariser:
             unit = newest.unit or known.unit
             summary = build_summary(key[0], key[1], unit, window, now, self._ttl)
             if summary is not None:
-                changed.append((key, window, unit, summary))
+                changed.append((key, window, unit, summary, orjson.dumps(summary).decode()))
         conflicts: set[SeriesKey] = set()
         accepted: list[tuple[SeriesKey, dict[str, Any]]] = []
         if changed:
@@ -180,21 +182,20 @@ class Summariser:
                             "entries": window.to_json(),
                             "unit": unit,
                             # Table properties are flat: the latest summary travels as JSON text.
-                            "latest": json.dumps(summary, separators=(",", ":")),
+                            "latest": latest,
                             "updated_at": summary["computed_at"],
                         },
                         self._known[key].etag,
                     )
-                    for key, window, unit, summary in changed
+                    for key, window, unit, summary, latest in changed
                 ],
             )
-            for (key, window, unit, summary), result in zip(changed, results, strict=True):
+            for (key, window, unit, summary, latest), result in zip(changed, results, strict=True):
                 if isinstance(result, ConcurrencyConflict):
                     self._known.pop(key, None)  # re-read on the next round; nothing of ours was written
                     conflicts.add(key)
                 else:
-                    latest = json.dumps(summary, separators=(",", ":"))
-                    self._known[key] = _KnownWindow(window.entries, unit, result.etag, latest, summary_written=False)
+                    self._known[key] = _KnownWindow(window, unit, result.etag, latest, summary_written=False)
                     accepted.append((key, summary))
         to_write = accepted + repairs
         if to_write:

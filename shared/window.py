@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import orjson
 
 # (timestamp in epoch ms, reading id, value): tuples sort by time, then id, which breaks ties stably.
 WindowEntry = tuple[int, str, float]
@@ -37,6 +38,13 @@ class SlidingWindow:
         self._entries: list[WindowEntry] = []
         self._ids: set[str] = set()
         self.merge(entries)
+
+    def copy(self) -> SlidingWindow:
+        clone = SlidingWindow.__new__(SlidingWindow)
+        clone.size = self.size
+        clone._entries = list(self._entries)
+        clone._ids = set(self._ids)
+        return clone
 
     @property
     def entries(self) -> list[WindowEntry]:
@@ -81,11 +89,11 @@ class SlidingWindow:
         )
 
     def to_json(self) -> str:
-        return json.dumps(self._entries, separators=(",", ":"))
+        return orjson.dumps(self._entries).decode()
 
     @classmethod
     def from_json(cls, size: int, text: str) -> SlidingWindow:
-        raw = json.loads(text) if text else []
+        raw = orjson.loads(text) if text else []
         return cls(size, ((int(ts), str(rid), float(value)) for ts, rid, value in raw))
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 DATABASE_FILE = "sensorpulse.db"
 
 _SCHEMA = """
+-- Rowid tables with a unique key rather than WITHOUT ROWID: bodies of a few hundred bytes or more make
+-- WITHOUT ROWID B-trees split often, which made writes about 40% slower.
 CREATE TABLE IF NOT EXISTS documents (
     container TEXT NOT NULL,
     pk TEXT NOT NULL,
@@ -19,14 +21,17 @@ CREATE TABLE IF NOT EXISTS documents (
     lsn INTEGER NOT NULL,
     ts REAL NOT NULL,
     expires_at REAL,
-    PRIMARY KEY (container, pk, id)
-) WITHOUT ROWID;
+    UNIQUE (container, pk, id)
+);
 CREATE UNIQUE INDEX IF NOT EXISTS documents_feed ON documents (container, lsn);
 CREATE INDEX IF NOT EXISTS documents_expiry ON documents (expires_at) WHERE expires_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS documents_by_timestamp
-    ON documents (container, pk, json_extract(body, '$.timestamp'));
-CREATE INDEX IF NOT EXISTS documents_by_window_end
-    ON documents (container, pk, json_extract(body, '$.window_end'));
+-- Partial indexes: only the container that is read in that order pays for parsing the JSON body on write.
+DROP INDEX IF EXISTS documents_by_timestamp;
+DROP INDEX IF EXISTS documents_by_window_end;
+CREATE INDEX IF NOT EXISTS readings_by_timestamp
+    ON documents (pk, json_extract(body, '$.timestamp')) WHERE container = 'readings';
+CREATE INDEX IF NOT EXISTS summaries_by_window_end
+    ON documents (pk, json_extract(body, '$.window_end')) WHERE container = 'summaries';
 
 CREATE TABLE IF NOT EXISTS entities (
     tbl TEXT NOT NULL,
@@ -34,8 +39,8 @@ CREATE TABLE IF NOT EXISTS entities (
     rk TEXT NOT NULL,
     props TEXT NOT NULL,
     etag TEXT NOT NULL,
-    PRIMARY KEY (tbl, pk, rk)
-) WITHOUT ROWID;
+    UNIQUE (tbl, pk, rk)
+);
 
 CREATE TABLE IF NOT EXISTS hub_events (
     hub TEXT NOT NULL,
@@ -80,6 +85,7 @@ class SqliteDatabase:
         # NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash may lose the last commits.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA cache_size=-32768")  # 32 MiB of pages: the hot windows and summaries stay cached
         return conn
 
     @contextlib.contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -10,11 +9,18 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from shared.storage.ports import ChangeBatch, Document, StorageError
 from shared.storage.sqlite_database import SqliteDatabase
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PURGE_EVERY_SECONDS = 60.0
+_SYSTEM_PROPERTIES = frozenset({"_rid", "_self", "_etag", "_attachments", "_ts", "_lsn"})
+
+
+def _without_system(document: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k not in _SYSTEM_PROPERTIES}
 
 
 class SqliteDocumentStore:
@@ -46,8 +52,11 @@ class SqliteDocumentStore:
                 raise StorageError("document has no string id")
             ttl = document.get("ttl")
             expires = now + ttl if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0 else None
-            body = {k: v for k, v in document.items() if not k.startswith("_")}
-            rows.append((container, self._partition_key(container, document), doc_id, json.dumps(body), expires))
+            # Cosmos's system properties are the store's to set, never the caller's.
+            body = document if _SYSTEM_PROPERTIES.isdisjoint(document) else _without_system(document)
+            rows.append(
+                (container, self._partition_key(container, document), doc_id, orjson.dumps(body).decode(), expires)
+            )
         with self._db.transaction() as conn:
             (last,) = conn.execute(
                 "SELECT COALESCE(MAX(lsn), 0) FROM documents WHERE container = ?", (container,)
@@ -72,7 +81,7 @@ class SqliteDocumentStore:
 
     @staticmethod
     def _document(body: str, lsn: int, ts: float) -> Document:
-        document: Document = json.loads(body)
+        document: Document = orjson.loads(body)
         document["_lsn"] = lsn
         document["_ts"] = int(ts)
         document["_etag"] = f'"{uuid.UUID(int=lsn)}"'
@@ -95,12 +104,13 @@ class SqliteDocumentStore:
         limit: int,
         equals: Mapping[str, str] | None = None,
     ) -> list[Document]:
-        fields = [order_by, *(equals or {})]
+        fields = [container, order_by, *(equals or {})]
         if not all(_FIELD.match(name) for name in fields):
-            raise ValueError("field names must be identifiers")
-        sql = "SELECT body, lsn, ts FROM documents WHERE container = ? AND pk = ? "
+            raise ValueError("container and field names must be identifiers")
+        # The container as a literal lets SQLite use the partial index of that container.
+        sql = f"SELECT body, lsn, ts FROM documents WHERE container = '{container}' AND pk = ? "
         sql += "AND (expires_at IS NULL OR expires_at > ?) "
-        params: list[Any] = [container, partition_key, time.time()]
+        params: list[Any] = [partition_key, time.time()]
         for name, value in (equals or {}).items():
             sql += f"AND json_extract(body, '$.{name}') = ? "
             params.append(value)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import uuid
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from shared.storage.ports import ConcurrencyConflict, Entity, EntityWrite
 from shared.storage.sqlite_database import SqliteDatabase
 
 
 def _new_etag() -> str:
-    return f'W/"{uuid.uuid4().hex}"'
+    # Random, not a counter: several processes (devhost, tests, benches) may share one database file.
+    return f'W/"{os.urandom(12).hex()}"'
 
 
 class SqliteStateStore:
@@ -25,7 +27,7 @@ class SqliteStateStore:
                 "SELECT props, etag FROM entities WHERE tbl = ? AND pk = ? AND rk = ?",
                 (table, partition_key, row_key),
             ).fetchone()
-        return None if row is None else Entity(partition_key, row_key, json.loads(row[0]), row[1])
+        return None if row is None else Entity(partition_key, row_key, orjson.loads(row[0]), row[1])
 
     def query(self, table: str, partition_key: str | None = None) -> list[Entity]:
         with self._db.connection() as conn:
@@ -38,11 +40,11 @@ class SqliteStateStore:
                     "SELECT pk, rk, props, etag FROM entities WHERE tbl = ? AND pk = ? ORDER BY rk",
                     (table, partition_key),
                 ).fetchall()
-        return [Entity(pk, rk, json.loads(props), etag) for pk, rk, props, etag in rows]
+        return [Entity(pk, rk, orjson.loads(props), etag) for pk, rk, props, etag in rows]
 
     def upsert(self, table: str, partition_key: str, row_key: str, properties: Mapping[str, Any]) -> Entity:
         etag = _new_etag()
-        body = json.dumps(dict(properties))
+        body = orjson.dumps(dict(properties)).decode()
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO entities (tbl, pk, rk, props, etag) VALUES (?,?,?,?,?) "
@@ -62,7 +64,7 @@ class SqliteStateStore:
         with self._db.transaction() as conn:
             for change in changes:
                 etag = _new_etag()
-                body = json.dumps(dict(change.properties))
+                body = orjson.dumps(dict(change.properties)).decode()
                 if change.etag is None:
                     cursor = conn.execute(
                         "INSERT INTO entities (tbl, pk, rk, props, etag) VALUES (?,?,?,?,?) "

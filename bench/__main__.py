@@ -1,0 +1,54 @@
+"""python -m bench <name>: run one benchmark and print its result as ONE JSON line on stdout.
+
+Diagnostics go to stderr. Each bench module is imported only when it is chosen: the dashboard bench must set
+the storage settings before anything imports `shared.services`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import sys
+import traceback
+from typing import Any
+
+from bench.common import machine
+
+BENCHES: dict[str, str] = {
+    "summariser": "summariser throughput on embedded SQLite, against the query-per-sensor reference",
+    "dashboard": "PNG chart endpoint: cached (304 and 200) and fresh render times",
+    "coldstart": "time to `import function_app` in a fresh interpreter",
+    "freshness": "reading written -> visible in GET /api/sensors, through a devhost subprocess",
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m bench <name>", "", "benchmarks:"]
+    lines += [f"  {name:<11} {about}" for name, about in BENCHES.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in BENCHES:
+        print(usage(), file=sys.stderr)
+        return 2
+    name = argv[0]
+    module = importlib.import_module(f"bench.{name}")
+    result: dict[str, Any]
+    code = 0
+    # Anything a library prints while the bench runs goes to stderr, so stdout holds only the result line.
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            result = module.run()
+        except Exception as failure:
+            traceback.print_exc(file=sys.stderr)
+            result = {"bench": name, "error": f"{type(failure).__name__}: {failure}", "meets_target": False}
+            code = 1
+    result.setdefault("machine", machine())
+    print(json.dumps(result, ensure_ascii=False), flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,158 @@
+"""The PNG chart endpoint through the real handler (`sensor_chart`), on embedded storage in a temp dir.
+
+Seeds one sensor with 130 summaries (one reading per Summariser.apply, so each makes a summary), then times
+the handler alone (storage reads, ETag, render or cache):
+
+* cached: If-None-Match with the current ETag (304), and a plain repeat (200 from the render cache);
+* fresh: a new reading before each call makes a new summary, so the ETag changes and the chart is rendered
+  from the latest 120 summaries. The first render (which imports matplotlib) is reported on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+
+from bench.common import log, machine, median, ms, percentile, reading_document
+
+SENSOR_ID = "bench-sensor-01"
+SEED_READINGS = 130
+CACHED_CALLS = 200
+FRESH_RENDERS = 30
+TARGET_CACHED_MS = 5.0
+TARGET_FRESH_MS = 80.0
+_READING_GAP = timedelta(seconds=5)
+
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def _request(if_none_match: str | None = None) -> func.HttpRequest:
+    headers = {"If-None-Match": if_none_match} if if_none_match else {}
+    return func.HttpRequest(
+        method="GET",
+        url=f"http://localhost/api/plots/{SENSOR_ID}.png",
+        headers=headers,
+        params={},
+        route_params={"sensor_id": SENSOR_ID},
+        body=b"",
+    )
+
+
+def _timed(handler: Handler, request: func.HttpRequest, expected_status: int) -> tuple[float, func.HttpResponse]:
+    began = time.perf_counter()
+    response = handler(request)
+    elapsed = time.perf_counter() - began
+    if response.status_code != expected_status:
+        raise RuntimeError(f"sensor_chart answered {response.status_code}, expected {expected_status}")
+    if expected_status == 200 and not (response.get_body() or b"").startswith(b"\x89PNG"):
+        raise RuntimeError("sensor_chart's 200 is not a PNG")
+    return elapsed, response
+
+
+def _configure(data_dir: Path) -> None:
+    """Settings are read once per process: they must be in the environment before the app is imported."""
+    os.environ["STORAGE_BACKEND"] = "embedded"
+    os.environ["EMBEDDED_DATA_DIR"] = str(data_dir)
+    os.environ["WINDOW_SIZE"] = "10"
+    from shared.settings import get_settings
+
+    if get_settings().embedded_data_dir != data_dir:
+        raise RuntimeError("settings were read before the bench set them; run `python -m bench dashboard`")
+
+
+def _chart_handler() -> Handler:
+    import function_app
+
+    for function in function_app.app.get_functions():
+        if function.get_function_name() == "sensor_chart":
+            handler: Handler = function.get_user_function()
+            return handler
+    raise RuntimeError("function_app has no sensor_chart function")
+
+
+def run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
+        data_dir = Path(tmp).resolve()
+        _configure(data_dir)
+        from shared.services import get_summariser
+        from shared.storage.factory import get_stores
+        from shared.storage.names import SUMMARIES
+        from shared.storage.sqlite_documents import SqliteDocumentStore
+
+        handler = _chart_handler()
+        summariser = get_summariser()
+        rng = random.Random(7)
+        moment = datetime.now(UTC) - _READING_GAP * (SEED_READINGS + FRESH_RENDERS + 1)
+        value = 24.0
+        sequence = 0
+
+        def add_reading() -> None:
+            nonlocal moment, value, sequence
+            value = min(40.0, max(15.0, value + rng.gauss(0.0, 0.6)))
+            doc = reading_document(SENSOR_ID, sequence, value, moment)
+            outcome = summariser.apply([doc], source="bench")
+            if outcome.summaries_written != 1:
+                raise RuntimeError(f"reading {sequence} made {outcome.summaries_written} summaries, not 1")
+            sequence += 1
+            moment += _READING_GAP
+
+        for _ in range(SEED_READINGS):
+            add_reading()
+        documents = get_stores().documents
+        seeded = documents.count(SUMMARIES) if isinstance(documents, SqliteDocumentStore) else SEED_READINGS
+        log(f"seeded {seeded} summaries for {SENSOR_ID}")
+
+        first_render, response = _timed(handler, _request(), 200)
+        etag = str(response.headers["ETag"])
+        log(f"first render (imports matplotlib): {ms(first_render)} ms")
+
+        not_modified = [_timed(handler, _request(etag), 304)[0] for _ in range(CACHED_CALLS)]
+        from_cache = [_timed(handler, _request(), 200)[0] for _ in range(CACHED_CALLS)]
+
+        fresh: list[float] = []
+        for _ in range(FRESH_RENDERS):
+            add_reading()
+            elapsed, response = _timed(handler, _request(etag), 200)  # the old ETag no longer matches
+            new_etag = str(response.headers["ETag"])
+            if new_etag == etag:
+                raise RuntimeError("a new summary did not change the chart's ETag")
+            etag = new_etag
+            fresh.append(elapsed)
+        png_bytes = len(response.get_body() or b"")
+
+    cached_median = max(median(not_modified), median(from_cache))
+    fresh_median = median(fresh)
+    return {
+        "bench": "dashboard",
+        "path": "function_app sensor_chart handler called in-process with azure.functions.HttpRequest",
+        "summaries_seeded": seeded,
+        "chart_points": 120,
+        "first_render_ms": ms(first_render),
+        "cached_calls": CACHED_CALLS,
+        "cached_304_median_ms": ms(median(not_modified)),
+        "cached_304_p95_ms": ms(percentile(not_modified, 0.95)),
+        "cached_200_median_ms": ms(median(from_cache)),
+        "cached_200_p95_ms": ms(percentile(from_cache, 0.95)),
+        "fresh_renders": FRESH_RENDERS,
+        "fresh_render_median_ms": ms(fresh_median),
+        "fresh_render_p95_ms": ms(percentile(fresh, 0.95)),
+        "fresh_render_max_ms": ms(max(fresh)),
+        "png_bytes": png_bytes,
+        "target": {
+            "cached_median_ms_max": TARGET_CACHED_MS,
+            "fresh_render_median_ms_max": TARGET_FRESH_MS,
+            "applies_to": "medians; the first render (matplotlib import) is excluded",
+        },
+        "cached_p95_within_target": max(percentile(not_modified, 0.95), percentile(from_cache, 0.95)) * 1000
+        <= TARGET_CACHED_MS,
+        "meets_target": cached_median * 1000 <= TARGET_CACHED_MS and fresh_median * 1000 <= TARGET_FRESH_MS,
+        "machine": machine(),
+    }

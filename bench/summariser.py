@@ -1,0 +1,282 @@
+"""Summariser throughput on the embedded SQLite backend, against the query-per-sensor reference method.
+
+1,000 sensors x 20 readings, ordered by time as a change feed delivers them and cut into batches of 500
+(so a batch holds about one reading for each of 500 sensors). For every batch the readings are first
+written to `readings`, untimed and the same for both methods; then only the method itself is timed:
+
+* ours: Summariser.apply (window state If-Match, one summary per changed series, no query);
+* reference: per changed sensor, a TOP-10 query on `readings` by timestamp, stats, and a new summary with a
+  random uuid id, all summaries of the batch in one upsert_many.
+
+Both then replay every batch a second time (ours with a fresh Summariser, as after a restart, so windows
+come from storage): our summary count must not move, the reference's doubles.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.common import log, machine, reading_document
+from shared.readings import format_timestamp
+from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES
+from shared.storage.ports import ChangeBatch, ConcurrencyConflict, Document, Entity, EntityWrite
+from shared.storage.sqlite_database import SqliteDatabase
+from shared.storage.sqlite_documents import SqliteDocumentStore
+from shared.storage.sqlite_state import SqliteStateStore
+from shared.summariser import Summariser
+
+SENSORS = 1_000
+READINGS_PER_SENSOR = 20
+BATCH_SIZE = 500  # the summarise_readings trigger's max_items_per_invocation
+WINDOW_SIZE = 10
+TTL_SECONDS = 604_800  # local.settings.sample.json's READING_TTL_SECONDS and SUMMARY_TTL_SECONDS
+TARGET_READINGS_PER_SECOND = 20_000.0
+SEED = 20_240_601
+
+Batch = list[dict[str, Any]]
+
+
+def make_batches() -> list[Batch]:
+    """Readings with irregular 1-10 s gaps per sensor (as the simulator emits), in feed order, batched."""
+    rng = random.Random(SEED)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    readings: list[tuple[datetime, dict[str, Any]]] = []
+    for n in range(1, SENSORS + 1):
+        sensor_id = f"sensor-{n:04d}"
+        moment = start + timedelta(milliseconds=rng.randint(0, 10_000))
+        value = rng.uniform(20.0, 30.0)
+        for sequence in range(READINGS_PER_SENSOR):
+            value = min(40.0, max(15.0, value + rng.gauss(0.0, 0.6)))
+            readings.append((moment, reading_document(sensor_id, sequence, value, moment, TTL_SECONDS)))
+            moment += timedelta(milliseconds=rng.randint(1_000, 10_000))
+    readings.sort(key=lambda pair: (pair[0], pair[1]["id"]))  # the feed's order is the write order
+    docs = [doc for _, doc in readings]
+    return [docs[i : i + BATCH_SIZE] for i in range(0, len(docs), BATCH_SIZE)]
+
+
+class _TimedDocuments:
+    """The document store, with the time spent in each kind of call added up (for the breakdown)."""
+
+    def __init__(self, inner: SqliteDocumentStore, seconds: defaultdict[str, float]) -> None:
+        self._inner = inner
+        self._seconds = seconds
+
+    def upsert_many(self, container: str, documents: Sequence[Mapping[str, Any]]) -> None:
+        began = time.perf_counter()
+        self._inner.upsert_many(container, documents)
+        self._seconds[f"{container}_upserts"] += time.perf_counter() - began
+
+    def read(self, container: str, partition_key: str, document_id: str) -> Document | None:
+        return self._inner.read(container, partition_key, document_id)
+
+    def latest(
+        self,
+        container: str,
+        partition_key: str,
+        order_by: str,
+        limit: int,
+        equals: Mapping[str, str] | None = None,
+    ) -> list[Document]:
+        began = time.perf_counter()
+        found = self._inner.latest(container, partition_key, order_by, limit, equals)
+        self._seconds[f"{container}_queries"] += time.perf_counter() - began
+        return found
+
+    def read_changes(self, container: str, continuation: str | None, max_items: int) -> ChangeBatch:
+        return self._inner.read_changes(container, continuation, max_items)
+
+
+class _TimedState:
+    def __init__(self, inner: SqliteStateStore, seconds: defaultdict[str, float]) -> None:
+        self._inner = inner
+        self._seconds = seconds
+
+    def get(self, table: str, partition_key: str, row_key: str) -> Entity | None:
+        began = time.perf_counter()
+        found = self._inner.get(table, partition_key, row_key)
+        self._seconds[f"{table}_reads"] += time.perf_counter() - began
+        return found
+
+    def query(self, table: str, partition_key: str | None = None) -> list[Entity]:
+        return self._inner.query(table, partition_key)
+
+    def upsert(self, table: str, partition_key: str, row_key: str, properties: Mapping[str, Any]) -> Entity:
+        return self._inner.upsert(table, partition_key, row_key, properties)
+
+    def write(self, table: str, change: EntityWrite) -> Entity:
+        return self._inner.write(table, change)
+
+    def write_many(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity | ConcurrencyConflict]:
+        began = time.perf_counter()
+        results = self._inner.write_many(table, changes)
+        self._seconds[f"{table}_writes"] += time.perf_counter() - began
+        return results
+
+    def delete(self, table: str, partition_key: str, row_key: str) -> None:
+        self._inner.delete(table, partition_key, row_key)
+
+
+def _breakdown(total: float, seconds: Mapping[str, float]) -> dict[str, float]:
+    parts = {name: round(value, 3) for name, value in sorted(seconds.items())}
+    parts["python_and_other"] = round(total - sum(seconds.values()), 3)
+    return parts
+
+
+class ReferenceSummariser:
+    """The method we compare against: query the latest N readings per changed sensor, write a fresh summary."""
+
+    def __init__(self, documents: _TimedDocuments, window_size: int) -> None:
+        self._documents = documents
+        self._window_size = window_size
+
+    def apply(self, batch: Sequence[dict[str, Any]]) -> int:
+        series = sorted({(str(doc["sensor_id"]), str(doc["metric"])) for doc in batch})
+        now = format_timestamp(datetime.now(UTC))
+        summaries: list[dict[str, Any]] = []
+        for sensor_id, metric in series:
+            latest = self._documents.latest(READINGS, sensor_id, "timestamp", self._window_size, {"metric": metric})
+            if not latest:
+                continue
+            values = [float(doc["value"]) for doc in latest]
+            summaries.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "sensor_id": sensor_id,
+                    "metric": metric,
+                    "unit": latest[0].get("unit", ""),
+                    "count": len(values),
+                    "min": min(values),
+                    "max": max(values),
+                    "avg": sum(values) / len(values),
+                    "window_start": latest[-1]["timestamp"],
+                    "window_end": latest[0]["timestamp"],
+                    "newest_reading_id": latest[0]["id"],
+                    "computed_at": now,
+                    "ttl": TTL_SECONDS,
+                }
+            )
+        self._documents.upsert_many(SUMMARIES, summaries)
+        return len(summaries)
+
+
+def _open(directory: Path) -> tuple[SqliteDatabase, SqliteDocumentStore, SqliteStateStore]:
+    database = SqliteDatabase.in_directory(directory)
+    return database, SqliteDocumentStore(database, PARTITION_KEY_PATHS), SqliteStateStore(database)
+
+
+def _run_ours(directory: Path, batches: list[Batch]) -> dict[str, Any]:
+    database, documents, state = _open(directory)
+    try:
+        seconds: defaultdict[str, float] = defaultdict(float)
+        summariser = Summariser(
+            _TimedDocuments(documents, seconds), _TimedState(state, seconds), WINDOW_SIZE, TTL_SECONDS
+        )
+        elapsed = 0.0
+        readings_write = 0.0
+        written = 0
+        for batch in batches:
+            began = time.perf_counter()
+            documents.upsert_many(READINGS, batch)  # untimed: the same work for both methods
+            readings_write += time.perf_counter() - began
+            began = time.perf_counter()
+            outcome = summariser.apply(batch, source="bench")
+            elapsed += time.perf_counter() - began
+            written += outcome.summaries_written
+            if outcome.dead_lettered:
+                raise RuntimeError(f"{outcome.dead_lettered} bench readings were dead-lettered")
+        first_pass = documents.count(SUMMARIES)
+        replayer = Summariser(documents, state, WINDOW_SIZE, TTL_SECONDS)  # a restart: windows from storage
+        began = time.perf_counter()
+        rewritten = sum(replayer.apply(batch, source="bench").summaries_written for batch in batches)
+        replay = time.perf_counter() - began
+        return {
+            "seconds": elapsed,
+            "breakdown": _breakdown(elapsed, seconds),
+            "readings_write_seconds": readings_write,
+            "summaries_written": written,
+            "summary_documents": first_pass,
+            "summary_documents_after_replay": documents.count(SUMMARIES),
+            "summaries_written_by_replay": rewritten,
+            "replay_seconds": replay,
+        }
+    finally:
+        database.close()
+
+
+def _run_reference(directory: Path, batches: list[Batch]) -> dict[str, Any]:
+    database, documents, _ = _open(directory)
+    try:
+        seconds: defaultdict[str, float] = defaultdict(float)
+        reference = ReferenceSummariser(_TimedDocuments(documents, seconds), WINDOW_SIZE)
+        elapsed = 0.0
+        written = 0
+        for batch in batches:
+            documents.upsert_many(READINGS, batch)  # untimed, as for ours
+            began = time.perf_counter()
+            written += reference.apply(batch)
+            elapsed += time.perf_counter() - began
+        first_pass = documents.count(SUMMARIES)
+        breakdown = _breakdown(elapsed, seconds)
+        for batch in batches:  # the readings are stored already; a redelivery only re-runs the method
+            reference.apply(batch)
+        return {
+            "seconds": elapsed,
+            "breakdown": breakdown,
+            "summaries_written": written,
+            "summary_documents": first_pass,
+            "summary_documents_after_replay": documents.count(SUMMARIES),
+        }
+    finally:
+        database.close()
+
+
+def run() -> dict[str, Any]:
+    batches = make_batches()
+    total = sum(len(batch) for batch in batches)
+    with tempfile.TemporaryDirectory(prefix="bench-summariser-") as tmp:
+        log(f"{total} readings in {len(batches)} batches; ours first")
+        ours = _run_ours(Path(tmp) / "ours", batches)
+        log(f"ours: {ours['seconds']:.2f} s; now the reference method")
+        reference = _run_reference(Path(tmp) / "reference", batches)
+        log(f"reference: {reference['seconds']:.2f} s")
+    rate = total / ours["seconds"]
+    reference_rate = total / reference["seconds"]
+    idempotent = ours["summary_documents_after_replay"] == ours["summary_documents"]
+    return {
+        "bench": "summariser",
+        "backend": "embedded sqlite (WAL, synchronous=NORMAL), one database file per method",
+        "readings": total,
+        "sensors": SENSORS,
+        "readings_per_sensor": READINGS_PER_SENSOR,
+        "batches": len(batches),
+        "batch_size": BATCH_SIZE,
+        "window_size": WINDOW_SIZE,
+        "readings_writes": "written to `readings` before each batch in both methods, excluded from both timings",
+        "readings_write_seconds_untimed": round(ours["readings_write_seconds"], 3),
+        "seconds": round(ours["seconds"], 3),
+        "readings_per_second": round(rate, 1),
+        "breakdown_seconds": ours["breakdown"],
+        "summary_documents": ours["summary_documents"],
+        "reference_seconds": round(reference["seconds"], 3),
+        "reference_readings_per_second": round(reference_rate, 1),
+        "reference_breakdown_seconds": reference["breakdown"],
+        "speedup": round(rate / reference_rate, 2),
+        "reference_summary_documents": reference["summary_documents"],
+        "replay": "every batch delivered a second time; ours through a fresh Summariser (windows read from storage)",
+        "summary_documents_after_replay": ours["summary_documents_after_replay"],
+        "summaries_written_by_replay": ours["summaries_written_by_replay"],
+        "replay_readings_per_second": round(total / ours["replay_seconds"], 1),
+        "reference_summary_documents_after_replay": reference["summary_documents_after_replay"],
+        "idempotent": idempotent,
+        "target": {"readings_per_second_min": TARGET_READINGS_PER_SECOND},
+        "meets_target": rate >= TARGET_READINGS_PER_SECOND and idempotent,
+        "machine": machine(),
+    }
