@@ -23,7 +23,7 @@ from devhost.host_config import HostConfig
 from devhost.http_front import DevHostHttpServer, HttpRoute, http_routes
 from devhost.invoker import Invoker
 from devhost.timer_driver import TimerDriver
-from shared.settings import BACKEND_EMBEDDED, EMBEDDED_DATA_DIR, STORAGE_BACKEND
+from shared.settings import BACKEND_EMBEDDED, EMBEDDED_DATA_DIR, STORAGE_BACKEND, Settings
 from shared.storage.names import PARTITION_KEY_PATHS
 from shared.storage.sqlite_database import SqliteDatabase
 from shared.storage.sqlite_documents import SqliteDocumentStore
@@ -80,6 +80,7 @@ class DevHost:
         self._configure_settings()
         config = HostConfig.load(self.options.app_dir)
         environ = self.options.environ
+        Settings.from_env(environ)  # a malformed setting stops start-up here, not at the first invocation
         specs = load_functions(self.options.app_dir, environ)
         self.specs = [s for s in specs if not is_disabled(s.name, environ)]
         for spec in specs:

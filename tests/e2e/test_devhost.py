@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.e2e.devhost_process import DevhostProcess, wait_for
+from tests.e2e.devhost_process import REPO, DevhostProcess, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -94,3 +97,17 @@ def test_sigterm_stops_devhost_cleanly(tmp_path: Path) -> None:
         assert host.stop() == 0
     finally:
         host.kill()
+
+
+def test_a_malformed_setting_stops_start_up_with_its_name(tmp_path: Path) -> None:
+    env = {**os.environ, "WINDOW_SIZE": "lots"}
+    result = subprocess.run(
+        [sys.executable, "-m", "devhost", "--port", "0", "--data-dir", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "WINDOW_SIZE must be a whole number" in result.stderr
