@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from shared.readings import format_timestamp
+from shared.readings import Reading
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The simulator's namespace is private; a bench namespace keeps bench ids apart from simulated ones.
@@ -48,16 +48,14 @@ def ms(seconds: float) -> float:
 def reading_document(
     sensor_id: str, sequence: int, value: float, moment: datetime, ttl_seconds: int = 0
 ) -> dict[str, Any]:
-    """A reading as the simulator writes it to `readings` (Reading.to_document's shape)."""
-    doc: dict[str, Any] = {
-        "id": str(uuid.uuid5(_BENCH_ID_NAMESPACE, f"{sensor_id}:{sequence}")),
-        "sensor_id": sensor_id,
-        "metric": "temperature",
-        "value": round(value, 2),
-        "unit": "°C",
-        "timestamp": format_timestamp(moment),
-        "source": "bench",
-    }
-    if ttl_seconds:
-        doc["ttl"] = ttl_seconds
-    return doc
+    """A reading as the simulator writes it to `readings`."""
+    reading = Reading(
+        id=str(uuid.uuid5(_BENCH_ID_NAMESPACE, f"{sensor_id}:{sequence}")),
+        sensor_id=sensor_id,
+        metric="temperature",
+        value=round(value, 2),
+        unit="°C",
+        timestamp=moment,
+        source="bench",
+    )
+    return reading.to_document(ttl_seconds or None)

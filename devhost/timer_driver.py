@@ -99,9 +99,3 @@ class TimerDriver:
             self._fire(scheduled, past_due=late)
             # Occurrences that passed during a long run are skipped, as the host does.
             scheduled = self.schedule.next_after(max(scheduled, self._clock()))
-
-
-def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    return thread

@@ -211,7 +211,3 @@ class Summariser:
         if conflicts:
             logger.info("window state changed under us for %d series; re-merging", len(conflicts))
         return len(accepted), conflicts
-
-    def forget_cache(self) -> None:
-        with self._lock:
-            self._known.clear()
