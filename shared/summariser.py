@@ -154,7 +154,8 @@ class Summariser:
         for key, readings in pending.items():
             known = self._known_window(key)
             window = known.window.copy()
-            if not window.merge((r.timestamp_ms, r.id, r.value) for r in readings):
+            entries = [(r.timestamp_ms, r.id, r.value) for r in readings]
+            if not window.merge(entries):
                 # Already summarised: a redelivery. If the process that wrote this state died before its
                 # summary write, the state still carries that summary: one point read finds out, once.
                 if not known.summary_written and known.latest is not None:
@@ -164,8 +165,8 @@ class Summariser:
                     else:
                         known.summary_written = True
                 continue
-            newest = max(readings, key=lambda r: (r.timestamp_ms, r.id))
-            unit = newest.unit or known.unit
+            newest = max(range(len(entries)), key=entries.__getitem__)  # by (timestamp, id)
+            unit = readings[newest].unit or known.unit
             summary = build_summary(key[0], key[1], unit, window, now, self._ttl)
             if summary is not None:
                 changed.append((key, window, unit, summary, orjson.dumps(summary).decode()))

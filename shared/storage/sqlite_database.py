@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 DATABASE_FILE = "sensorpulse.db"
+CHECKPOINT_INTERVAL_SECONDS = 0.25
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA = """
 -- Rowid tables with a unique key rather than WITHOUT ROWID: bodies of a few hundred bytes or more make
@@ -64,16 +69,23 @@ CREATE TABLE IF NOT EXISTS hub_checkpoints (
 
 
 class SqliteDatabase:
-    """Thread-safe access to one database file; each connection is used by one thread at a time."""
+    """Thread-safe access to one database file; each connection is used by one thread at a time.
+
+    Writers never checkpoint the WAL themselves (that copy-back and its fsync would land on whichever
+    commit crosses the threshold); a background thread checkpoints passively, without blocking anyone,
+    a moment after commits happened."""
 
     def __init__(self, path: Path, pool_size: int = 8) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._pool: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._created = 0
         self._pool_size = pool_size
+        self._committed = threading.Event()
+        self._closing = threading.Event()
         with self.connection() as conn:
             conn.executescript(_SCHEMA)
+        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
+        self._checkpointer.start()
 
     @classmethod
     def in_directory(cls, data_dir: Path) -> SqliteDatabase:
@@ -86,7 +98,24 @@ class SqliteDatabase:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA cache_size=-32768")  # 32 MiB of pages: the hot windows and summaries stay cached
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
         return conn
+
+    def _checkpoint_loop(self) -> None:
+        conn = self._connect()
+        try:
+            while not self._closing.is_set():
+                if not self._committed.wait(CHECKPOINT_INTERVAL_SECONDS):
+                    continue
+                self._closing.wait(CHECKPOINT_INTERVAL_SECONDS)  # let a burst of commits go by first
+                self._committed.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as error:  # busy or I/O: the next round tries again
+                    logger.warning("WAL checkpoint failed: %s", error)
+                    self._committed.set()
+        finally:
+            conn.close()
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
@@ -115,8 +144,13 @@ class SqliteDatabase:
                 conn.rollback()
                 raise
             conn.commit()
+        self._committed.set()
 
     def close(self) -> None:
+        self._closing.set()
+        self._checkpointer.join()
+        with contextlib.suppress(sqlite3.Error), self.connection() as conn:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         while True:
             try:
                 self._pool.get_nowait().close()

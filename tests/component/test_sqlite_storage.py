@@ -382,3 +382,18 @@ def test_concurrent_upserts_from_threads_are_all_in_the_change_feed_once(documen
     for w in range(threads):
         own = [i for i in ids if i.startswith(f"w{w}-")]
         assert own == sorted(own)
+
+
+def test_committed_pages_reach_the_database_file_without_any_writer_checkpointing(
+    database: SqliteDatabase, documents: SqliteDocumentStore
+) -> None:
+    # Writers have automatic checkpoints off; only the background thread moves the WAL into the file.
+    before = database.path.stat().st_size
+    for batch in range(20):
+        documents.upsert_many(READINGS, [_reading(f"r{batch}-{n}", sensor=f"s{n}", pad="x" * 2000) for n in range(50)])
+    deadline = time.monotonic() + 10.0
+    while database.path.stat().st_size < before + 1_000_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert database.path.stat().st_size >= before + 1_000_000  # about 2 MB were written
+    with database.connection() as conn:
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
