@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 PORT ?= 7071
 DATA_DIR ?= .devhost
 
@@ -12,6 +13,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 	touch $(STAMP)
+
+# Azurite and the Cosmos DB stand-in for the integration tests, pinned by package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
 
 setup: $(STAMP)
 
@@ -25,8 +31,10 @@ lint: setup
 typecheck: setup
 	$(PY) -m mypy
 
-test: lint typecheck
-	$(PY) -m pytest
+# The emulators are started by the tests themselves on free loopback ports and stopped afterwards;
+# SENSORPULSE_REQUIRE_EMULATORS turns a missing emulator into a failure instead of a skip.
+test: lint typecheck $(NODE_STAMP)
+	SENSORPULSE_REQUIRE_EMULATORS=1 $(PY) -m pytest
 
 unit: setup
 	$(PY) -m pytest tests/unit
@@ -35,4 +43,4 @@ bench: setup
 	for name in summariser dashboard coldstart freshness; do $(PY) -m bench $$name || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(DATA_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules $(DATA_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis

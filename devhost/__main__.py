@@ -1,4 +1,4 @@
-"""python -m devhost [--port 7071] [--data-dir .devhost]: run the function app locally."""
+"""python -m devhost [--port 7071] [--data-dir .devhost] [--backend embedded|azure]: run the app locally."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from devhost.host import DevHost, HostOptions
 from devhost.host_config import HostConfigError
 from devhost.routes import RouteTemplateError
 from devhost.schedule import ScheduleError
-from shared.settings import SettingsError
+from shared.settings import BACKEND_AZURE, BACKEND_EMBEDDED, SettingsError
 
 _STARTUP_ERRORS = (
     AppIndexError,
@@ -34,6 +34,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=Path(".devhost"), help="embedded storage folder")
     parser.add_argument("--app-dir", type=Path, default=Path.cwd(), help="the function app folder (default: .)")
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument(
+        "--backend",
+        choices=(BACKEND_EMBEDDED, BACKEND_AZURE),
+        default=BACKEND_EMBEDDED,
+        help="embedded SQLite (default) or azure: Cosmos DB and Table Storage from local.settings.json",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every invocation")
     return parser.parse_args(argv)
 
@@ -47,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("azure", "urllib3", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    host = DevHost(HostOptions(app_dir=args.app_dir.resolve(), data_dir=args.data_dir, port=args.port, bind=args.bind))
+    options = HostOptions(
+        app_dir=args.app_dir.resolve(), data_dir=args.data_dir, port=args.port, bind=args.bind, backend=args.backend
+    )
+    host = DevHost(options)
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         if host.stop_event.is_set():

@@ -1,10 +1,11 @@
 """cosmosDBTrigger: polls the embedded change feed of a container and hands batches to the function.
 
-As the Cosmos DB trigger does: the continuation lives in the lease container (one lease document per
-prefix, database and container), a new lease starts at the end of the feed unless startFromBeginning is
-set, a batch holds at most maxItemsPerInvocation documents, and the lease moves on only after the function
-returns, or after its retry policy gives up. A stop while a batch is being retried leaves the lease where
-it was, so the batch is delivered again on the next start.
+As the Cosmos DB trigger does: the feed position is a lease (one per lease prefix, database and container),
+kept in the state store (table `devhostleases`, so devhost never touches the real trigger's lease
+documents when it runs against a shared Cosmos account), a new lease starts at the end of the feed unless
+startFromBeginning is set, a batch holds at most maxItemsPerInvocation documents, and the lease moves on
+only after the function returns, or after its retry policy gives up. A stop while a batch is being retried
+leaves the lease where it was, so the batch is delivered again on the next start.
 """
 
 from __future__ import annotations
@@ -12,19 +13,28 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
+from typing import Protocol
 
 import azure.functions as func
 
 from devhost.function_index import FunctionSpec
 from devhost.invoker import Invoker
-from shared.storage.names import LEASES
-from shared.storage.sqlite_documents import SqliteDocumentStore
+from shared.storage.ports import ChangeBatch, StateStore
 
 logger = logging.getLogger("devhost")
 
 FEED_POLL_DELAY_SETTING = "DEVHOST_FEED_POLL_DELAY_MS"
 DEFAULT_FEED_POLL_DELAY_MS = 500
 DEFAULT_MAX_ITEMS = 100  # the trigger's default maxItemsPerInvocation
+LEASES_TABLE = "devhostleases"
+
+
+class ChangeFeedSource(Protocol):
+    """What the driver needs of a document store: the embedded one, or Cosmos DB's pull model."""
+
+    def read_changes(self, container: str, continuation: str | None, max_items: int) -> ChangeBatch: ...
+
+    def end_of_feed(self, container: str) -> str | None: ...
 
 
 class ChangeFeedDriver:
@@ -32,37 +42,39 @@ class ChangeFeedDriver:
         self,
         spec: FunctionSpec,
         invoker: Invoker,
-        documents: SqliteDocumentStore,
+        documents: ChangeFeedSource,
+        leases: StateStore,
         stop: threading.Event,
         environ: Mapping[str, str],
     ) -> None:
         trigger = spec.trigger
         self.spec = spec
         self.container = str(trigger["containerName"])
-        self.lease_container = str(trigger.get("leaseContainerName") or LEASES)
         prefix = str(trigger.get("leaseContainerPrefix") or "")
-        self.lease_id = f"{prefix}{trigger.get('databaseName', '')}.{self.container}"
+        self.lease_partition = f"{prefix}{trigger.get('databaseName', '')}"
         self.max_items = int(trigger.get("maxItemsPerInvocation") or DEFAULT_MAX_ITEMS)
         delay_ms = trigger.get("feedPollDelay") or environ.get(FEED_POLL_DELAY_SETTING) or DEFAULT_FEED_POLL_DELAY_MS
         self.poll_delay = int(delay_ms) / 1000
         self._start_from_beginning = bool(trigger.get("startFromBeginning", False))
         self._invoker = invoker
         self._documents = documents
+        self._leases = leases
         self._stop = stop
         self.continuation: str | None = None
 
     def acquire_lease(self) -> None:
         """Read the lease, or create it; done before any timer runs so no early write is missed."""
-        lease = self._documents.read(self.lease_container, self.lease_id, self.lease_id)
+        lease = self._leases.get(LEASES_TABLE, self.lease_partition, self.container)
         if lease is not None:
-            self.continuation = lease.get("continuation")
+            stored = lease.properties.get("continuation")
+            self.continuation = stored if isinstance(stored, str) and stored else None
             return
         self.continuation = None if self._start_from_beginning else self._documents.end_of_feed(self.container)
         self._save_lease()
 
     def _save_lease(self) -> None:
-        lease = {"id": self.lease_id, "continuation": self.continuation, "owner": "devhost"}
-        self._documents.upsert_many(self.lease_container, [lease])
+        properties = {"continuation": self.continuation or "", "owner": "devhost"}
+        self._leases.upsert(LEASES_TABLE, self.lease_partition, self.container, properties)
 
     def poll_once(self) -> int:
         """Deliver at most one batch; returns how many documents it held."""

@@ -14,9 +14,10 @@ import threading
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from devhost.app_settings import apply_values, find_settings_file, is_disabled, read_values
-from devhost.change_feed_driver import ChangeFeedDriver
+from devhost.change_feed_driver import ChangeFeedDriver, ChangeFeedSource
 from devhost.event_hub_driver import EventHubDriver
 from devhost.function_index import FunctionSpec, load_functions
 from devhost.host_config import HostConfig
@@ -24,7 +25,9 @@ from devhost.http_front import DevHostHttpServer, HttpRoute, http_routes
 from devhost.invoker import Invoker
 from devhost.timer_driver import TimerDriver
 from shared.settings import BACKEND_EMBEDDED, EMBEDDED_DATA_DIR, STORAGE_BACKEND, Settings
+from shared.storage.factory import get_stores
 from shared.storage.names import PARTITION_KEY_PATHS
+from shared.storage.ports import StateStore
 from shared.storage.sqlite_database import SqliteDatabase
 from shared.storage.sqlite_documents import SqliteDocumentStore
 from shared.storage.sqlite_events import SqliteEventHub
@@ -42,6 +45,7 @@ class HostOptions:
     data_dir: Path
     port: int = 7071
     bind: str = "127.0.0.1"
+    backend: str = BACKEND_EMBEDDED  # or BACKEND_AZURE: the connections in local.settings.json
     environ: MutableMapping[str, str] = field(default_factory=lambda: os.environ)
 
 
@@ -68,29 +72,36 @@ class DevHost:
     def _configure_settings(self) -> None:
         environ = self.options.environ
         settings_file = find_settings_file(self.options.app_dir)
-        # devhost always runs on embedded storage, whatever the settings file says about Azure.
-        environ[STORAGE_BACKEND] = BACKEND_EMBEDDED
+        # The backend is devhost's choice (--backend), whatever the settings file says.
+        environ[STORAGE_BACKEND] = self.options.backend
         environ[EMBEDDED_DATA_DIR] = str(self.options.data_dir.resolve())
         if settings_file is not None:
             apply_values(read_values(settings_file), environ)
             logger.info("settings: %s", settings_file.name)
+        environ[STORAGE_BACKEND] = self.options.backend
 
     def start(self) -> None:
         """Index the app and start every trigger; raises with a clear message when the app cannot run."""
         self._configure_settings()
         config = HostConfig.load(self.options.app_dir)
         environ = self.options.environ
-        Settings.from_env(environ)  # a malformed setting stops start-up here, not at the first invocation
+        settings = Settings.from_env(environ)  # a malformed setting stops start-up here, not at first use
         specs = load_functions(self.options.app_dir, environ)
         self.specs = [s for s in specs if not is_disabled(s.name, environ)]
         for spec in specs:
             if spec not in self.specs:
                 logger.info("Function %s is disabled", spec.name)
 
-        self._database = SqliteDatabase.in_directory(self.options.data_dir.resolve())
-        documents = SqliteDocumentStore(self._database, PARTITION_KEY_PATHS)
-        state = SqliteStateStore(self._database)
-        hub = SqliteEventHub(self._database)
+        if settings.storage_backend == BACKEND_EMBEDDED:
+            self._database = SqliteDatabase.in_directory(self.options.data_dir.resolve())
+            documents: ChangeFeedSource = SqliteDocumentStore(self._database, PARTITION_KEY_PATHS)
+            state: StateStore = SqliteStateStore(self._database)
+            hub: SqliteEventHub | None = SqliteEventHub(self._database)
+        else:
+            # The app's own storage clients (Cosmos DB, Table Storage), from the same settings.
+            stores = get_stores()
+            documents, state, hub = cast(ChangeFeedSource, stores.documents), stores.state, None
+            logger.info("backend: azure (connections from the app settings)")
         invoker = Invoker(self.stop_event)
 
         feeds: list[ChangeFeedDriver] = []
@@ -99,8 +110,10 @@ class DevHost:
         for spec in self.specs:
             kind = spec.trigger_type
             if kind == "cosmosDBTrigger":
-                feeds.append(ChangeFeedDriver(spec, invoker, documents, self.stop_event, environ))
-            elif kind == "eventHubTrigger":
+                feeds.append(ChangeFeedDriver(spec, invoker, documents, state, self.stop_event, environ))
+            elif kind == "eventHubTrigger" and hub is None:
+                logger.warning("Function %s: devhost drives Event Hub triggers on embedded storage only", spec.name)
+            elif kind == "eventHubTrigger" and hub is not None:
                 hubs.append(EventHubDriver(spec, invoker, hub, self.stop_event, config.max_event_batch_size))
             elif kind == "timerTrigger":
                 timers.append(TimerDriver(spec, invoker, state, self.stop_event))

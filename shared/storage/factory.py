@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import functools
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from shared.settings import BACKEND_EMBEDDED, STORAGE_BACKEND, Settings, SettingsError, get_settings
+from shared.settings import BACKEND_EMBEDDED, Settings, SettingsError, get_settings
+from shared.storage.azure_clients import (
+    COSMOS,
+    EVENTHUB,
+    STATE,
+    cosmos_client,
+    credential,
+    resolve_connection,
+    table_service,
+)
+from shared.storage.azure_events import AzureEventPublisher
+from shared.storage.cosmos_documents import CosmosDocumentStore
 from shared.storage.names import PARTITION_KEY_PATHS
-from shared.storage.ports import DocumentStore, EventPublisher, StateStore
+from shared.storage.ports import DocumentStore, EventPublisher, OutboundEvent, PublishOutcome, StateStore
 from shared.storage.sqlite_database import SqliteDatabase
 from shared.storage.sqlite_documents import SqliteDocumentStore
 from shared.storage.sqlite_events import SqliteEventHub
 from shared.storage.sqlite_state import SqliteStateStore
+from shared.storage.table_state import TableStateStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +43,45 @@ def open_embedded(database: SqliteDatabase) -> Stores:
     )
 
 
-def open_stores(settings: Settings) -> Stores:
+class UnconfiguredPublisher:
+    """Stands in for Event Hubs when no EVENTHUB connection is set: publishing names the missing setting."""
+
+    def publish(self, hub: str, events: Sequence[OutboundEvent]) -> PublishOutcome:
+        raise SettingsError(
+            f"cannot send to event hub {hub!r}: "
+            f"set {EVENTHUB}__fullyQualifiedNamespace (or {EVENTHUB} for the emulator)"
+        )
+
+
+def _event_publisher(env: Mapping[str, str]) -> EventPublisher:
+    try:
+        connection = resolve_connection(env, EVENTHUB)
+    except SettingsError:
+        return UnconfiguredPublisher()
+    if connection.connection_string is not None:
+        return AzureEventPublisher.from_connection_string(connection.connection_string)
+    assert connection.endpoint is not None
+    return AzureEventPublisher.from_namespace(connection.endpoint, credential(connection.client_id))
+
+
+def open_azure(settings: Settings, env: Mapping[str, str]) -> Stores:
+    """Cosmos DB, Table Storage and Event Hubs clients; a missing connection is a start-up error that names
+    the settings to set. Never falls back to SQLite: in Azure that would lose data on the next instance."""
+    cosmos = resolve_connection(env, COSMOS)
+    documents = CosmosDocumentStore(
+        cosmos_client(cosmos),
+        settings.cosmos_database,
+        PARTITION_KEY_PATHS,
+        create_missing=cosmos.connection_string is not None,  # an emulator starts empty
+    )
+    state = TableStateStore(table_service(resolve_connection(env, STATE)))
+    return Stores(documents=documents, state=state, events=_event_publisher(env))
+
+
+def open_stores(settings: Settings, env: Mapping[str, str] | None = None) -> Stores:
     if settings.storage_backend == BACKEND_EMBEDDED:
         return open_embedded(SqliteDatabase.in_directory(settings.embedded_data_dir))
-    # Never fall back to SQLite silently: in Azure that would lose data on the next instance.
-    raise SettingsError(
-        f"{STORAGE_BACKEND}={settings.storage_backend}: the Azure adapters are not available in this build; "
-        f"set {STORAGE_BACKEND}={BACKEND_EMBEDDED} to run on embedded storage"
-    )
+    return open_azure(settings, os.environ if env is None else env)
 
 
 @functools.cache

@@ -13,6 +13,9 @@ class StorageError(RuntimeError):
     """A storage call failed in a way the caller cannot fix by re-reading (retry the invocation)."""
 
 
+MAX_ATOMIC_WRITES = 100  # Table Storage's limit for one entity-group transaction
+
+
 class ConcurrencyConflict(StorageError):
     """The entity changed since it was read (Table Storage's 412/409): re-read and re-merge."""
 
@@ -83,6 +86,11 @@ class StateStore(Protocol):
         """Independent conditional writes: each succeeds or conflicts on its own."""
         ...
 
+    def write_atomically(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity]:
+        """Conditional writes that all succeed or none does (Table Storage's entity-group transaction): one
+        partition key, at most 100 entities; raises ConcurrencyConflict when any condition fails."""
+        ...
+
     def delete(self, table: str, partition_key: str, row_key: str) -> None: ...
 
 
@@ -93,7 +101,21 @@ class OutboundEvent:
     properties: Mapping[str, str] = field(default_factory=dict)
 
 
+MAX_EVENT_BYTES = 1_048_576  # Event Hubs Standard: one event, and one batch, carry at most 1 MiB
+
+
+@dataclass(frozen=True, slots=True)
+class PublishOutcome:
+    """What a publish did: `too_large` holds the very event objects passed in that no batch of the hub can
+    carry; they are never sent, never fail the call, and the caller dead-letters them."""
+
+    sent: int
+    too_large: list[OutboundEvent] = field(default_factory=list)
+
+
 class EventPublisher(Protocol):
     """Event Hubs producer side."""
 
-    def publish(self, hub: str, events: Sequence[OutboundEvent]) -> None: ...
+    def publish(self, hub: str, events: Sequence[OutboundEvent]) -> PublishOutcome:
+        """Send every event that fits; raises StorageError when the hub cannot be reached or refuses a send."""
+        ...

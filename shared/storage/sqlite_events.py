@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.storage.ports import OutboundEvent
+from shared.storage.ports import MAX_EVENT_BYTES, OutboundEvent, PublishOutcome
 from shared.storage.sqlite_database import SqliteDatabase
 
 DEFAULT_PARTITIONS = 4
@@ -30,9 +30,12 @@ class SqliteEventHub:
     """Events with the same partition key land in the same partition, in order, as on Event Hubs;
     events without one are spread round-robin."""
 
-    def __init__(self, database: SqliteDatabase, partitions: int = DEFAULT_PARTITIONS) -> None:
+    def __init__(
+        self, database: SqliteDatabase, partitions: int = DEFAULT_PARTITIONS, max_event_bytes: int = MAX_EVENT_BYTES
+    ) -> None:
         self._db = database
         self.partitions = partitions
+        self.max_event_bytes = max_event_bytes
         self._round_robin = itertools.cycle(range(partitions))
 
     def _partition_for(self, event: OutboundEvent) -> int:
@@ -40,14 +43,20 @@ class SqliteEventHub:
             return next(self._round_robin)
         return zlib.crc32(event.partition_key.encode()) % self.partitions
 
-    def publish(self, hub: str, events: Sequence[OutboundEvent]) -> None:
-        if not events:
-            return
+    def publish(self, hub: str, events: Sequence[OutboundEvent]) -> PublishOutcome:
+        """Store the events that fit; one bigger than the hub's limit is returned in too_large, as Event Hubs
+        would refuse it, so that code which works here does not meet its first oversize event in Azure."""
+        fitting: list[OutboundEvent] = []
+        too_large: list[OutboundEvent] = []
+        for event in events:
+            (fitting if _event_bytes(event) <= self.max_event_bytes else too_large).append(event)
+        if not fitting:
+            return PublishOutcome(0, too_large)
         now = time.time()
         with self._db.transaction() as conn:
             next_seq: dict[int, int] = {}
             rows = []
-            for event in events:
+            for event in fitting:
                 partition = self._partition_for(event)
                 if partition not in next_seq:
                     (last,) = conn.execute(
@@ -64,6 +73,7 @@ class SqliteEventHub:
                 "VALUES (?,?,?,?,?,?,?)",
                 rows,
             )
+        return PublishOutcome(len(fitting), too_large)
 
     def receive(self, hub: str, partition: int, after_sequence: int | None, max_events: int) -> list[HubEvent]:
         after = -1 if after_sequence is None else after_sequence
@@ -93,3 +103,8 @@ class SqliteEventHub:
                 "ON CONFLICT (hub, consumer_group, partition) DO UPDATE SET seq = excluded.seq",
                 (hub, consumer_group, partition, sequence_number),
             )
+
+
+def _event_bytes(event: OutboundEvent) -> int:
+    """Body plus application properties: the part of an event's size the sender controls."""
+    return len(event.body) + sum(len(k.encode()) + len(v.encode()) for k, v in event.properties.items())

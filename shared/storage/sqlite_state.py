@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from shared.storage.ports import ConcurrencyConflict, Entity, EntityWrite
+from shared.storage.ports import MAX_ATOMIC_WRITES, ConcurrencyConflict, Entity, EntityWrite
 from shared.storage.sqlite_database import SqliteDatabase
 
 
 def _new_etag() -> str:
     # Random, not a counter: several processes (devhost, tests, benches) may share one database file.
     return f'W/"{os.urandom(12).hex()}"'
+
+
+def _conflict(table: str, change: EntityWrite) -> ConcurrencyConflict:
+    return ConcurrencyConflict(f"{table}/{change.partition_key}/{change.row_key} changed since read")
+
+
+def _conditional_write(conn: sqlite3.Connection, table: str, change: EntityWrite) -> Entity | None:
+    """Insert-if-absent (no etag) or update-if-match; None when the condition failed."""
+    etag = _new_etag()
+    body = orjson.dumps(dict(change.properties)).decode()
+    if change.etag is None:
+        cursor = conn.execute(
+            "INSERT INTO entities (tbl, pk, rk, props, etag) VALUES (?,?,?,?,?) ON CONFLICT (tbl, pk, rk) DO NOTHING",
+            (table, change.partition_key, change.row_key, body, etag),
+        )
+    else:
+        cursor = conn.execute(
+            "UPDATE entities SET props = ?, etag = ? WHERE tbl = ? AND pk = ? AND rk = ? AND etag = ?",
+            (body, etag, table, change.partition_key, change.row_key, change.etag),
+        )
+    if cursor.rowcount != 1:
+        return None
+    return Entity(change.partition_key, change.row_key, dict(change.properties), etag)
 
 
 class SqliteStateStore:
@@ -63,25 +87,22 @@ class SqliteStateStore:
         results: list[Entity | ConcurrencyConflict] = []
         with self._db.transaction() as conn:
             for change in changes:
-                etag = _new_etag()
-                body = orjson.dumps(dict(change.properties)).decode()
-                if change.etag is None:
-                    cursor = conn.execute(
-                        "INSERT INTO entities (tbl, pk, rk, props, etag) VALUES (?,?,?,?,?) "
-                        "ON CONFLICT (tbl, pk, rk) DO NOTHING",
-                        (table, change.partition_key, change.row_key, body, etag),
-                    )
-                else:
-                    cursor = conn.execute(
-                        "UPDATE entities SET props = ?, etag = ? WHERE tbl = ? AND pk = ? AND rk = ? AND etag = ?",
-                        (body, etag, table, change.partition_key, change.row_key, change.etag),
-                    )
-                if cursor.rowcount == 1:
-                    results.append(Entity(change.partition_key, change.row_key, dict(change.properties), etag))
-                else:
-                    results.append(
-                        ConcurrencyConflict(f"{table}/{change.partition_key}/{change.row_key} changed since read")
-                    )
+                written = _conditional_write(conn, table, change)
+                results.append(written if written is not None else _conflict(table, change))
+        return results
+
+    def write_atomically(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity]:
+        if len(changes) > MAX_ATOMIC_WRITES:
+            raise ValueError(f"a transaction holds at most {MAX_ATOMIC_WRITES} entities")
+        if len({change.partition_key for change in changes}) > 1:
+            raise ValueError("a transaction's entities must share one partition key")
+        results: list[Entity] = []
+        with self._db.transaction() as conn:
+            for change in changes:
+                written = _conditional_write(conn, table, change)
+                if written is None:
+                    raise _conflict(table, change)  # raised inside the transaction: every write is rolled back
+                results.append(written)
         return results
 
     def delete(self, table: str, partition_key: str, row_key: str) -> None:

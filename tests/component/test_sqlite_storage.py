@@ -1,4 +1,5 @@
-"""The embedded SQLite adapters keep the contracts of the storage ports, on a real database file."""
+"""What only the embedded SQLite adapters promise (feed order by LSN, threads, checkpoints, the embedded hub);
+the cases every adapter shares are in tests/contract."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES
-from shared.storage.ports import ConcurrencyConflict, Document, Entity, EntityWrite, OutboundEvent, StorageError
+from shared.storage.names import PARTITION_KEY_PATHS, READINGS
+from shared.storage.ports import Document, OutboundEvent
 from shared.storage.sqlite_database import SqliteDatabase
 from shared.storage.sqlite_documents import SqliteDocumentStore
 from shared.storage.sqlite_events import SqliteEventHub
@@ -79,39 +80,6 @@ def test_upsert_then_read_returns_the_document_with_system_fields(documents: Sql
     assert documents.read(READINGS, "other-sensor", "r1") is None  # the partition key is part of the address
 
 
-def test_upsert_of_the_same_id_replaces_the_document(documents: SqliteDocumentStore) -> None:
-    documents.upsert_many(READINGS, [_reading("r1", value=1.0)])
-    documents.upsert_many(READINGS, [_reading("r1", value=2.0, note="replaced")])
-
-    stored = documents.read(READINGS, "s1", "r1")
-
-    assert stored is not None
-    assert stored["value"] == 2.0
-    assert stored["note"] == "replaced"
-    assert documents.count(READINGS) == 1
-
-
-def test_latest_is_newest_first_within_one_partition_with_limit_and_filter(documents: SqliteDocumentStore) -> None:
-    docs = [
-        _reading(f"r{minute}", timestamp=f"2024-05-01T10:{minute:02d}:00.000Z", metric=metric)
-        for minute, metric in [(5, "temperature"), (1, "humidity"), (9, "temperature"), (3, "temperature")]
-    ]
-    # Newer than all of them, but in another partition: never returned for s1.
-    docs.append(_reading("other", sensor="s2", timestamp="2024-05-01T11:00:00.000Z"))
-    documents.upsert_many(READINGS, docs)
-
-    everything = documents.latest(READINGS, "s1", "timestamp", 10)
-    two = documents.latest(READINGS, "s1", "timestamp", 2)
-    temperatures = documents.latest(READINGS, "s1", "timestamp", 10, equals={"metric": "temperature"})
-
-    assert [d["id"] for d in everything] == ["r9", "r5", "r3", "r1"]
-    assert [d["id"] for d in two] == ["r9", "r5"]
-    assert [d["id"] for d in temperatures] == ["r9", "r5", "r3"]
-    assert documents.latest(READINGS, "s1", "timestamp", 10, equals={"metric": "pressure"}) == []
-    with pytest.raises(ValueError):
-        documents.latest(READINGS, "s1", "timestamp') OR 1=1 --", 10)
-
-
 def test_change_feed_from_the_start_and_resuming_after_a_continuation(documents: SqliteDocumentStore) -> None:
     documents.upsert_many(READINGS, [_reading("a"), _reading("b", sensor="s2")])
     documents.upsert_many(READINGS, [_reading("c")])
@@ -145,14 +113,6 @@ def test_change_feed_respects_max_items(documents: SqliteDocumentStore) -> None:
     assert pages == [["r00", "r01", "r02"], ["r03", "r04", "r05"], ["r06"], [], []]
 
 
-def test_change_feeds_of_containers_are_separate(documents: SqliteDocumentStore) -> None:
-    documents.upsert_many(READINGS, [_reading("r1")])
-    documents.upsert_many(SUMMARIES, [_reading("s1-summary")])
-
-    assert [d["id"] for d in _whole_feed(documents, READINGS)] == ["r1"]
-    assert [d["id"] for d in _whole_feed(documents, SUMMARIES)] == ["s1-summary"]
-
-
 def test_expired_documents_are_not_returned(documents: SqliteDocumentStore) -> None:
     documents.upsert_many(READINGS, [_reading("short", ttl=1), _reading("kept", ttl=3600), _reading("forever")])
     assert {d["id"] for d in _whole_feed(documents, READINGS)} == {"short", "kept", "forever"}
@@ -174,106 +134,6 @@ def test_end_of_feed_skips_everything_written_before(documents: SqliteDocumentSt
 
     documents.upsert_many(READINGS, [_reading("new"), _reading("old-1", value=5.0)])
     assert [d["id"] for d in documents.read_changes(READINGS, now, 100).documents] == ["new", "old-1"]
-
-
-def test_documents_without_partition_key_or_id_are_refused(documents: SqliteDocumentStore) -> None:
-    with pytest.raises(StorageError):
-        documents.upsert_many(READINGS, [{"id": "no-sensor", "value": 1.0}])
-    with pytest.raises(StorageError):
-        documents.upsert_many(READINGS, [{"id": "empty-sensor", "sensor_id": ""}])
-    with pytest.raises(StorageError):
-        documents.upsert_many(READINGS, [{"sensor_id": "s1"}])
-    # A batch with one bad document writes nothing at all.
-    with pytest.raises(StorageError):
-        documents.upsert_many(READINGS, [_reading("good"), {"id": "bad"}])
-    assert documents.count(READINGS) == 0
-
-
-# --- state -------------------------------------------------------------------------------------------
-
-
-def test_state_get_and_upsert(state: SqliteStateStore) -> None:
-    assert state.get(TABLE, "p", "r") is None
-
-    first = state.upsert(TABLE, "p", "r", {"n": 1})
-    second = state.upsert(TABLE, "p", "r", {"n": 2, "label": "two"})
-
-    stored = state.get(TABLE, "p", "r")
-    assert stored is not None
-    assert stored.properties == {"n": 2, "label": "two"}
-    assert stored.etag == second.etag != first.etag
-    assert state.get("other-table", "p", "r") is None
-
-
-def test_write_without_etag_inserts_only_if_absent(state: SqliteStateStore) -> None:
-    created = state.write(TABLE, EntityWrite("p", "r", {"owner": "first"}))
-
-    with pytest.raises(ConcurrencyConflict):
-        state.write(TABLE, EntityWrite("p", "r", {"owner": "second"}))
-
-    stored = state.get(TABLE, "p", "r")
-    assert stored is not None
-    assert stored.properties == {"owner": "first"}
-    assert stored.etag == created.etag
-
-
-def test_write_with_etag_succeeds_only_on_the_current_etag(state: SqliteStateStore) -> None:
-    original = state.upsert(TABLE, "p", "r", {"v": 1})
-    updated = state.write(TABLE, EntityWrite("p", "r", {"v": 2}, original.etag))
-    assert updated.etag != original.etag
-
-    with pytest.raises(ConcurrencyConflict):
-        state.write(TABLE, EntityWrite("p", "r", {"v": 3}, original.etag))  # stale
-
-    stored = state.get(TABLE, "p", "r")
-    assert stored is not None
-    assert stored.properties == {"v": 2}
-    assert stored.etag == updated.etag
-
-    with pytest.raises(ConcurrencyConflict):
-        state.write(TABLE, EntityWrite("p", "absent", {"v": 1}, updated.etag))  # If-Match on a missing entity
-    assert state.get(TABLE, "p", "absent") is None
-
-
-def test_write_many_reports_each_result_on_its_own(state: SqliteStateStore) -> None:
-    a = state.upsert(TABLE, "p", "a", {"v": 1})
-    state.upsert(TABLE, "p", "b", {"v": 1})
-
-    results = state.write_many(
-        TABLE,
-        [
-            EntityWrite("p", "a", {"v": 2}, a.etag),
-            EntityWrite("p", "b", {"v": 2}, 'W/"stale"'),
-            EntityWrite("p", "c", {"v": 2}),
-        ],
-    )
-
-    assert isinstance(results[0], Entity)
-    assert isinstance(results[1], ConcurrencyConflict)
-    assert isinstance(results[2], Entity)
-    by_key = {e.row_key: e.properties["v"] for e in state.query(TABLE, "p")}
-    assert by_key == {"a": 2, "b": 1, "c": 2}
-    stored_a = state.get(TABLE, "p", "a")
-    assert stored_a is not None
-    assert stored_a.etag == results[0].etag
-
-
-def test_query_one_partition_or_the_whole_table_and_delete(state: SqliteStateStore) -> None:
-    state.upsert(TABLE, "p2", "x", {"v": 1})
-    state.upsert(TABLE, "p1", "b", {"v": 2})
-    state.upsert(TABLE, "p1", "a", {"v": 3})
-    state.upsert("another", "p1", "z", {"v": 4})
-
-    assert [(e.partition_key, e.row_key) for e in state.query(TABLE, "p1")] == [("p1", "a"), ("p1", "b")]
-    assert [(e.partition_key, e.row_key) for e in state.query(TABLE)] == [("p1", "a"), ("p1", "b"), ("p2", "x")]
-    assert state.query(TABLE, "nobody") == []
-
-    state.delete(TABLE, "p1", "a")
-    state.delete(TABLE, "p1", "never-existed")  # deleting nothing is not an error
-
-    assert state.get(TABLE, "p1", "a") is None
-    assert [(e.partition_key, e.row_key) for e in state.query(TABLE)] == [("p1", "b"), ("p2", "x")]
-    assert [e.row_key for e in state.query("another")] == ["z"]
 
 
 # --- event hub ---------------------------------------------------------------------------------------
@@ -316,6 +176,22 @@ def test_events_without_key_are_spread_over_partitions(hub: SqliteEventHub) -> N
     hub.publish(HUB, [OutboundEvent(f"e{n}".encode()) for n in range(hub.partitions * 2)])
 
     assert all(len(bodies) == 2 for bodies in _all_events(hub).values())
+
+
+def test_an_event_over_the_size_limit_is_returned_as_too_large_and_not_stored(database: SqliteDatabase) -> None:
+    small_hub = SqliteEventHub(database, max_event_bytes=100)
+    fits = OutboundEvent(b"x" * 90, "k", {"kind": "r"})  # 90 + 5 bytes
+    big_body = OutboundEvent(b"x" * 101, "k")
+    big_properties = OutboundEvent(b"x" * 90, "k", {"note": "y" * 10})  # 90 + 14 bytes
+
+    outcome = small_hub.publish(HUB, [big_body, fits, big_properties])
+
+    assert outcome.sent == 1
+    assert outcome.too_large == [big_body, big_properties]
+    assert outcome.too_large[0] is big_body
+    stored = [e.body for p in range(small_hub.partitions) for e in small_hub.receive(HUB, p, None, 10)]
+    assert stored == [fits.body]
+    assert small_hub.publish(HUB, [big_body]).sent == 0
 
 
 def test_receive_after_a_sequence_number_and_max_events(hub: SqliteEventHub) -> None:

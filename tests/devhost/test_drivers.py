@@ -56,10 +56,11 @@ def _feed_trigger(**extra: Any) -> dict[str, Any]:
 
 def test_change_feed_delivers_batches_of_max_items_and_checkpoints_after_success(database: SqliteDatabase) -> None:
     documents = SqliteDocumentStore(database, PARTITION_KEY_PATHS)
+    state = SqliteStateStore(database)
     documents.upsert_many("readings", _readings(7))
     batches: list[list[str]] = []
     spec = _spec(_feed_trigger(maxItemsPerInvocation=3), lambda arg: batches.append([d["id"] for d in arg]))
-    driver = ChangeFeedDriver(spec, Invoker(threading.Event()), documents, threading.Event(), {})
+    driver = ChangeFeedDriver(spec, Invoker(threading.Event()), documents, state, threading.Event(), {})
     driver.acquire_lease()
     while driver.poll_once():
         pass
@@ -67,7 +68,7 @@ def test_change_feed_delivers_batches_of_max_items_and_checkpoints_after_success
 
     # A second host start reads the lease and delivers only what is new.
     documents.upsert_many("readings", _readings(2, start=7))
-    again = ChangeFeedDriver(spec, Invoker(threading.Event()), documents, threading.Event(), {})
+    again = ChangeFeedDriver(spec, Invoker(threading.Event()), documents, state, threading.Event(), {})
     again.acquire_lease()
     again.poll_once()
     assert batches[-1] == ["r7", "r8"]
@@ -75,10 +76,11 @@ def test_change_feed_delivers_batches_of_max_items_and_checkpoints_after_success
 
 def test_new_lease_without_start_from_beginning_skips_existing_documents(database: SqliteDatabase) -> None:
     documents = SqliteDocumentStore(database, PARTITION_KEY_PATHS)
+    state = SqliteStateStore(database)
     documents.upsert_many("readings", _readings(3))
     seen: list[str] = []
     spec = _spec(_feed_trigger(startFromBeginning=False), lambda arg: seen.extend(d["id"] for d in arg))
-    driver = ChangeFeedDriver(spec, Invoker(threading.Event()), documents, threading.Event(), {})
+    driver = ChangeFeedDriver(spec, Invoker(threading.Event()), documents, state, threading.Event(), {})
     driver.acquire_lease()
     documents.upsert_many("readings", _readings(1, start=3))
     driver.poll_once()
@@ -87,6 +89,7 @@ def test_new_lease_without_start_from_beginning_skips_existing_documents(databas
 
 def test_failing_batch_is_retried_per_policy_then_passed(database: SqliteDatabase) -> None:
     documents = SqliteDocumentStore(database, PARTITION_KEY_PATHS)
+    state = SqliteStateStore(database)
     documents.upsert_many("readings", _readings(2))
     calls: list[int] = []
 
@@ -95,7 +98,7 @@ def test_failing_batch_is_retried_per_policy_then_passed(database: SqliteDatabas
         raise RuntimeError("storage down")
 
     spec = _spec(_feed_trigger(), always_fails, NO_WAIT_RETRY)
-    driver = ChangeFeedDriver(spec, Invoker(threading.Event()), documents, threading.Event(), {})
+    driver = ChangeFeedDriver(spec, Invoker(threading.Event()), documents, state, threading.Event(), {})
     driver.acquire_lease()
     assert driver.poll_once() == 2
     assert calls == [2, 2, 2]  # the first try and two retries
@@ -104,6 +107,7 @@ def test_failing_batch_is_retried_per_policy_then_passed(database: SqliteDatabas
 
 def test_stop_during_retries_keeps_the_lease_so_the_batch_comes_again(database: SqliteDatabase) -> None:
     documents = SqliteDocumentStore(database, PARTITION_KEY_PATHS)
+    state = SqliteStateStore(database)
     documents.upsert_many("readings", _readings(2))
     stop = threading.Event()
 
@@ -112,7 +116,9 @@ def test_stop_during_retries_keeps_the_lease_so_the_batch_comes_again(database: 
         raise RuntimeError("storage down")
 
     forever = RetryPolicy("fixed_delay", -1, timedelta(0), timedelta(0), timedelta(0))
-    driver = ChangeFeedDriver(_spec(_feed_trigger(), fails_then_stop, forever), Invoker(stop), documents, stop, {})
+    driver = ChangeFeedDriver(
+        _spec(_feed_trigger(), fails_then_stop, forever), Invoker(stop), documents, state, stop, {}
+    )
     driver.acquire_lease()
     driver.poll_once()
 
@@ -121,6 +127,7 @@ def test_stop_during_retries_keeps_the_lease_so_the_batch_comes_again(database: 
         _spec(_feed_trigger(), lambda arg: seen.extend(d["id"] for d in arg)),
         Invoker(threading.Event()),
         documents,
+        state,
         threading.Event(),
         {},
     )
@@ -131,12 +138,13 @@ def test_stop_during_retries_keeps_the_lease_so_the_batch_comes_again(database: 
 
 def test_poll_delay_comes_from_the_binding_then_the_setting(database: SqliteDatabase) -> None:
     documents = SqliteDocumentStore(database, PARTITION_KEY_PATHS)
+    state = SqliteStateStore(database)
     invoker, stop = Invoker(threading.Event()), threading.Event()
-    from_binding = ChangeFeedDriver(_spec(_feed_trigger(feedPollDelay=250), print), invoker, documents, stop, {})
+    from_binding = ChangeFeedDriver(_spec(_feed_trigger(feedPollDelay=250), print), invoker, documents, state, stop, {})
     from_setting = ChangeFeedDriver(
-        _spec(_feed_trigger(), print), invoker, documents, stop, {"DEVHOST_FEED_POLL_DELAY_MS": "100"}
+        _spec(_feed_trigger(), print), invoker, documents, state, stop, {"DEVHOST_FEED_POLL_DELAY_MS": "100"}
     )
-    default = ChangeFeedDriver(_spec(_feed_trigger(), print), invoker, documents, stop, {})
+    default = ChangeFeedDriver(_spec(_feed_trigger(), print), invoker, documents, state, stop, {})
     assert (from_binding.poll_delay, from_setting.poll_delay, default.poll_delay) == (0.25, 0.1, 0.5)
 
 

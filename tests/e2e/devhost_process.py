@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,11 +22,11 @@ T = TypeVar("T")
 
 
 class DevhostProcess:
-    def __init__(self, data_dir: Path, settings: Mapping[str, str]) -> None:
+    def __init__(self, data_dir: Path, settings: Mapping[str, str], extra_args: Sequence[str] = ()) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("STORAGE_BACKEND", "EMBEDDED_DATA_DIR")}
         env.update(settings)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "--port", "0", "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "devhost", "--port", "0", "--data-dir", str(data_dir), *extra_args],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,

@@ -1,0 +1,182 @@
+"""The documents port's contract, run against every adapter (see conftest.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from shared.storage.names import READINGS, SUMMARIES
+from shared.storage.ports import Document, StorageError
+from tests.contract.conftest import Subject
+
+
+def _reading(doc_id: str, sensor: str = "s1", timestamp: str = "2024-05-01T10:00:00.000Z", **extra: Any) -> Document:
+    return {"id": doc_id, "sensor_id": sensor, "metric": "temperature", "timestamp": timestamp, **extra}
+
+
+def _user_fields(document: Document) -> Document:
+    return {k: v for k, v in document.items() if not k.startswith("_")}
+
+
+def _whole_feed(subject: Subject, container: str, page: int = 1000) -> list[Document]:
+    seen: list[Document] = []
+    continuation: str | None = None
+    while True:
+        batch = subject.store.read_changes(container, continuation, page)
+        if not batch.documents:
+            return seen
+        seen.extend(batch.documents)
+        continuation = batch.continuation
+
+
+def test_upsert_then_read_returns_the_document_with_system_fields(documents: Subject) -> None:
+    doc = _reading("r1", value=21.5)
+    documents.store.upsert_many(READINGS, [doc])
+
+    stored = documents.store.read(READINGS, "s1", "r1")
+
+    assert stored is not None
+    assert _user_fields(stored) == doc
+    assert isinstance(stored["_etag"], str)
+    assert isinstance(stored["_ts"], int)
+
+
+def test_reading_a_missing_document_gives_none(documents: Subject) -> None:
+    documents.require("missing_read")
+    documents.store.upsert_many(READINGS, [_reading("r1")])
+
+    assert documents.store.read(READINGS, "s1", "missing") is None
+    assert documents.store.read(READINGS, "other-sensor", "r1") is None  # the partition key is part of the address
+
+
+def test_system_fields_given_by_the_caller_are_not_stored(documents: Subject) -> None:
+    documents.store.upsert_many(READINGS, [{**_reading("r1"), "_etag": '"forged"', "_ts": 1}])
+
+    stored = documents.store.read(READINGS, "s1", "r1")
+
+    assert stored is not None
+    assert stored["_etag"] != '"forged"'
+    assert stored["_ts"] != 1
+
+
+def test_upsert_of_the_same_id_replaces_the_document(documents: Subject) -> None:
+    documents.store.upsert_many(READINGS, [_reading("r1", value=1.0)])
+    documents.store.upsert_many(READINGS, [_reading("r1", value=2.0, note="replaced")])
+
+    stored = documents.store.read(READINGS, "s1", "r1")
+
+    assert stored is not None
+    assert stored["value"] == 2.0
+    assert stored["note"] == "replaced"
+    assert documents.store.count(READINGS) == 1
+
+
+def test_a_batch_of_many_documents_in_one_partition_and_across_partitions_is_all_stored(documents: Subject) -> None:
+    batch = [_reading(f"a{n:03d}") for n in range(150)] + [_reading(f"b{n}", sensor=f"s{n}") for n in range(20)]
+    documents.store.upsert_many(READINGS, batch)
+
+    assert documents.store.count(READINGS) == 170
+    assert documents.store.read(READINGS, "s1", "a149") is not None
+    assert documents.store.read(READINGS, "s7", "b7") is not None
+
+
+def test_latest_is_newest_first_within_one_partition_with_limit_and_filter(documents: Subject) -> None:
+    docs = [
+        _reading(f"r{minute}", timestamp=f"2024-05-01T10:{minute:02d}:00.000Z", metric=metric)
+        for minute, metric in [(5, "temperature"), (1, "humidity"), (9, "temperature"), (3, "temperature")]
+    ]
+    # Newer than all of them, but in another partition: never returned for s1.
+    docs.append(_reading("other", sensor="s2", timestamp="2024-05-01T11:00:00.000Z"))
+    documents.store.upsert_many(READINGS, docs)
+
+    everything = documents.store.latest(READINGS, "s1", "timestamp", 10)
+    two = documents.store.latest(READINGS, "s1", "timestamp", 2)
+    temperatures = documents.store.latest(READINGS, "s1", "timestamp", 10, equals={"metric": "temperature"})
+
+    assert [d["id"] for d in everything] == ["r9", "r5", "r3", "r1"]
+    assert [d["id"] for d in two] == ["r9", "r5"]
+    assert [d["id"] for d in temperatures] == ["r9", "r5", "r3"]
+    assert documents.store.latest(READINGS, "s1", "timestamp", 10, equals={"metric": "pressure"}) == []
+    with pytest.raises(ValueError):
+        documents.store.latest(READINGS, "s1", "timestamp') OR 1=1 --", 10)
+    with pytest.raises(ValueError):
+        documents.store.latest(READINGS, "s1", "timestamp", 10, equals={"metric = metric OR 1": "x"})
+
+
+def test_documents_without_partition_key_or_id_are_refused(documents: Subject) -> None:
+    with pytest.raises(StorageError):
+        documents.store.upsert_many(READINGS, [{"id": "no-sensor", "value": 1.0}])
+    with pytest.raises(StorageError):
+        documents.store.upsert_many(READINGS, [{"id": "empty-sensor", "sensor_id": ""}])
+    with pytest.raises(StorageError):
+        documents.store.upsert_many(READINGS, [{"sensor_id": "s1"}])
+    # A batch with one bad document writes nothing at all.
+    with pytest.raises(StorageError):
+        documents.store.upsert_many(READINGS, [_reading("good"), {"id": "bad"}])
+    assert documents.store.count(READINGS) == 0
+
+
+def test_change_feed_from_the_start_and_resuming_after_a_continuation(documents: Subject) -> None:
+    documents.require("change_feed")
+    documents.store.upsert_many(READINGS, [_reading("a"), _reading("b", sensor="s2")])
+    documents.store.upsert_many(READINGS, [_reading("c")])
+
+    first = documents.store.read_changes(READINGS, None, 100)
+    assert sorted(d["id"] for d in first.documents) == ["a", "b", "c"]
+    assert first.continuation is not None
+
+    nothing_new = documents.store.read_changes(READINGS, first.continuation, 100)
+    assert nothing_new.documents == []
+
+    documents.store.upsert_many(READINGS, [_reading("d"), _reading("a", value=99.0)])  # "a" is replaced
+    later = documents.store.read_changes(READINGS, nothing_new.continuation, 100)
+    assert sorted(d["id"] for d in later.documents) == ["a", "d"]
+    assert {d["id"]: d.get("value") for d in later.documents}["a"] == 99.0
+
+
+def test_change_feed_respects_max_items(documents: Subject) -> None:
+    documents.require("change_feed")
+    documents.store.upsert_many(READINGS, [_reading(f"r{n:02d}") for n in range(7)])
+
+    seen: list[str] = []
+    continuation: str | None = None
+    for _ in range(5):
+        batch = documents.store.read_changes(READINGS, continuation, 3)
+        assert len(batch.documents) <= 3
+        seen += [d["id"] for d in batch.documents]
+        continuation = batch.continuation
+
+    assert seen == [f"r{n:02d}" for n in range(7)]  # one partition: in write order, each once
+
+
+def test_change_feeds_of_containers_are_separate(documents: Subject) -> None:
+    documents.require("change_feed")
+    documents.store.upsert_many(READINGS, [_reading("r1")])
+    documents.store.upsert_many(SUMMARIES, [_reading("s1-summary")])
+
+    assert [d["id"] for d in _whole_feed(documents, READINGS)] == ["r1"]
+    assert [d["id"] for d in _whole_feed(documents, SUMMARIES)] == ["s1-summary"]
+
+
+def test_end_of_feed_skips_everything_written_before(documents: Subject) -> None:
+    documents.require("change_feed")
+    documents.store.upsert_many(READINGS, [_reading("old-1"), _reading("old-2")])
+    now = documents.store.end_of_feed(READINGS)
+    assert documents.store.read_changes(READINGS, now, 100).documents == []
+
+    documents.store.upsert_many(READINGS, [_reading("new"), _reading("old-1", value=5.0)])
+    assert sorted(d["id"] for d in documents.store.read_changes(READINGS, now, 100).documents) == ["new", "old-1"]
+
+
+def test_expired_documents_are_not_returned(documents: Subject) -> None:
+    documents.require("ttl")
+    documents.store.upsert_many(READINGS, [_reading("short", ttl=1), _reading("kept", ttl=3600), _reading("forever")])
+    assert documents.store.read(READINGS, "s1", "short") is not None
+
+    time.sleep(1.1)
+
+    assert documents.store.read(READINGS, "s1", "short") is None
+    assert documents.store.read(READINGS, "s1", "kept") is not None
+    assert {d["id"] for d in documents.store.latest(READINGS, "s1", "timestamp", 10)} == {"kept", "forever"}
