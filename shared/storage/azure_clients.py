@@ -5,9 +5,10 @@ Event Hubs emulators) or identity-based: `NAME__accountEndpoint` (Cosmos DB), `N
 (Tables), `NAME__fullyQualifiedNamespace` (Event Hubs), with `NAME__clientId` naming a user-assigned
 managed identity (else AZURE_CLIENT_ID). One credential object per client id per process.
 
-Retries are the SDKs' own, set here deliberately: Cosmos retries 429s up to 9 times within 30 s and
-transient connection errors and 503s with exponential backoff; Tables retries 408/429/5xx 5 times,
-exponentially. A failure after that is a StorageError, and the trigger's retry policy takes over.
+Retries are the SDKs' own, set here deliberately: Cosmos retries 429s up to 9 times within 30 s (honouring
+the service's retry-after), connection errors and read timeouts 3 times with exponential backoff, and a
+503 once per region (it fails over); Tables retries 408/429/5xx 5 times, exponentially. A failure after
+that is a StorageError, and the trigger's retry policy takes over (tests/contract/test_cosmos_faults.py).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ COSMOS_RETRY: dict[str, Any] = {
     "retry_mode": "exponential",
     "retry_connect": 3,
     "retry_read": 3,
-    "retry_on_status_codes": [503],
     "retry_write": 3,  # upserts with fixed ids are idempotent, so retrying them is safe
     "connection_timeout": 5,
     "read_timeout": 30,

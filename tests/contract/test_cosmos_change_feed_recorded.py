@@ -1,0 +1,168 @@
+"""The Cosmos change-feed pull, against recorded service responses (the Cosmos stand-in has no change feed).
+
+A small HTTP server on 127.0.0.1 answers the SDK with the exchanges in tests/recordings: the real
+azure-cosmos client builds the requests and parses the answers, so what is checked is our adapter's use
+of the SDK's pull model: from the beginning, resuming from the token, 304 meaning nothing new, a start
+moment, and the request charge of every response."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.cosmos import CosmosClient
+
+from shared.storage.cosmos_documents import CosmosDocumentStore
+from shared.storage.names import PARTITION_KEY_PATHS, READINGS
+from shared.storage.ports import StateStore
+from shared.storage.sqlite_database import SqliteDatabase
+from shared.storage.sqlite_state import SqliteStateStore
+
+RECORDING = json.loads((Path(__file__).parents[1] / "recordings" / "cosmos_change_feed.json").read_text())
+DOCS_PATH = "/dbs/sensorpulse/colls/readings/docs/"
+
+
+class FeedReplay(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server_address[1]}/"
+        self.feed_requests: list[dict[str, str]] = []
+        self.later_written = False  # flips when the test "writes" the later documents
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FeedReplay
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _answer(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        payload = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("x-ms-request-charge", headers.pop("charge", "1"))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        if path == "/":
+            account = json.loads(json.dumps(RECORDING["account"]).replace("{endpoint}", self.server.endpoint))
+            self._answer(200, account, {})
+        elif path.rstrip("/") == "/dbs/sensorpulse/colls/readings":
+            self._answer(200, RECORDING["container"], {"etag": RECORDING["container"]["_etag"]})
+        elif path == "/dbs/sensorpulse/colls/readings/pkranges/":
+            etag = RECORDING["pkranges_etag"]
+            if self.headers.get("If-None-Match") == etag:
+                self._answer(304, None, {"etag": etag})
+            else:
+                self._answer(200, RECORDING["pkranges"], {"etag": etag})
+        elif path == DOCS_PATH:
+            self._feed()
+        else:
+            self._answer(404, {"code": "NotFound", "message": path}, {})
+
+    def _feed(self) -> None:
+        seen = {name: self.headers.get(name, "") for name in ("A-IM", "If-None-Match", "If-Modified-Since")}
+        self.server.feed_requests.append(seen)
+        first, later = RECORDING["feed"]["first"], RECORDING["feed"]["later"]
+        since = seen["If-None-Match"]
+        if since == "" and seen["If-Modified-Since"]:
+            page, etag = None, first["etag"]  # from a moment after everything recorded: nothing yet
+        elif since == "":
+            page, etag = first, first["etag"]
+        elif since == first["etag"] and self.server.later_written:
+            page, etag = later, later["etag"]
+        else:
+            page, etag = None, since
+        if page is None:
+            self._answer(304, None, {"etag": etag, "charge": "1"})
+        else:
+            body = {"_rid": "gAABAIAAAAE=", "Documents": page["documents"], "_count": len(page["documents"])}
+            self._answer(200, body, {"etag": page["etag"], "charge": page["charge"]})
+
+
+@pytest.fixture
+def replay() -> Iterator[FeedReplay]:
+    server = FeedReplay()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def store(replay: FeedReplay) -> CosmosDocumentStore:
+    client = CosmosClient(replay.endpoint, credential="a2V5", retry_total=1, connection_timeout=5)
+    return CosmosDocumentStore(client, "sensorpulse", PARTITION_KEY_PATHS)
+
+
+def test_pull_from_the_beginning_then_resume_from_the_token(store: CosmosDocumentStore, replay: FeedReplay) -> None:
+    first = store.read_changes(READINGS, None, 100)
+    assert [d["id"] for d in first.documents] == ["r1", "r2", "r3"]
+    assert first.continuation is not None
+
+    nothing_new = store.read_changes(READINGS, first.continuation, 100)
+    assert nothing_new.documents == []
+    assert nothing_new.continuation == first.continuation  # a 304 keeps the position
+
+    replay.later_written = True
+    later = store.read_changes(READINGS, first.continuation, 100)
+    assert [(d["id"], d["value"]) for d in later.documents] == [("r4", 24.5), ("r1", 99.0)]  # r1 was replaced
+    assert later.continuation not in (None, first.continuation)
+    assert store.read_changes(READINGS, later.continuation, 100).documents == []
+
+    sent = replay.feed_requests
+    assert all(r["A-IM"] == "Incremental Feed" for r in sent)
+    assert [r["If-None-Match"] for r in sent] == ["", '"4"', '"4"', '"6"']
+
+
+def test_request_charges_of_feed_reads_are_recorded(store: CosmosDocumentStore, replay: FeedReplay) -> None:
+    store.read_changes(READINGS, None, 100)
+    replay.later_written = True
+    batch = store.read_changes(READINGS, None, 100)
+    store.read_changes(READINGS, batch.continuation, 100)
+
+    requests, units = store.charges.snapshot()[(READINGS, "feed")]
+    assert requests >= 3
+    assert units >= 2.38 + 2.38 + 2.05
+
+
+def test_end_of_feed_starts_from_that_moment(store: CosmosDocumentStore, replay: FeedReplay) -> None:
+    now = store.end_of_feed(READINGS)
+
+    batch = store.read_changes(READINGS, now, 100)
+
+    assert batch.documents == []
+    assert batch.continuation == now  # nothing read yet: the moment is kept, not lost
+    assert replay.feed_requests[-1]["If-Modified-Since"] != ""
+
+
+def test_the_continuation_survives_in_the_state_store_across_restarts(replay: FeedReplay, tmp_path: Path) -> None:
+    """What devhost does with --backend azure: the position lives in the state store, not in memory."""
+    database = SqliteDatabase.in_directory(tmp_path)
+    state: StateStore = SqliteStateStore(database)
+    try:
+        client = CosmosClient(replay.endpoint, credential="a2V5", retry_total=1)
+        first = CosmosDocumentStore(client, "sensorpulse", PARTITION_KEY_PATHS).read_changes(READINGS, None, 100)
+        state.upsert("devhostleases", "sensorpulse", READINGS, {"continuation": first.continuation})
+
+        replay.later_written = True
+        restarted = CosmosDocumentStore(
+            CosmosClient(replay.endpoint, credential="a2V5"), "sensorpulse", PARTITION_KEY_PATHS
+        )
+        lease = state.get("devhostleases", "sensorpulse", READINGS)
+        assert lease is not None
+        resumed = restarted.read_changes(READINGS, str(lease.properties["continuation"]), 100)
+        assert [d["id"] for d in resumed.documents] == ["r4", "r1"]
+    finally:
+        database.close()
