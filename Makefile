@@ -39,8 +39,8 @@ test: lint typecheck $(NODE_STAMP)
 unit: setup
 	$(PY) -m pytest tests/unit
 
-bench: setup
-	for name in summariser dashboard coldstart freshness; do $(PY) -m bench $$name || exit 1; done
+bench: setup $(NODE_STAMP)
+	for name in summariser dashboard coldstart freshness state_roundtrip; do $(PY) -m bench $$name || exit 1; done
 
 clean:
 	rm -rf $(VENV) node_modules $(DATA_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -20,12 +20,13 @@ BENCHES: dict[str, str] = {
     "dashboard": "PNG chart endpoint: cached (304 and 200) and fresh render times",
     "coldstart": "time to `import function_app` in a fresh interpreter",
     "freshness": "reading written -> visible in GET /api/sensors, through a devhost subprocess",
+    "state_roundtrip": "window state read + If-Match write on Azurite (needs `npm ci`)",
 }
 
 
 def usage() -> str:
     lines = ["usage: python -m bench <name>", "", "benchmarks:"]
-    lines += [f"  {name:<11} {about}" for name, about in BENCHES.items()]
+    lines += [f"  {name:<16} {about}" for name, about in BENCHES.items()]
     return "\n".join(lines)
 
 

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.readings import InvalidReading, format_timestamp, parse_timestamp
-from shared.settings import EVENTHUB_NAME, SettingsError
+from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
 from shared.storage.ports import Entity, EntityWrite, EventPublisher, OutboundEvent, StateStore, StorageError
 
 logger = logging.getLogger(__name__)
 
-EVENTHUB_EXTRA_HUBS = "EVENTHUB_EXTRA_HUBS"  # JSON list of further hubs, see parse_hub_targets
 
 # Event Hubs' naming rule. It also keeps "|" out of hub names, which makes "{hub}|{stream}" unambiguous.
 _HUB_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?")

@@ -16,6 +16,7 @@ SENSOR_COUNT = "SENSOR_COUNT"
 SUMMARY_TTL_SECONDS = "SUMMARY_TTL_SECONDS"
 READING_TTL_SECONDS = "READING_TTL_SECONDS"
 EVENTHUB_NAME = "EVENTHUB_NAME"
+EVENTHUB_EXTRA_HUBS = "EVENTHUB_EXTRA_HUBS"  # JSON list of further hubs; see shared.hub_delivery
 
 # Read only by binding expressions (%NAME%) in the blueprints; listed so every name lives here.
 SIMULATOR_SCHEDULE = "SIMULATOR_SCHEDULE"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.hub_delivery import EVENTHUB_EXTRA_HUBS, HubFanout, HubTarget, KeyedEvent, parse_hub_targets
-from shared.settings import EVENTHUB_NAME, SettingsError
+from shared.hub_delivery import HubFanout, HubTarget, KeyedEvent, parse_hub_targets
+from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
 from shared.storage.ports import OutboundEvent, PublishOutcome, StorageError
 from shared.storage.sqlite_database import SqliteDatabase
 from shared.storage.sqlite_events import SqliteEventHub
