@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from azure.cosmos import CosmosClient
+from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
 from shared.storage.azure_clients import COSMOS_RETRY
 from tests.e2e.devhost_process import DevhostProcess, wait_for
@@ -56,10 +57,11 @@ def test_devhost_on_the_azure_adapters_stores_readings_in_cosmos_and_serves_summ
     readings = client.get_database_client(database_name).get_container_client("readings")
 
     def sensors_in_cosmos() -> set[str] | None:
-        found = {
-            str(doc["sensor_id"])
-            for doc in readings.query_items("SELECT c.sensor_id FROM c", enable_cross_partition_query=True)
-        }
+        try:
+            query = readings.query_items("SELECT c.sensor_id FROM c", enable_cross_partition_query=True)
+            found = {str(doc["sensor_id"]) for doc in query}
+        except CosmosResourceNotFoundError:  # devhost creates the database and containers on first use
+            return None
         return found if len(found) == SENSORS else None
 
     assert wait_for(sensors_in_cosmos, 60, "simulated readings in Cosmos") == {
