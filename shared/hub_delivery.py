@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from shared.dead_letters import DeadLetter, DeadLetterBox
 from shared.readings import InvalidReading, format_timestamp, parse_timestamp
 from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
 from shared.storage.ports import Entity, EntityWrite, EventPublisher, OutboundEvent, StateStore, StorageError
@@ -122,7 +123,7 @@ class HubFanout:
     Delivery is at least once: a key is recorded only after its publish returned, so a hub that failed part-way,
     or a crash before the record, means a few events go to that hub again on the retry. Events a hub refuses as
     too large are recorded as delivered too: they can never be sent, and retrying them on every call would keep
-    the watermark from ever moving; the caller dead-letters them instead."""
+    the watermark from ever moving; each is parked as a dead letter (source `eventhub:<hub>`) with its reason."""
 
     def __init__(
         self,
@@ -184,6 +185,13 @@ class HubFanout:
             ],
         )
         too_large = [(key, event) for key, event in pending if id(event) in refused]
+        if too_large:
+            DeadLetterBox(self._state).park(
+                [
+                    DeadLetter(f"eventhub:{hub}", "event larger than the hub accepts", event.body)
+                    for _, event in too_large
+                ]
+            )
         return HubDelivery(outcome.sent, len(done), too_large), done | {key for key, _ in pending}
 
     def purge_older_than(self, stream: str, cutoff: datetime) -> int:

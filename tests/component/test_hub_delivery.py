@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.dead_letters import DeadLetterBox
 from shared.hub_delivery import HubFanout, HubTarget, KeyedEvent, parse_hub_targets
 from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
 from shared.storage.ports import OutboundEvent, PublishOutcome, StorageError
@@ -120,6 +121,10 @@ def test_events_too_large_are_reported_recorded_and_never_tried_again(
     record = state.get(TABLE, f"telemetry|{STREAM}", "big")
     assert record is not None
     assert record.properties["too_large"] is True
+    letters = DeadLetterBox(state).list("eventhub:telemetry")
+    assert [(letter["reason"], letter["item"]) for letter in letters] == [
+        ("event larger than the hub accepts", "x" * 101)
+    ]
 
 
 def test_keys_table_storage_would_refuse_are_stored_as_digests_and_still_deduplicate(state: SqliteStateStore) -> None:
