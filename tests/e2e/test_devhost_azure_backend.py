@@ -74,11 +74,16 @@ def test_devhost_on_the_azure_adapters_stores_readings_in_cosmos_and_serves_summ
 
     series = wait_for(summarised, 60, "a summary for every sensor, from the window state in Azurite")
     latest = series[0]["latest"]
-    summary = (
-        client.get_database_client(database_name)
-        .get_container_client("summaries")
-        .read_item(latest["id"], partition_key=series[0]["sensor_id"])
-    )
+    summaries = client.get_database_client(database_name).get_container_client("summaries")
+
+    def stored_summary() -> dict[str, Any] | None:
+        # The window state is written first and the summary just after it (shared/summariser.py).
+        try:
+            return dict(summaries.read_item(latest["id"], partition_key=series[0]["sensor_id"]))
+        except CosmosResourceNotFoundError:
+            return None
+
+    summary = wait_for(stored_summary, 30, "the latest summary in the summaries container")
     assert summary["count"] == latest["count"] >= 1
     assert host.get_json("/api/health")["status"] == "ok"
     assert "backend: azure" in "".join(host.output)
