@@ -1,12 +1,15 @@
-"""Session fixtures shared by every test folder: the emulators, started once and stopped at the end."""
+"""Fixtures shared by every test folder: a SQLite database in the test's temp folder, and the emulators,
+started once per session and stopped at the end."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shared.storage.sqlite_database import SqliteDatabase
 from tests.emulators import (
     Emulator,
     EmulatorUnavailable,
@@ -27,6 +30,13 @@ def _emulator(start: Any) -> Iterator[Emulator]:
         yield emulator
     finally:
         emulator.stop()
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[SqliteDatabase]:
+    db = SqliteDatabase.in_directory(tmp_path)
+    yield db
+    db.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ never fans out across partitions. Each response's request charge is added to `ch
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,10 +17,9 @@ from azure.core.exceptions import AzureError
 from azure.cosmos import ContainerProxy, CosmosClient, PartitionKey
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
 
-from shared.storage.ports import ChangeBatch, Document, StorageError
+from shared.storage.ports import FIELD_NAME, ChangeBatch, Document, StorageError
 from shared.storage.request_charges import RequestCharges
 
-_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SYSTEM_PROPERTIES = frozenset({"_rid", "_self", "_etag", "_attachments", "_ts", "_lsn"})
 _PARALLEL_WRITES = 8
 _FROM_TIME = "from-time:"  # a continuation meaning "changes after this moment" (see end_of_feed)
@@ -85,7 +83,7 @@ class CosmosDocumentStore:
 
     def upsert_many(self, container: str, documents: Sequence[Mapping[str, Any]]) -> None:
         """Every document is checked before any is written; then point upserts, a few at a time (the SDK's
-        connection pool is shared). A failure raises after the others finished: ids are fixed, so the
+        connection pool is shared). A failure raises, and the others may still land: ids are fixed, so the
         trigger's retry rewrites the same documents."""
         field = self._pk_field(container)
         bodies: list[dict[str, Any]] = []
@@ -132,7 +130,7 @@ class CosmosDocumentStore:
     ) -> list[Document]:
         field = self._pk_field(container)
         names = [field, order_by, *(equals or {})]
-        if not all(_FIELD.match(name) for name in names):
+        if not all(FIELD_NAME.match(name) for name in names):
             raise ValueError("field names must be identifiers")
         query = f"SELECT TOP @limit * FROM c WHERE c.{field} = @pk"
         parameters: list[dict[str, Any]] = [
@@ -161,17 +159,14 @@ class CosmosDocumentStore:
         proxy = self._container(container)
         hook = self._hook(container, "feed")
         try:
+            position: dict[str, Any]
             if continuation is None:
-                feed = proxy.query_items_change_feed(
-                    start_time="Beginning", max_item_count=max_items, response_hook=hook
-                )
+                position = {"start_time": "Beginning"}
             elif continuation.startswith(_FROM_TIME):
-                since = datetime.fromisoformat(continuation.removeprefix(_FROM_TIME))
-                feed = proxy.query_items_change_feed(start_time=since, max_item_count=max_items, response_hook=hook)
+                position = {"start_time": datetime.fromisoformat(continuation.removeprefix(_FROM_TIME))}
             else:
-                feed = proxy.query_items_change_feed(
-                    continuation=continuation, max_item_count=max_items, response_hook=hook
-                )
+                position = {"continuation": continuation}
+            feed = proxy.query_items_change_feed(max_item_count=max_items, response_hook=hook, **position)
             pages = feed.by_page()
             page = next(pages, None)
         except (CosmosHttpResponseError, AzureError) as error:

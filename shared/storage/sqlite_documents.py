@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 import uuid
@@ -11,10 +10,9 @@ from typing import Any
 
 import orjson
 
-from shared.storage.ports import ChangeBatch, Document, StorageError
+from shared.storage.ports import FIELD_NAME, ChangeBatch, Document, StorageError
 from shared.storage.sqlite_database import SqliteDatabase
 
-_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PURGE_EVERY_SECONDS = 60.0
 _SYSTEM_PROPERTIES = frozenset({"_rid", "_self", "_etag", "_attachments", "_ts", "_lsn"})
 
@@ -105,7 +103,7 @@ class SqliteDocumentStore:
         equals: Mapping[str, str] | None = None,
     ) -> list[Document]:
         fields = [container, order_by, *(equals or {})]
-        if not all(_FIELD.match(name) for name in fields):
+        if not all(FIELD_NAME.match(name) for name in fields):
             raise ValueError("container and field names must be identifiers")
         # The container as a literal lets SQLite use the partial index of that container.
         sql = f"SELECT body, lsn, ts FROM documents WHERE container = '{container}' AND pk = ? "

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,13 +18,6 @@ from shared.storage.sqlite_state import SqliteStateStore
 
 TABLE = "things"
 HUB = "telemetry"
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[SqliteDatabase]:
-    db = SqliteDatabase.in_directory(tmp_path)
-    yield db
-    db.close()
 
 
 @pytest.fixture

@@ -7,12 +7,8 @@ moment, and the request charge of every response."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from azure.cosmos import CosmosClient
@@ -22,55 +18,25 @@ from shared.storage.names import PARTITION_KEY_PATHS, READINGS
 from shared.storage.ports import StateStore
 from shared.storage.sqlite_database import SqliteDatabase
 from shared.storage.sqlite_state import SqliteStateStore
+from tests.cosmos_http import CONTAINER_PATH, RECORDING, RecordedCosmos, RecordedCosmosHandler, serving
 
-RECORDING = json.loads((Path(__file__).parents[1] / "recordings" / "cosmos_change_feed.json").read_text())
-DOCS_PATH = "/dbs/sensorpulse/colls/readings/docs/"
+DOCS_PATH = f"{CONTAINER_PATH}/docs/"
 
 
-class FeedReplay(ThreadingHTTPServer):
+class FeedReplay(RecordedCosmos):
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server_address[1]}/"
+        super().__init__(_FeedHandler)
         self.feed_requests: list[dict[str, str]] = []
         self.later_written = False  # flips when the test "writes" the later documents
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _FeedHandler(RecordedCosmosHandler):
     server: FeedReplay
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def _answer(self, status: int, body: Any, headers: dict[str, str]) -> None:
-        payload = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("x-ms-request-charge", headers.pop("charge", "1"))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def do_GET(self) -> None:
-        path = self.path.split("?")[0]
-        if path == "/":
-            account = json.loads(json.dumps(RECORDING["account"]).replace("{endpoint}", self.server.endpoint))
-            self._answer(200, account, {})
-        elif path.rstrip("/") == "/dbs/sensorpulse/colls/readings":
-            self._answer(200, RECORDING["container"], {"etag": RECORDING["container"]["_etag"]})
-        elif path == "/dbs/sensorpulse/colls/readings/pkranges/":
-            etag = RECORDING["pkranges_etag"]
-            if self.headers.get("If-None-Match") == etag:
-                self._answer(304, None, {"etag": etag})
-            else:
-                self._answer(200, RECORDING["pkranges"], {"etag": etag})
-        elif path == DOCS_PATH:
-            self._feed()
-        else:
-            self._answer(404, {"code": "NotFound", "message": path}, {})
-
-    def _feed(self) -> None:
+    def answer_documents(self, path: str) -> None:
+        if path != DOCS_PATH:
+            super().answer_documents(path)
+            return
         seen = {name: self.headers.get(name, "") for name in ("A-IM", "If-None-Match", "If-Modified-Since")}
         self.server.feed_requests.append(seen)
         first, later = RECORDING["feed"]["first"], RECORDING["feed"]["later"]
@@ -84,20 +50,16 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             page, etag = None, since
         if page is None:
-            self._answer(304, None, {"etag": etag, "charge": "1"})
+            self.answer(304, None, {"etag": etag})
         else:
             body = {"_rid": "gAABAIAAAAE=", "Documents": page["documents"], "_count": len(page["documents"])}
-            self._answer(200, body, {"etag": page["etag"], "charge": page["charge"]})
+            self.answer(200, body, {"etag": page["etag"]}, charge=page["charge"])
 
 
 @pytest.fixture
 def replay() -> Iterator[FeedReplay]:
-    server = FeedReplay()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(FeedReplay()) as server:
+        yield server
 
 
 @pytest.fixture

@@ -4,11 +4,8 @@ names the container and status and never the key."""
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -18,68 +15,42 @@ from shared.storage.azure_clients import COSMOS_RETRY
 from shared.storage.cosmos_documents import CosmosDocumentStore
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS
 from shared.storage.ports import StorageError
-from tests.contract.test_cosmos_change_feed_recorded import RECORDING
+from tests.cosmos_http import RecordedCosmos, RecordedCosmosHandler, serving
 
 KEY = "c2VjcmV0LWtleS1uZXZlci1pbi1hLW1lc3NhZ2U="
 DOCUMENT = {"id": "r1", "sensor_id": "s1", "value": 1.5, "_rid": "x", "_etag": '"1"', "_ts": 1}
 
 
-class FaultyCosmos(ThreadingHTTPServer):
+class FaultyCosmos(RecordedCosmos):
     """Answers document reads with the scripted faults first, then the document."""
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server_address[1]}/"
+        super().__init__(_FaultyHandler)
         self.faults: list[int | str] = []  # a status code, or "hang" for a response slower than the read timeout
         self.document_reads = 0
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _FaultyHandler(RecordedCosmosHandler):
     server: FaultyCosmos
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _answer(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("x-ms-request-charge", "1")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def do_GET(self) -> None:
-        path = self.path.split("?")[0]
-        if path == "/":
-            account = json.loads(json.dumps(RECORDING["account"]).replace("{endpoint}", self.server.endpoint))
-            self._answer(200, account)
-            return
-        if path.rstrip("/") == "/dbs/sensorpulse/colls/readings":
-            self._answer(200, RECORDING["container"])
-            return
+    def answer_documents(self, path: str) -> None:
         self.server.document_reads += 1
         fault = self.server.faults.pop(0) if self.server.faults else None
         if fault == "hang":
             time.sleep(1.5)
-            self._answer(200, DOCUMENT)
+            self.answer(200, DOCUMENT)
         elif fault == 429:
-            self._answer(429, {"code": "TooManyRequests", "message": "throttled"}, {"x-ms-retry-after-ms": "20"})
+            self.answer(429, {"code": "TooManyRequests", "message": "throttled"}, {"x-ms-retry-after-ms": "20"})
         elif fault is not None:
-            self._answer(int(fault), {"code": "ServiceUnavailable", "message": "unavailable"})
+            self.answer(int(fault), {"code": "ServiceUnavailable", "message": "unavailable"})
         else:
-            self._answer(200, DOCUMENT, {"etag": '"1"'})
+            self.answer(200, DOCUMENT, {"etag": '"1"'})
 
 
 @pytest.fixture
 def server() -> Iterator[FaultyCosmos]:
-    faulty = FaultyCosmos()
-    threading.Thread(target=faulty.serve_forever, daemon=True).start()
-    yield faulty
-    faulty.shutdown()
-    faulty.server_close()
+    with serving(FaultyCosmos()) as faulty:
+        yield faulty
 
 
 def _store(server: FaultyCosmos, **overrides: Any) -> CosmosDocumentStore:

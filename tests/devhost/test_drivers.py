@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import azure.functions as func
-import pytest
 
 from devhost.change_feed_driver import ChangeFeedDriver
 from devhost.event_hub_driver import EventHubDriver
@@ -24,13 +22,6 @@ from shared.storage.sqlite_events import SqliteEventHub
 from shared.storage.sqlite_state import SqliteStateStore
 
 NO_WAIT_RETRY = RetryPolicy("fixed_delay", 2, timedelta(0), timedelta(0), timedelta(0))
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[SqliteDatabase]:
-    db = SqliteDatabase.in_directory(tmp_path)
-    yield db
-    db.close()
 
 
 def _spec(trigger: dict[str, Any], function: Callable[..., Any], retry: RetryPolicy | None = None) -> FunctionSpec:
