@@ -10,7 +10,7 @@ import azure.functions as func
 from shared.dashboard import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
 from shared.dashboard_page import render_page
 from shared.readings import METRIC_PATTERN, format_timestamp
-from shared.services import get_dashboard
+from shared.services import get_dashboard, get_device_registry
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
@@ -90,6 +90,12 @@ def sensor_chart(req: func.HttpRequest) -> func.HttpResponse:
         return _error(400, str(invalid))
     except UnknownSeries as unknown:
         return _error(404, str(unknown))
+
+
+@bp.route(route="api/devices", methods=["GET"], auth_level=_ANONYMOUS)
+def list_devices(req: func.HttpRequest) -> func.HttpResponse:
+    devices = [device.to_document() for device in get_device_registry().list()]
+    return _json({"count": len(devices), "devices": devices})
 
 
 @bp.route(route="api/health", methods=["GET"], auth_level=_ANONYMOUS)

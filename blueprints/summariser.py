@@ -1,16 +1,19 @@
 """The sliding-window summariser, fed by the `readings` change feed and by the telemetry Event Hub."""
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
 
-from shared.event_bodies import readings_from_events
-from shared.services import get_summariser
+from shared.services import get_device_registry, get_summariser
 from shared.storage.names import LEASES, READINGS
+from shared.telemetry import route_events
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
+
+_EVENTS_SOURCE = "eventhub-telemetry"
 
 # A whole-batch failure means storage is unavailable: retry until it is back rather than checkpoint past
 # the batch (bad items never fail a batch; they are dead-lettered inside it).
@@ -59,12 +62,25 @@ def summarise_readings(documents: func.DocumentList) -> None:
     cardinality=func.Cardinality.MANY,
 )
 def summarise_events(events: list[func.EventHubEvent]) -> None:
-    items, rejected = readings_from_events([event.get_body() for event in events], source="eventhub-telemetry")
-    outcome = get_summariser().apply(items, source="eventhub-telemetry", rejected=rejected)
+    batch = route_events(events, source=_EVENTS_SOURCE, received_at=datetime.now(UTC))
+    outcome = get_summariser().apply(batch.items, source=_EVENTS_SOURCE, rejected=batch.rejected)
+    # After the summaries: a failure here retries the batch, and re-summarising it changes nothing.
+    devices = get_device_registry().record(batch.sightings)
     logger.info(
-        "summarised %d event readings into %d summaries (%d dead-lettered)",
+        "summarised %d event readings (%d people-counter) into %d summaries (%d dead-lettered, %d snapshots "
+        "skipped, %d devices seen)",
         outcome.summarised,
+        batch.people_counter,
         outcome.summaries_written,
         outcome.dead_lettered,
-        extra={"trigger": "eventhub", "readings": outcome.summarised, "dead_letters": outcome.dead_lettered},
+        batch.snapshots_skipped,
+        devices,
+        extra={
+            "trigger": "eventhub",
+            "readings": outcome.summarised,
+            "people_counter": batch.people_counter,
+            "dead_letters": outcome.dead_lettered,
+            "snapshots_skipped": batch.snapshots_skipped,
+            "devices": devices,
+        },
     )

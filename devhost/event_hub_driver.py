@@ -23,13 +23,28 @@ logger = logging.getLogger("devhost")
 IDLE_POLL_SECONDS = 0.5
 
 
+IOTHUB_PREFIX = "iothub-"
+
+
 def to_event(event: HubEvent) -> func.EventHubEvent:
+    """The event as the Functions host hands it over.
+
+    The embedded hub stands in for an Event Hub that IoT Hub routes device messages to: there IoT Hub sets
+    system properties such as `iothub-connection-device-id`, which the worker exposes as `iothub_metadata`
+    without the prefix. Here an application property named `iothub-...` plays that part. Other application
+    properties are not passed on: azure.functions.EventHubEvent has no argument for them."""
+    iothub = {
+        name[len(IOTHUB_PREFIX) :]: str(value)
+        for name, value in event.properties.items()
+        if name.startswith(IOTHUB_PREFIX)
+    }
     return func.EventHubEvent(
         body=event.body,
         enqueued_time=datetime.fromtimestamp(event.enqueued_time, tz=UTC),
         partition_key=event.partition_key,
         sequence_number=event.sequence_number,
         offset=str(event.sequence_number),
+        iothub_metadata=iothub or None,
     )
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from shared.dead_letters import DeadLetter, DeadLetterBox
 from shared.readings import InvalidReading, format_timestamp, parse_timestamp
 from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
+from shared.storage.names import DELIVERIES_TABLE
 from shared.storage.ports import Entity, EntityWrite, EventPublisher, OutboundEvent, StateStore, StorageError
 
 logger = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class HubFanout:
         self,
         publishers: Mapping[str, EventPublisher],
         state: StateStore,
-        table: str = "deliveries",
+        table: str = DELIVERIES_TABLE,
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         if not publishers:
@@ -142,57 +143,32 @@ class HubFanout:
         self._table = table
         self._clock = clock
 
-    def deliver(self, stream: str, events: Sequence[KeyedEvent]) -> FanoutResult:
-        """Publish to each hub what it has not had yet. A hub whose publish raises StorageError is reported with
-        the error and keeps its records unchanged; the other hubs go on. A key repeated in `events` is sent once.
-        State-store errors propagate: they are not one hub's problem, and retrying the call is safe."""
-        first: dict[str, OutboundEvent] = {}
-        for key, event in events:
-            first.setdefault(key, event)
-        unique = list(first.items())
-        everywhere = set(first)
-        hubs: dict[str, HubDelivery] = {}
-        for hub, publisher in self._publishers.items():
-            hubs[hub], delivered = self._deliver_to(hub, publisher, stream, unique)
-            everywhere &= delivered
-        return FanoutResult(hubs, frozenset(everywhere))
+    @property
+    def hubs(self) -> list[str]:
+        return list(self._publishers)
 
-    def _deliver_to(
-        self, hub: str, publisher: EventPublisher, stream: str, events: list[KeyedEvent]
-    ) -> tuple[HubDelivery, set[str]]:
-        partition = _partition_key(hub, stream)
-        # One partition read rather than one read per key; purge_older_than keeps the partition small.
-        recorded = {entity.row_key for entity in self._state.query(self._table, partition)}
-        done = {key for key, _ in events if _table_key(key) in recorded}
-        pending = [(key, event) for key, event in events if key not in done]
-        if not pending:
-            return HubDelivery(skipped=len(done)), done
-        try:
-            outcome = publisher.publish(hub, [event for _, event in pending])
-        except StorageError as error:
-            logger.warning(
-                "delivery to event hub %s failed, will retry: %s", hub, error, extra={"hub": hub, "stream": stream}
-            )
-            return HubDelivery(skipped=len(done), error=str(error)), done
-        refused = {id(event) for event in outcome.too_large}  # the port returns the very objects it was given
-        now = format_timestamp(self._clock())
-        # Insert-only writes: a conflict means a concurrent delivery recorded the key first, which is as good.
-        self._state.write_many(
-            self._table,
-            [
-                EntityWrite(partition, _table_key(key), {"delivered_at": now, "too_large": id(event) in refused})
-                for key, event in pending
-            ],
-        )
-        too_large = [(key, event) for key, event in pending if id(event) in refused]
-        if too_large:
-            DeadLetterBox(self._state).park(
-                [
-                    DeadLetter(f"eventhub:{hub}", "event larger than the hub accepts", event.body)
-                    for _, event in too_large
-                ]
-            )
-        return HubDelivery(outcome.sent, len(done), too_large), done | {key for key, _ in pending}
+    def open(self, stream: str, forget_before: datetime | None = None) -> FanoutSession:
+        """A session for one run over `stream`: each hub's delivery records are read once, here (one partition
+        query per hub), and records delivered before `forget_before` are deleted on the way."""
+        if forget_before is not None and forget_before.tzinfo is None:
+            raise ValueError("forget_before must carry a timezone")
+        recorded: dict[str, set[str]] = {}
+        forgotten = 0
+        for hub in self._publishers:
+            partition = _partition_key(hub, stream)
+            keys: set[str] = set()
+            for entity in self._state.query(self._table, partition):
+                if forget_before is not None and _recorded_at(entity) < forget_before:
+                    self._state.delete(self._table, partition, entity.row_key)
+                    forgotten += 1
+                else:
+                    keys.add(entity.row_key)
+            recorded[hub] = keys
+        return FanoutSession(self, stream, recorded, forgotten)
+
+    def deliver(self, stream: str, events: Sequence[KeyedEvent]) -> FanoutResult:
+        """Publish to each hub what it has not had yet (see FanoutSession.deliver)."""
+        return self.open(stream).deliver(events)
 
     def purge_older_than(self, stream: str, cutoff: datetime) -> int:
         """Forget this stream's deliveries recorded before `cutoff` on every hub; returns how many went.
@@ -200,14 +176,83 @@ class HubFanout:
         Run it with the age after which a dedup key cannot come again: older records only cost reads."""
         if cutoff.tzinfo is None:
             raise ValueError("cutoff must carry a timezone")
-        removed = 0
-        for hub in self._publishers:
-            partition = _partition_key(hub, stream)
-            for entity in self._state.query(self._table, partition):
-                if _recorded_at(entity) < cutoff:
-                    self._state.delete(self._table, partition, entity.row_key)
-                    removed += 1
-        return removed
+        return self.open(stream, forget_before=cutoff).forgotten
+
+
+class FanoutSession:
+    """One run's deliveries over one stream. A hub whose publish failed is not tried again in the same session:
+    it gets everything it missed in the next run, and meanwhile the other hubs go on without waiting for it."""
+
+    def __init__(self, fanout: HubFanout, stream: str, recorded: dict[str, set[str]], forgotten: int) -> None:
+        self._fanout = fanout
+        self._stream = stream
+        self._recorded = recorded
+        self._failed: dict[str, str] = {}
+        self.forgotten = forgotten
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Hub name to the error of its failed publish in this session."""
+        return dict(self._failed)
+
+    def deliver(self, events: Sequence[KeyedEvent]) -> FanoutResult:
+        """Publish to each hub what it has not had yet. A hub whose publish raises StorageError is reported with
+        the error and keeps its records unchanged; the other hubs go on. A key repeated in `events` is sent once.
+        State-store errors propagate: they are not one hub's problem, and retrying the run is safe."""
+        first: dict[str, OutboundEvent] = {}
+        for key, event in events:
+            first.setdefault(key, event)
+        unique = list(first.items())
+        everywhere = set(first)
+        hubs: dict[str, HubDelivery] = {}
+        for hub, publisher in self._fanout._publishers.items():
+            hubs[hub], delivered = self._deliver_to(hub, publisher, unique)
+            everywhere &= delivered
+        return FanoutResult(hubs, frozenset(everywhere))
+
+    def _deliver_to(
+        self, hub: str, publisher: EventPublisher, events: list[KeyedEvent]
+    ) -> tuple[HubDelivery, set[str]]:
+        recorded = self._recorded[hub]
+        done = {key for key, _ in events if _table_key(key) in recorded}
+        pending = [(key, event) for key, event in events if key not in done]
+        if not pending:
+            return HubDelivery(skipped=len(done)), done
+        if hub in self._failed:
+            return HubDelivery(skipped=len(done), error=f"not tried again this run: {self._failed[hub]}"), done
+        try:
+            outcome = publisher.publish(hub, [event for _, event in pending])
+        except StorageError as error:
+            self._failed[hub] = str(error)
+            logger.warning(
+                "delivery to event hub %s failed, will retry: %s",
+                hub,
+                error,
+                extra={"hub": hub, "stream": self._stream},
+            )
+            return HubDelivery(skipped=len(done), error=str(error)), done
+        refused = {id(event) for event in outcome.too_large}  # the port returns the very objects it was given
+        fanout = self._fanout
+        now = format_timestamp(fanout._clock())
+        partition = _partition_key(hub, self._stream)
+        # Insert-only writes: a conflict means a concurrent delivery recorded the key first, which is as good.
+        fanout._state.write_many(
+            fanout._table,
+            [
+                EntityWrite(partition, _table_key(key), {"delivered_at": now, "too_large": id(event) in refused})
+                for key, event in pending
+            ],
+        )
+        recorded.update(_table_key(key) for key, _ in pending)
+        too_large = [(key, event) for key, event in pending if id(event) in refused]
+        if too_large:
+            DeadLetterBox(fanout._state).park(
+                [
+                    DeadLetter(f"eventhub:{hub}", "event larger than the hub accepts", event.body)
+                    for _, event in too_large
+                ]
+            )
+        return HubDelivery(outcome.sent, len(done), too_large), done | {key for key, _ in pending}
 
 
 def _recorded_at(entity: Entity) -> datetime:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 STORAGE_BACKEND = "STORAGE_BACKEND"
 EMBEDDED_DATA_DIR = "EMBEDDED_DATA_DIR"
@@ -17,6 +20,27 @@ SUMMARY_TTL_SECONDS = "SUMMARY_TTL_SECONDS"
 READING_TTL_SECONDS = "READING_TTL_SECONDS"
 EVENTHUB_NAME = "EVENTHUB_NAME"
 EVENTHUB_EXTRA_HUBS = "EVENTHUB_EXTRA_HUBS"  # JSON list of further hubs; see shared.hub_delivery
+
+# Microshare forwarding (shared.microshare, shared.forwarding). Unset MICROSHARE_USERNAME: forwarding is off.
+MICROSHARE_AUTH_URL = "MICROSHARE_AUTH_URL"
+MICROSHARE_API_URL = "MICROSHARE_API_URL"
+MICROSHARE_USERNAME = "MICROSHARE_USERNAME"
+MICROSHARE_PASSWORD = "MICROSHARE_PASSWORD"  # a Key Vault reference in Azure
+MICROSHARE_API_KEY = "MICROSHARE_API_KEY"  # a Key Vault reference in Azure
+MICROSHARE_CLUSTER_ID = "MICROSHARE_CLUSTER_ID"
+MICROSHARE_CLUSTER_REC_TYPE = "MICROSHARE_CLUSTER_REC_TYPE"
+MICROSHARE_PEOPLE_COUNTER_VIEW_ID = "MICROSHARE_PEOPLE_COUNTER_VIEW_ID"
+MICROSHARE_SNAPSHOT_VIEW_ID = "MICROSHARE_SNAPSHOT_VIEW_ID"
+MICROSHARE_DATA_CONTEXT = "MICROSHARE_DATA_CONTEXT"
+MICROSHARE_IDENTITY = "MICROSHARE_IDENTITY"
+MICROSHARE_LOCATION_PREFIX = "MICROSHARE_LOCATION_PREFIX"
+MICROSHARE_SNAPSHOT_CATEGORY = "MICROSHARE_SNAPSHOT_CATEGORY"
+MICROSHARE_SNAPSHOT_METRIC = "MICROSHARE_SNAPSHOT_METRIC"
+MICROSHARE_PAGE_SIZE = "MICROSHARE_PAGE_SIZE"
+MICROSHARE_TIMEOUT_SECONDS = "MICROSHARE_TIMEOUT_SECONDS"
+MICROSHARE_OVERLAP_MINUTES = "MICROSHARE_OVERLAP_MINUTES"
+MICROSHARE_DEDUP_RETENTION_HOURS = "MICROSHARE_DEDUP_RETENTION_HOURS"
+MICROSHARE_FIRST_RUN_LOOKBACK_HOURS = "MICROSHARE_FIRST_RUN_LOOKBACK_HOURS"
 
 # Read only by binding expressions (%NAME%) in the blueprints; listed so every name lives here.
 SIMULATOR_SCHEDULE = "SIMULATOR_SCHEDULE"
@@ -62,6 +86,102 @@ class Settings:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class MicroshareSettings:
+    """Where and how to read Microshare. Secrets are kept out of repr, so no log line or traceback shows them."""
+
+    auth_url: str
+    api_url: str
+    username: str
+    password: str = field(repr=False)
+    api_key: str = field(repr=False)
+    cluster_id: str
+    cluster_rec_type: str
+    people_counter_view_id: str
+    snapshot_view_id: str
+    data_context: str  # a JSON array as a string, exactly what the API expects
+    identity: str | None  # owner organisation of the device clusters to use; None: every cluster
+    location_prefix: str | None
+    snapshot_category: str
+    snapshot_metric: str
+    page_size: int
+    timeout_seconds: int
+    overlap: timedelta
+    dedup_retention: timedelta
+    first_run_lookback: timedelta
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MicroshareSettings | None:
+        """None when MICROSHARE_USERNAME is unset (forwarding off); otherwise every required setting must be set."""
+        username = env.get(MICROSHARE_USERNAME, "").strip()
+        if not username:
+            return None
+        overlap = timedelta(minutes=_int(env, MICROSHARE_OVERLAP_MINUTES, 60, 0, 7 * 24 * 60))
+        retention = timedelta(hours=_int(env, MICROSHARE_DEDUP_RETENTION_HOURS, 72, 1, 90 * 24))
+        if retention <= overlap:
+            raise SettingsError(f"{MICROSHARE_DEDUP_RETENTION_HOURS} must be longer than {MICROSHARE_OVERLAP_MINUTES}")
+        return cls(
+            auth_url=_url(env, MICROSHARE_AUTH_URL, "https://auth.microshare.io"),
+            api_url=_url(env, MICROSHARE_API_URL, "https://api.microshare.io"),
+            username=username,
+            password=_required(env, MICROSHARE_PASSWORD),
+            api_key=_required(env, MICROSHARE_API_KEY),
+            cluster_id=_required(env, MICROSHARE_CLUSTER_ID),
+            cluster_rec_type=env.get(MICROSHARE_CLUSTER_REC_TYPE, "").strip() or "io.microshare.peoplecounter.packed",
+            people_counter_view_id=_required(env, MICROSHARE_PEOPLE_COUNTER_VIEW_ID),
+            snapshot_view_id=_required(env, MICROSHARE_SNAPSHOT_VIEW_ID),
+            data_context=parse_data_context(env.get(MICROSHARE_DATA_CONTEXT, "")),
+            identity=env.get(MICROSHARE_IDENTITY, "").strip() or None,
+            location_prefix=env.get(MICROSHARE_LOCATION_PREFIX, "").strip() or None,
+            snapshot_category=env.get(MICROSHARE_SNAPSHOT_CATEGORY, "").strip() or "space",
+            snapshot_metric=env.get(MICROSHARE_SNAPSHOT_METRIC, "").strip() or "occupancy",
+            page_size=_int(env, MICROSHARE_PAGE_SIZE, 999, 1, 999),
+            timeout_seconds=_int(env, MICROSHARE_TIMEOUT_SECONDS, 30, 1, 600),
+            overlap=overlap,
+            dedup_retention=retention,
+            first_run_lookback=timedelta(hours=_int(env, MICROSHARE_FIRST_RUN_LOOKBACK_HOURS, 24, 1, 90 * 24)),
+        )
+
+
+def parse_data_context(raw: str) -> str:
+    """The data context as the JSON-array string the API needs. A bare name is wrapped; `[people]` (a shell
+    stripped the quotes) is refused: the API would silently match nothing, as in a 9.5-hour outage."""
+    text = raw.strip()
+    if not text:
+        raise SettingsError(f'{MICROSHARE_DATA_CONTEXT} is not set (e.g. ["people"])')
+    if not text.startswith("["):
+        if any(c in text for c in '[]",{}'):
+            raise SettingsError(f"{MICROSHARE_DATA_CONTEXT} must be a name or a JSON array of names")
+        return json.dumps([text])
+    try:
+        names = json.loads(text)
+    except ValueError:
+        raise SettingsError(
+            f'{MICROSHARE_DATA_CONTEXT} must be a JSON array of quoted names, e.g. ["people"]; '
+            "were its quotes stripped?"
+        ) from None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise SettingsError(f"{MICROSHARE_DATA_CONTEXT} must be a non-empty JSON array of names")
+    return json.dumps(names)
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is not set (needed because {MICROSHARE_USERNAME} is)")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("https", "http") or not parsed.netloc or parsed.query or parsed.fragment:
+        raise SettingsError(f"{name} must be an http(s) base URL without query")
+    if parsed.scheme == "http" and parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SettingsError(f"{name} must use https (plain http only for a local stand-in)")
+    return value.rstrip("/")
+
+
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -79,3 +199,9 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
 def get_settings() -> Settings:
     """The process's settings, read from the environment once."""
     return Settings.from_env(os.environ)
+
+
+@functools.cache
+def get_microshare_settings() -> MicroshareSettings | None:
+    """The process's Microshare settings, or None when forwarding is not configured."""
+    return MicroshareSettings.from_env(os.environ)

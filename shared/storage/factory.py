@@ -53,10 +53,13 @@ class UnconfiguredPublisher:
         )
 
 
-def _event_publisher(env: Mapping[str, str]) -> EventPublisher:
+def event_publisher(env: Mapping[str, str], connection_name: str = EVENTHUB) -> EventPublisher:
+    """The publisher for the Event Hubs namespace named by the setting prefix `connection_name`."""
     try:
-        connection = resolve_connection(env, EVENTHUB)
+        connection = resolve_connection(env, connection_name)
     except SettingsError:
+        if connection_name != EVENTHUB:
+            raise  # a hub configured with its own connection must have it
         return UnconfiguredPublisher()
     if connection.connection_string is not None:
         return AzureEventPublisher.from_connection_string(connection.connection_string)
@@ -75,7 +78,7 @@ def open_azure(settings: Settings, env: Mapping[str, str]) -> Stores:
         create_missing=cosmos.connection_string is not None,  # an emulator starts empty
     )
     state = TableStateStore(table_service(resolve_connection(env, STATE)))
-    return Stores(documents=documents, state=state, events=_event_publisher(env))
+    return Stores(documents=documents, state=state, events=event_publisher(env))
 
 
 def open_stores(settings: Settings, env: Mapping[str, str] | None = None) -> Stores:

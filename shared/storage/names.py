@@ -7,5 +7,9 @@ LEASES = "leases"
 WINDOWS_TABLE = "windows"
 DEAD_LETTERS_TABLE = "deadletters"
 SIMULATOR_TABLE = "simulator"
+DEVICES_TABLE = "devices"  # first and last seen, and deliveries, per device
+MICROSHARE_TABLE = "microshare"  # the shared access token
+FORWARDER_TABLE = "forwarder"  # watermark and totals per recType
+DELIVERIES_TABLE = "deliveries"  # dedup keys per hub and recType
 
 PARTITION_KEY_PATHS = {READINGS: "/sensor_id", SUMMARIES: "/sensor_id", LEASES: "/id"}

@@ -19,6 +19,7 @@ HTTP_ROUTES = {
     "list_sensors": "api/sensors",
     "list_summaries": "api/sensors/{sensor_id}/summaries",
     "sensor_chart": "api/plots/{sensor_id}.png",
+    "list_devices": "api/devices",
     "health": "api/health",
 }
 
@@ -40,7 +41,29 @@ def sample_settings() -> dict[str, str]:
 
 
 def test_the_app_has_exactly_the_expected_functions(bindings: dict[str, list[dict[str, Any]]]) -> None:
-    assert set(bindings) == {"simulate_sensors", "summarise_readings", "summarise_events", *HTTP_ROUTES}
+    assert set(bindings) == {
+        "simulate_sensors",
+        "summarise_readings",
+        "summarise_events",
+        "forward_people_counter",
+        "forward_hourly_snapshot",
+        *HTTP_ROUTES,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "schedule"),
+    [("forward_people_counter", "0 */15 * * * *"), ("forward_hourly_snapshot", "0 0 * * * *")],
+)
+def test_microshare_forwarders_run_on_their_fixed_schedules_and_catch_up_after_downtime(
+    bindings: dict[str, list[dict[str, Any]]], name: str, schedule: str
+) -> None:
+    timer = trigger(bindings, name)
+
+    assert timer["type"] == "timerTrigger"
+    assert timer["schedule"] == schedule
+    assert timer["useMonitor"] is True  # a run missed while the app was down happens at start
+    assert timer["runOnStartup"] is False  # not on every scale-out or restart
 
 
 def test_simulator_runs_on_a_configurable_timer(bindings: dict[str, list[dict[str, Any]]]) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import azure.functions as func
 import pytest
@@ -15,39 +14,11 @@ from PIL import Image
 
 from shared import services
 from shared.dashboard_page import render_page
-from shared.settings import get_settings
-from shared.storage.factory import get_stores
-from tests.component.app_functions import app_functions
+from shared.devices import Sighting
+from tests.component.conftest import Handler
 
-Handler = Callable[[func.HttpRequest], func.HttpResponse]
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 SENSORS = ("sensor-01", "sensor-02", "lab.3:north")
-
-
-def _clear_caches() -> None:
-    for cached in (
-        get_settings,
-        get_stores,
-        services.get_summariser,
-        services.get_simulator,
-        services.get_dashboard,
-    ):
-        cached.cache_clear()
-
-
-@pytest.fixture
-def app_on_temp_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    _clear_caches()
-    monkeypatch.setenv("STORAGE_BACKEND", "embedded")
-    monkeypatch.setenv("EMBEDDED_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("WINDOW_SIZE", "5")
-    yield tmp_path
-    _clear_caches()
-
-
-@pytest.fixture
-def handlers() -> dict[str, Handler]:
-    return {name: cast(Handler, f.get_user_function()) for name, f in app_functions().items()}
 
 
 def reading(sensor_id: str, second: int, value: float) -> dict[str, object]:
@@ -276,6 +247,42 @@ def test_sensor_ids_are_html_escaped_on_the_page() -> None:
     assert "<h2>&lt;b&gt;x&quot;</h2>" in page
     assert 'data-key="&lt;b&gt;x&quot;|temperature"' in page
     assert "api/plots/%3Cb%3Ex%22.png" in page
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_devices_lists_every_device_seen_newest_first(handlers: dict[str, Handler]) -> None:
+    assert body_json(get(handlers["list_devices"], "api/devices")) == {"count": 0, "devices": []}
+    services.get_device_registry().record(
+        [
+            Sighting("pc-0001", "microshare", T0),
+            Sighting("thermo/7", "iothub", T0 + timedelta(minutes=5)),
+            Sighting("pc-0001", "microshare", T0 + timedelta(minutes=2)),
+        ]
+    )
+
+    response = get(handlers["list_devices"], "api/devices")
+
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert body_json(response) == {
+        "count": 2,
+        "devices": [
+            {
+                "device_id": "thermo/7",
+                "source": "iothub",
+                "first_seen": "2024-05-01T10:05:00.000Z",
+                "last_seen": "2024-05-01T10:05:00.000Z",
+                "count": 1,
+            },
+            {
+                "device_id": "pc-0001",
+                "source": "microshare",
+                "first_seen": "2024-05-01T10:00:00.000Z",
+                "last_seen": "2024-05-01T10:02:00.000Z",
+                "count": 2,
+            },
+        ],
+    }
 
 
 @pytest.mark.usefixtures("app_on_temp_store")

@@ -180,6 +180,28 @@ def test_event_hub_one_calls_once_per_event_and_groups_checkpoint_separately(dat
     assert first == second == [b"a", b"b"]
 
 
+def test_event_hub_passes_iothub_properties_as_iothub_metadata(database: SqliteDatabase) -> None:
+    hub = SqliteEventHub(database, partitions=1)
+    routed = {"iothub-connection-device-id": "thermo-1", "iothub-enqueuedtime": "2025-06-09T10:00:00Z"}
+    hub.publish("telemetry", [OutboundEvent(b"a", properties={**routed, "recType": "x"}), OutboundEvent(b"b")])
+    received: list[func.EventHubEvent] = []
+    driver = EventHubDriver(
+        _spec(_hub_trigger("many"), lambda arg: received.extend(arg)),
+        Invoker(threading.Event()),
+        hub,
+        threading.Event(),
+        100,
+    )
+
+    driver.poll_partition(0)
+
+    assert [e.iothub_metadata for e in received] == [
+        {"connection-device-id": "thermo-1", "enqueuedtime": "2025-06-09T10:00:00Z"},
+        None,  # as from a hub IoT Hub does not route to
+    ]
+    assert all(e.enqueued_time is not None and e.enqueued_time.tzinfo is not None for e in received)
+
+
 def _timer_spec(schedule: str, calls: list[func.TimerRequest], **extra: Any) -> FunctionSpec:
     return _spec({"type": "timerTrigger", "schedule": schedule, **extra}, lambda arg: calls.append(arg))
 
