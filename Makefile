@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 PORT ?= 7071
 DATA_DIR ?= .devhost
+MICROSHARE ?=
 
 .PHONY: setup run test lint typecheck unit bench clean
 
@@ -22,7 +23,7 @@ $(NODE_STAMP): package.json package-lock.json
 setup: $(STAMP)
 
 run: setup
-	$(PY) -m devhost --port $(PORT) --data-dir $(DATA_DIR)
+	$(PY) -m devhost --port $(PORT) --data-dir $(DATA_DIR) $(if $(MICROSHARE),--microshare $(MICROSHARE))
 
 lint: setup
 	$(PY) -m ruff check .
@@ -40,7 +41,7 @@ unit: setup
 	$(PY) -m pytest tests/unit
 
 bench: setup $(NODE_STAMP)
-	for name in summariser dashboard coldstart freshness state_roundtrip; do $(PY) -m bench $$name || exit 1; done
+	for name in summariser dashboard coldstart freshness state_roundtrip forwarder; do $(PY) -m bench $$name || exit 1; done
 
 clean:
 	rm -rf $(VENV) node_modules $(DATA_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -21,6 +21,7 @@ BENCHES: dict[str, str] = {
     "coldstart": "time to `import function_app` in a fresh interpreter",
     "freshness": "reading written -> visible in GET /api/sensors, through a devhost subprocess",
     "state_roundtrip": "window state read + If-Match write on Azurite (needs `npm ci`)",
+    "forwarder": "Microshare stand-in -> embedded hub: 100,000 records, batch fill, dedup state over a week",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from devhost.app_settings import AppSettingError
 from devhost.function_index import AppIndexError
 from devhost.host import DevHost, HostOptions
 from devhost.host_config import HostConfigError
+from devhost.microshare_demo import FORWARDERS, start_demo
 from devhost.routes import RouteTemplateError
 from devhost.schedule import ScheduleError
 from shared.settings import BACKEND_AZURE, BACKEND_EMBEDDED, SettingsError
@@ -40,6 +42,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=BACKEND_EMBEDDED,
         help="embedded SQLite (default) or azure: Cosmos DB and Table Storage from local.settings.json",
     )
+    parser.add_argument(
+        "--microshare",
+        choices=("demo",),
+        help="demo: serve synthetic Microshare data from a local stand-in and forward it (no account needed)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every invocation")
     return parser.parse_args(argv)
 
@@ -57,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         app_dir=args.app_dir.resolve(), data_dir=args.data_dir, port=args.port, bind=args.bind, backend=args.backend
     )
     host = DevHost(options)
+    standin = start_demo(os.environ) if args.microshare == "demo" else None
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         if host.stop_event.is_set():
@@ -71,14 +79,24 @@ def main(argv: list[str] | None = None) -> int:
     except _STARTUP_ERRORS as failure:
         print(f"devhost: {failure}", file=sys.stderr)
         host.stop()
+        if standin is not None:
+            standin.stop()
         return 1
     except OSError as failure:
         print(f"devhost: cannot listen on {args.bind}:{args.port}: {failure.strerror}", file=sys.stderr)
         host.stop()
+        if standin is not None:
+            standin.stop()
         return 1
+    if standin is not None:
+        # The forwarders' schedules are 15 minutes and an hour: run both now, as POST /admin/functions would.
+        for name in FORWARDERS:
+            host.run_now(name)
     while not host.stop_event.wait(1.0):
         pass
     host.stop()
+    if standin is not None:
+        standin.stop()
     return 0
 
 

@@ -63,6 +63,7 @@ class DevHost:
         self._database: SqliteDatabase | None = None
         self.specs: list[FunctionSpec] = []
         self.routes: list[HttpRoute] = []
+        self.timers: dict[str, TimerDriver] = {}
 
     @property
     def base_url(self) -> str:
@@ -121,7 +122,8 @@ class DevHost:
                 logger.warning("Function %s: devhost cannot drive %s triggers yet; skipped", spec.name, kind)
 
         self.routes = http_routes(self.specs, config.route_prefix)
-        self._server = DevHostHttpServer((self.options.bind, self.options.port), self.routes, invoker)
+        self.timers = {timer.spec.name: timer for timer in timers}
+        self._server = DevHostHttpServer((self.options.bind, self.options.port), self.routes, invoker, self.run_now)
 
         # Leases first: a timer that writes at startup must not write before the feed's starting point.
         for feed in feeds:
@@ -135,6 +137,14 @@ class DevHost:
             thread.start()
             self._threads.append(thread)
         self._print_functions()
+
+    def run_now(self, name: str) -> bool:
+        """Start the timer function `name` once now (POST /admin/functions/{name}); False when there is none."""
+        timer = self.timers.get(name)
+        if timer is None:
+            return False
+        timer.fire_now()
+        return True
 
     def _print_functions(self) -> None:
         lines = ["", "Functions:", ""]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,6 +20,7 @@ from devhost.routes import RouteTemplate, join_route
 logger = logging.getLogger("devhost")
 
 MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's default limit
+_ADMIN_FUNCTION = re.compile(r"admin/functions/([A-Za-z][A-Za-z0-9_-]{0,127})")
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
 
 
@@ -100,6 +102,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(413, b"", {})
             return
         body = self.rfile.read(length) if length else b""
+        admin = _ADMIN_FUNCTION.fullmatch(path)
+        if found is None and admin is not None and method == "POST":
+            # As the Functions host does: run a non-HTTP function now (it needs the master key in Azure).
+            fired = self.server.run_now is not None and self.server.run_now(admin.group(1))
+            self._answer(202 if fired else 404, b"", {})
+            return
         if found is None:
             self._answer(404, b"", {})
             return
@@ -134,9 +142,16 @@ class DevHostHttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], routes: list[HttpRoute], invoker: Invoker) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        routes: list[HttpRoute],
+        invoker: Invoker,
+        run_now: Callable[[str], bool] | None = None,
+    ) -> None:
         self.routes = routes
         self.invoker = invoker
+        self.run_now = run_now  # POST /admin/functions/{name}: True when that function was started
         super().__init__(address, _Handler)
 
     def serve_in_background(self) -> threading.Thread:

@@ -81,6 +81,14 @@ class TimerDriver:
         self._invoker.call_with_retry(self.spec, lambda: {name: request})
         self._save_status(scheduled, following)
 
+    def fire_now(self) -> threading.Thread:
+        """Run the function once now, on its own thread, as the host's POST /admin/functions/{name} does."""
+        thread = threading.Thread(
+            target=self._fire, args=(self._clock(), False), name=f"devhost-admin-{self.spec.name}", daemon=True
+        )
+        thread.start()
+        return thread
+
     def run(self) -> None:
         """Runs until the stop event is set; call on its own thread."""
         now = self._clock()

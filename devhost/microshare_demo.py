@@ -1,0 +1,41 @@
+"""`make run MICROSHARE=demo`: the Microshare stand-in on a loopback port, and the forwarder pointed at it, so the
+whole path (Microshare -> forwarder -> hub -> summariser -> dashboard) can be watched without an account."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from datetime import UTC, datetime, timedelta
+
+from devhost.microshare_dataset import DEFAULT_CLUSTER_ID, MicroshareDataset
+from devhost.microshare_standin import MicroshareStandIn
+
+logger = logging.getLogger("devhost")
+
+FORWARDERS = ("forward_people_counter", "forward_hourly_snapshot")
+_USERNAME, _PASSWORD, _API_KEY = "demo@sensorpulse.local", "demo-password", "demo-api-key"
+
+
+def start_demo(environ: MutableMapping[str, str], now: datetime | None = None) -> MicroshareStandIn:
+    """Start the stand-in with a day of history and a week ahead (records appear as their time passes, since the
+    forwarder only asks up to now) and set the MICROSHARE_* settings to it, over anything configured."""
+    moment = now or datetime.now(UTC)
+    start = moment.replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    dataset = MicroshareDataset.synthetic(start, start + timedelta(days=8))
+    standin = MicroshareStandIn(dataset, username=_USERNAME, password=_PASSWORD, api_key=_API_KEY)
+    base_url = standin.start()
+    environ.update(
+        {
+            "MICROSHARE_AUTH_URL": base_url,
+            "MICROSHARE_API_URL": base_url,
+            "MICROSHARE_USERNAME": _USERNAME,
+            "MICROSHARE_PASSWORD": _PASSWORD,
+            "MICROSHARE_API_KEY": _API_KEY,
+            "MICROSHARE_CLUSTER_ID": DEFAULT_CLUSTER_ID,
+            "MICROSHARE_PEOPLE_COUNTER_VIEW_ID": "pc-view",
+            "MICROSHARE_SNAPSHOT_VIEW_ID": "snap-view",
+            "MICROSHARE_DATA_CONTEXT": '["people"]',
+        }
+    )
+    logger.info("Microshare demo: stand-in at %s with %d buildings", base_url, len(dataset.locations()))
+    return standin
