@@ -1,21 +1,61 @@
-"""Microshare forwarding: the people-counter timer (every 15 minutes) and the hourly-snapshot timer.
+"""Microshare forwarding: the people-counter timer (every 15 minutes), the hourly-snapshot timer, and the
+Durable Functions backfill (HTTP starter and status, orchestrator, activities) for gaps too long for one run.
 
-Both share one forwarding routine (shared.forwarding.Forwarder) and keep their own watermark and delivery
-records, keyed by recType. Timer triggers run on one instance at a time (the host holds a lease), and a
-missed schedule is made up on start (use_monitor)."""
+Both timers share one forwarding routine (shared.forwarding.Forwarder) and keep their own watermark and
+delivery records, keyed by recType. Timer triggers run on one instance at a time (the host holds a lease),
+and a schedule missed while the app was down is made up at start (use_monitor)."""
 
+import json
 import logging
+from datetime import UTC, datetime
+from typing import Any
 
+import azure.durable_functions as df
 import azure.functions as func
 
+from shared.backfill import (
+    FINISH_ACTIVITY,
+    INSTANCE_ID_PATTERN,
+    LOCATIONS_ACTIVITY,
+    ORCHESTRATOR,
+    WINDOW_ACTIVITY,
+    BackfillRequest,
+    BackfillRequestError,
+    orchestrate,
+    parse_request,
+    window_output,
+)
+from shared.forwarding import Forwarder
 from shared.microshare_api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
+from shared.readings import parse_timestamp
 from shared.services import get_forwarder
+from shared.settings import get_microshare_settings
 
 logger = logging.getLogger(__name__)
-bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
+bp = df.Blueprint()
 
 PEOPLE_COUNTER_SCHEDULE = "0 */15 * * * *"
 SNAPSHOT_SCHEDULE = "0 0 * * * *"
+_ACTIVE = (df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending)
+
+
+def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(body),
+        status_code=status,
+        mimetype="application/json",
+        headers={"Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+def _status_url(req: func.HttpRequest, instance_id: str) -> str:
+    base = req.url.split("/api/", 1)[0]
+    return f"{base}/api/microshare/backfill/{instance_id}"
+
+
+async def _running(client: df.DurableOrchestrationClient, instance_id: str) -> bool:
+    status = await client.get_status(instance_id)
+    return status.runtime_status in _ACTIVE
 
 
 def _forward(rec_type: str) -> None:
@@ -36,3 +76,85 @@ def forward_people_counter(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(arg_name="timer", schedule=SNAPSHOT_SCHEDULE, run_on_startup=False, use_monitor=True)
 def forward_hourly_snapshot(timer: func.TimerRequest) -> None:
     _forward(HOURLY_SNAPSHOT)
+
+
+@bp.function_name("start_backfill")
+@bp.route(route="api/microshare/backfill", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def start_backfill(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    settings = get_microshare_settings()
+    if settings is None:
+        return _json({"error": "Microshare forwarding is not configured (MICROSHARE_USERNAME)"}, 503)
+    try:
+        body = req.get_json()
+    except ValueError:
+        return _json({"error": "the body must be JSON: {recType, from, to}"}, 400)
+    try:
+        request = parse_request(body, datetime.now(UTC), settings.backfill_max_span)
+    except BackfillRequestError as bad:
+        return _json({"error": str(bad)}, 400)
+    instance_id = request.instance_id
+    if await _running(client, instance_id):
+        url = _status_url(req, instance_id)
+        return _json({"error": "a backfill of this recType is running", "id": instance_id, "statusUrl": url}, 409)
+    await client.start_new(ORCHESTRATOR, instance_id, request.to_input())
+    logger.info("started backfill %s", instance_id, extra={"instance_id": instance_id, **request.to_input()})
+    management = client.create_http_management_payload(instance_id)
+    url = _status_url(req, instance_id)
+    body_out = {"id": instance_id, "statusUrl": url, **request.to_input(), "management": management}
+    return _json(body_out, 202, {"Location": url, "Retry-After": "2"})
+
+
+@bp.function_name("backfill_status")
+@bp.route(route="api/microshare/backfill/{instance_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.durable_client_input(client_name="client")
+async def backfill_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    instance_id = req.route_params.get("instance_id", "")
+    if not INSTANCE_ID_PATTERN.fullmatch(instance_id):
+        return _json({"error": "not a backfill instance id"}, 400)
+    status = await client.get_status(instance_id)
+    if status.runtime_status is None:
+        return _json({"error": f"no backfill {instance_id}"}, 404)
+    return _json(
+        {
+            "id": instance_id,
+            "runtimeStatus": status.runtime_status.name,
+            "progress": status.custom_status,
+            "result": status.output,
+            "createdTime": None if status.created_time is None else status.created_time.isoformat(),
+            "lastUpdatedTime": None if status.last_updated_time is None else status.last_updated_time.isoformat(),
+        },
+        200,
+    )
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
+def microshare_backfill(context: df.DurableOrchestrationContext):  # type: ignore[no-untyped-def]
+    result = yield from orchestrate(context)
+    return result
+
+
+def _forwarder() -> Forwarder:
+    forwarder = get_forwarder()
+    if forwarder is None:
+        raise RuntimeError("Microshare forwarding is not configured (MICROSHARE_USERNAME)")
+    return forwarder
+
+
+@bp.activity_trigger(input_name="recType", activity=LOCATIONS_ACTIVITY)
+def backfill_locations(recType: str) -> list[str]:  # noqa: N803 - the binding's name is the input's
+    return _forwarder().locations()
+
+
+@bp.activity_trigger(input_name="window", activity=WINDOW_ACTIVITY)
+def backfill_window(window: dict[str, Any]) -> dict[str, Any]:
+    start, end = parse_timestamp(window["from"]), parse_timestamp(window["to"])
+    result = _forwarder().forward_window(str(window["recType"]), str(window["location"]), start, end)
+    return window_output(result)
+
+
+@bp.activity_trigger(input_name="request", activity=FINISH_ACTIVITY)
+def backfill_finish(request: dict[str, Any]) -> None:
+    parsed = BackfillRequest.from_input(request)
+    newest = None if request.get("newest") is None else parse_timestamp(request["newest"])
+    _forwarder().finish_backfill(parsed.rec_type, parsed.start, parsed.end, newest, set(request.get("days", [])))

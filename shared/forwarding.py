@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
 from shared.dead_letters import DeadLetter, DeadLetterBox
@@ -76,6 +76,7 @@ class ForwardResult:
     hubs: dict[str, HubTotals] = field(default_factory=dict)
     failed_hubs: dict[str, str] = field(default_factory=dict)
     forgotten_keys: int = 0
+    dedup_days: set[str] = field(default_factory=set)  # days whose dedup records this run read or wrote
 
     def as_log_fields(self) -> dict[str, Any]:
         return {
@@ -114,10 +115,38 @@ class _Progress:
         return newest if old is None else max(old, newest)
 
 
-class _Run(NamedTuple):
-    """One run's delivery session, its result so far and what its watermark may move to."""
+class _DaySessions:
+    """Dedup records are kept per hub, recType and day of the event time: a run or a backfill window reads only
+    the days it touches, and a day no run can fetch again is forgotten as a whole."""
 
-    session: FanoutSession
+    def __init__(self, fanout: HubFanout, rec_type: str) -> None:
+        self._fanout = fanout
+        self._rec_type = rec_type
+        self._sessions: dict[str, FanoutSession] = {}
+        self.failed: dict[str, str] = {}
+
+    @property
+    def days(self) -> set[str]:
+        return set(self._sessions)
+
+    def for_day(self, day: str) -> FanoutSession:
+        if day not in self._sessions:
+            self._sessions[day] = self._fanout.open(dedup_stream(self._rec_type, day), failed=self.failed)
+        return self._sessions[day]
+
+
+def dedup_stream(rec_type: str, day: str) -> str:
+    return f"{rec_type}|{day}"
+
+
+def _day(moment: datetime) -> str:
+    return moment.astimezone(UTC).date().isoformat()
+
+
+class _Run(NamedTuple):
+    """One run's delivery sessions, its result so far and what its watermark may move to."""
+
+    sessions: _DaySessions
     result: ForwardResult
     progress: _Progress
 
@@ -227,6 +256,19 @@ class Forwarder:
     def watermark(self, rec_type: str) -> datetime | None:
         return self._stored_time(rec_type, "watermark")
 
+    def locations(self) -> list[str]:
+        return self._source.locations()
+
+    def backfill_due(self, rec_type: str) -> tuple[datetime, datetime] | None:
+        """The range a backfill should catch up instead of this timer run, when the gap since the watermark is
+        longer than the setting; at most the maximum span (the next timer run starts the next part)."""
+        watermark = self.watermark(rec_type)
+        now = self._clock()
+        if watermark is None or now - watermark <= self._settings.backfill_after:
+            return None
+        start, end = self.window(rec_type, now)
+        return start, min(end, start + self._settings.backfill_max_span)
+
     def _stored_time(self, rec_type: str, name: str) -> datetime | None:
         entity = self._state.get(FORWARDER_TABLE, rec_type, "state")
         value = None if entity is None else entity.properties.get(name)
@@ -262,26 +304,20 @@ class Forwarder:
             # Before anything is sent: a run that dies half-way must not let the next one start later.
             self._state.upsert(FORWARDER_TABLE, rec_type, "state", {"first_run_from": format_timestamp(start)})
         result = ForwardResult(rec_type, start, end, old, old)
-        forget_before = min(now - self._settings.dedup_retention, start)
-        session = self._fanout.open(rec_type, forget_before=forget_before)
-        result.forgotten_keys = session.forgotten
-        result.hubs = {hub: HubTotals() for hub in self._fanout.hubs}
-        progress = _Progress()
-        run = _Run(session, result, progress)
+        run = self._new_run(rec_type, result)
         try:
             locations = self._source.locations()
             result.locations = len(locations)
             for location in locations:
-                if rec_type == PEOPLE_COUNTER:
-                    self._people_counter(run, location, start, end)
-                else:
-                    self._snapshots(run, location, start, end)
+                self._fetch_and_deliver(run, location, start, end)
         except Exception:
-            self._save(rec_type, result, old, now, outcome="failed")
+            self._save(rec_type, result, old, now, "failed", run.sessions.days)
             raise
-        result.failed_hubs = session.failed
-        result.watermark_after = progress.watermark(old, end)
-        self._save(rec_type, result, result.watermark_after, now, "incomplete" if result.failed_hubs else "ok")
+        result.failed_hubs = dict(run.sessions.failed)
+        result.watermark_after = run.progress.watermark(old, end)
+        outcome = "incomplete" if result.failed_hubs else "ok"
+        self._save(rec_type, result, result.watermark_after, now, outcome, run.sessions.days)
+        result.forgotten_keys = self._forget_old_days(rec_type, min(now - self._settings.dedup_retention, start))
         logger.info(
             "forwarded %s: %d events from %d records on %d pages, %d dead-lettered",
             rec_type,
@@ -297,6 +333,71 @@ class Forwarder:
                 "the next run sends what they missed"
             )
         return result
+
+    def _new_run(self, rec_type: str, result: ForwardResult) -> _Run:
+        result.hubs = {hub: HubTotals() for hub in self._fanout.hubs}
+        return _Run(_DaySessions(self._fanout, rec_type), result, _Progress())
+
+    def _fetch_and_deliver(self, run: _Run, location: str, start: datetime, end: datetime) -> None:
+        if run.result.rec_type == PEOPLE_COUNTER:
+            self._people_counter(run, location, start, end)
+        else:
+            self._snapshots(run, location, start, end)
+
+    def forward_window(self, rec_type: str, location: str, start: datetime, end: datetime) -> ForwardResult:
+        """Forward one location's [start, end) with the same fetch, dedup and delivery as the timers, without
+        touching the watermark (a backfill window; finish_backfill moves it once every window is done).
+        Raises ForwardingIncomplete when a hub did not get everything: retrying the window is safe."""
+        if rec_type not in REC_TYPES:
+            raise ValueError(f"unknown recType {rec_type!r}")
+        result = ForwardResult(rec_type, start, end, None)
+        run = self._new_run(rec_type, result)
+        self._fetch_and_deliver(run, location, start, end)
+        result.locations = 1
+        result.failed_hubs = dict(run.sessions.failed)
+        result.dedup_days = run.sessions.days
+        result.watermark_after = run.progress.watermark(None, end)
+        if result.failed_hubs:
+            raise ForwardingIncomplete(
+                f"{rec_type} {location}: hubs {', '.join(sorted(result.failed_hubs))} did not get every event"
+            )
+        return result
+
+    def finish_backfill(
+        self, rec_type: str, start: datetime, end: datetime, newest: datetime | None, days: set[str]
+    ) -> None:
+        """Record a completed backfill: the watermark moves to `newest` (the newest event time every window
+        delivered everywhere) unless it is already past it, and the days it touched become purgeable."""
+        days = set(days)
+        day = start
+        while day < end:
+            days.add(_day(day))
+            day = datetime.combine(day.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        old = self.watermark(rec_type)
+        result = ForwardResult(rec_type, start, end, old)
+        watermark = old if newest is None else max(old, min(newest, end)) if old is not None else min(newest, end)
+        self._save(rec_type, result, watermark, self._clock(), "backfilled", days)
+
+    def _forget_old_days(self, rec_type: str, cutoff: datetime) -> int:
+        """Delete the dedup records of every day that ended before `cutoff`: no run fetches them again."""
+        entity = self._state.get(FORWARDER_TABLE, rec_type, "state")
+        days = _days(entity.properties.get("dedup_days") if entity is not None else None)
+        old_days = {day for day in days if _day_end(day) <= cutoff}
+        if not old_days:
+            return 0
+        removed = sum(self._fanout.forget(dedup_stream(rec_type, day)) for day in sorted(old_days))
+        for _ in range(5):
+            entity = self._state.get(FORWARDER_TABLE, rec_type, "state")
+            if entity is None:
+                break
+            kept = sorted(_days(entity.properties.get("dedup_days")) - old_days)
+            change = EntityWrite(rec_type, "state", {**entity.properties, "dedup_days": json.dumps(kept)}, entity.etag)
+            try:
+                self._state.write(FORWARDER_TABLE, change)
+                break
+            except ConcurrencyConflict:
+                continue
+        return removed
 
     def _people_counter(self, run: _Run, location: str, start: datetime, end: datetime) -> None:
         for page in self._source.view_pages(PEOPLE_COUNTER, location, start, end):
@@ -328,25 +429,33 @@ class Forwarder:
             hour = upper
 
     def _deliver(self, run: _Run, candidates: list[Candidate], letters: list[DeadLetter]) -> None:
-        session, result, progress = run
+        sessions, result, progress = run
         if letters:
             self._letters.park(letters)
             result.dead_lettered += len(letters)
-        if not candidates:
-            return
-        keyed: list[KeyedEvent] = [(c.key, c.event) for c in candidates]
-        delivered = session.deliver(keyed)
-        result.events += len(candidates)
-        for hub, outcome in delivered.hubs.items():
-            totals = result.hubs[hub]
-            totals.sent += outcome.sent
-            totals.skipped += outcome.skipped
-            totals.too_large += len(outcome.too_large)
+        by_day: dict[str, list[Candidate]] = {}
         for candidate in candidates:
-            progress.note(candidate.time, candidate.key in delivered.everywhere)
+            by_day.setdefault(_day(candidate.time), []).append(candidate)
+        for day, group in by_day.items():
+            keyed: list[KeyedEvent] = [(c.key, c.event) for c in group]
+            delivered = sessions.for_day(day).deliver(keyed)
+            result.events += len(group)
+            for hub, outcome in delivered.hubs.items():
+                totals = result.hubs[hub]
+                totals.sent += outcome.sent
+                totals.skipped += outcome.skipped
+                totals.too_large += len(outcome.too_large)
+            for candidate in group:
+                progress.note(candidate.time, candidate.key in delivered.everywhere)
 
     def _save(
-        self, rec_type: str, result: ForwardResult, watermark: datetime | None, now: datetime, outcome: str
+        self,
+        rec_type: str,
+        result: ForwardResult,
+        watermark: datetime | None,
+        now: datetime,
+        outcome: str,
+        days: set[str],
     ) -> None:
         """The watermark only moves forward, even if two runs overlap; totals accumulate."""
         for _ in range(5):
@@ -358,6 +467,7 @@ class Forwarder:
             elif stored:
                 watermark = parse_timestamp(stored)
             properties.setdefault("first_run_from", format_timestamp(result.start))
+            properties["dedup_days"] = json.dumps(sorted(_days(properties.get("dedup_days")) | days))
             properties.update(
                 watermark=None if watermark is None else format_timestamp(watermark),
                 last_run_at=format_timestamp(now),
@@ -384,6 +494,20 @@ class Forwarder:
 def _property_suffix(hub: str) -> str:
     """A hub name as part of a Table property name (letters, digits and '_' only)."""
     return "".join(c if c.isalnum() else "_" for c in hub)
+
+
+def _days(stored: object) -> set[str]:
+    if not isinstance(stored, str) or not stored:
+        return set()
+    try:
+        days = json.loads(stored)
+    except ValueError:
+        return set()
+    return {day for day in days if isinstance(day, str)} if isinstance(days, list) else set()
+
+
+def _day_end(day: str) -> datetime:
+    return datetime.combine(date.fromisoformat(day) + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
 
 
 def _floor_hour(moment: datetime) -> datetime:

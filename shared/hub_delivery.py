@@ -147,9 +147,12 @@ class HubFanout:
     def hubs(self) -> list[str]:
         return list(self._publishers)
 
-    def open(self, stream: str, forget_before: datetime | None = None) -> FanoutSession:
+    def open(
+        self, stream: str, forget_before: datetime | None = None, failed: dict[str, str] | None = None
+    ) -> FanoutSession:
         """A session for one run over `stream`: each hub's delivery records are read once, here (one partition
-        query per hub), and records delivered before `forget_before` are deleted on the way."""
+        query per hub), and records delivered before `forget_before` are deleted on the way. Sessions of one
+        run that share `failed` do not try again a hub that failed in any of them."""
         if forget_before is not None and forget_before.tzinfo is None:
             raise ValueError("forget_before must carry a timezone")
         recorded: dict[str, set[str]] = {}
@@ -164,11 +167,21 @@ class HubFanout:
                 else:
                     keys.add(entity.row_key)
             recorded[hub] = keys
-        return FanoutSession(self, stream, recorded, forgotten)
+        return FanoutSession(self, stream, recorded, forgotten, {} if failed is None else failed)
 
     def deliver(self, stream: str, events: Sequence[KeyedEvent]) -> FanoutResult:
         """Publish to each hub what it has not had yet (see FanoutSession.deliver)."""
         return self.open(stream).deliver(events)
+
+    def forget(self, stream: str) -> int:
+        """Delete every delivery record of `stream` on every hub; returns how many went."""
+        removed = 0
+        for hub in self._publishers:
+            partition = _partition_key(hub, stream)
+            for entity in self._state.query(self._table, partition):
+                self._state.delete(self._table, partition, entity.row_key)
+                removed += 1
+        return removed
 
     def purge_older_than(self, stream: str, cutoff: datetime) -> int:
         """Forget this stream's deliveries recorded before `cutoff` on every hub; returns how many went.
@@ -183,11 +196,13 @@ class FanoutSession:
     """One run's deliveries over one stream. A hub whose publish failed is not tried again in the same session:
     it gets everything it missed in the next run, and meanwhile the other hubs go on without waiting for it."""
 
-    def __init__(self, fanout: HubFanout, stream: str, recorded: dict[str, set[str]], forgotten: int) -> None:
+    def __init__(
+        self, fanout: HubFanout, stream: str, recorded: dict[str, set[str]], forgotten: int, failed: dict[str, str]
+    ) -> None:
         self._fanout = fanout
         self._stream = stream
         self._recorded = recorded
-        self._failed: dict[str, str] = {}
+        self._failed = failed
         self.forgotten = forgotten
 
     @property

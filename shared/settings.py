@@ -41,6 +41,8 @@ MICROSHARE_TIMEOUT_SECONDS = "MICROSHARE_TIMEOUT_SECONDS"
 MICROSHARE_OVERLAP_MINUTES = "MICROSHARE_OVERLAP_MINUTES"
 MICROSHARE_DEDUP_RETENTION_HOURS = "MICROSHARE_DEDUP_RETENTION_HOURS"
 MICROSHARE_FIRST_RUN_LOOKBACK_HOURS = "MICROSHARE_FIRST_RUN_LOOKBACK_HOURS"
+MICROSHARE_BACKFILL_AFTER_HOURS = "MICROSHARE_BACKFILL_AFTER_HOURS"
+MICROSHARE_BACKFILL_MAX_DAYS = "MICROSHARE_BACKFILL_MAX_DAYS"
 
 # Read only by binding expressions (%NAME%) in the blueprints; listed so every name lives here.
 SIMULATOR_SCHEDULE = "SIMULATOR_SCHEDULE"
@@ -109,6 +111,8 @@ class MicroshareSettings:
     overlap: timedelta
     dedup_retention: timedelta
     first_run_lookback: timedelta
+    backfill_after: timedelta  # a timer facing a longer gap since its watermark starts a backfill instead
+    backfill_max_span: timedelta
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MicroshareSettings | None:
@@ -140,6 +144,8 @@ class MicroshareSettings:
             overlap=overlap,
             dedup_retention=retention,
             first_run_lookback=timedelta(hours=_int(env, MICROSHARE_FIRST_RUN_LOOKBACK_HOURS, 24, 1, 90 * 24)),
+            backfill_after=timedelta(hours=_int(env, MICROSHARE_BACKFILL_AFTER_HOURS, 6, 1, 90 * 24)),
+            backfill_max_span=timedelta(days=_int(env, MICROSHARE_BACKFILL_MAX_DAYS, 31, 1, 366)),
         )
 
 

@@ -22,6 +22,10 @@ HTTP_ROUTES = {
     "list_devices": "api/devices",
     "health": "api/health",
 }
+ADMIN_ROUTES = {
+    "start_backfill": ("api/microshare/backfill", "POST"),
+    "backfill_status": ("api/microshare/backfill/{instance_id}", "GET"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +51,30 @@ def test_the_app_has_exactly_the_expected_functions(bindings: dict[str, list[dic
         "summarise_events",
         "forward_people_counter",
         "forward_hourly_snapshot",
+        "microshare_backfill",
+        "backfill_locations",
+        "backfill_window",
+        "backfill_finish",
         *HTTP_ROUTES,
+        *ADMIN_ROUTES,
     }
+
+
+def test_backfill_routes_need_a_function_key_and_get_a_durable_client(
+    bindings: dict[str, list[dict[str, Any]]],
+) -> None:
+    for name, (route, method) in ADMIN_ROUTES.items():
+        http = trigger(bindings, name)
+        assert http["route"] == route
+        assert [m.upper() for m in http["methods"]] == [method]
+        assert str(http["authLevel"]).lower() == "function", name
+        assert any(b["type"] == "durableClient" for b in bindings[name]), name
+
+
+def test_the_backfill_orchestration_and_its_activities_are_bound(bindings: dict[str, list[dict[str, Any]]]) -> None:
+    assert trigger(bindings, "microshare_backfill")["type"] == "orchestrationTrigger"
+    for name in ("backfill_locations", "backfill_window", "backfill_finish"):
+        assert trigger(bindings, name)["type"] == "activityTrigger"
 
 
 @pytest.mark.parametrize(
