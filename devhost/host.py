@@ -2,7 +2,8 @@
 
 It indexes the app from its own binding metadata, reads local.settings.json and host.json, and drives each
 trigger: HTTP from a local web server, timers from their schedules, the Cosmos DB change feed and Event
-Hubs from the embedded SQLite store the app itself writes to.
+Hubs from the embedded SQLite store the app itself writes to, and Durable Functions (orchestrators,
+activities, durable clients) on tables of its own in the same SQLite file.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import cast
 
 from devhost.app_settings import apply_values, find_settings_file, is_disabled, read_values
 from devhost.change_feed_driver import ChangeFeedDriver, ChangeFeedSource
+from devhost.durable_engine import ACTIVITY_TRIGGER, DURABLE_CLIENT, ORCHESTRATION_TRIGGER, DurableRuntime
+from devhost.durable_rpc import DurableHttpApi, close_client_session
+from devhost.durable_store import DurableStore
 from devhost.event_hub_driver import EventHubDriver
 from devhost.function_index import FunctionSpec, load_functions
 from devhost.host_config import HostConfig
@@ -37,6 +41,8 @@ logger = logging.getLogger("devhost")
 
 _OPTIONAL_SEGMENT = re.compile(r"/?\{[^{}]*\?\}")
 _STOP_JOIN_SECONDS = 15.0
+DURABLE_DATABASE_FILE = "durabletask.db"  # --backend azure: durable state stays local, in its own file
+_WILDCARD_BINDS = ("", "0.0.0.0", "::", "localhost", "127.0.0.1")
 
 
 @dataclass
@@ -61,6 +67,9 @@ class DevHost:
         self._threads: list[threading.Thread] = []
         self._server: DevHostHttpServer | None = None
         self._database: SqliteDatabase | None = None
+        self._durable_database: SqliteDatabase | None = None
+        self._invoker: Invoker | None = None
+        self.durable: DurableRuntime | None = None
         self.specs: list[FunctionSpec] = []
         self.routes: list[HttpRoute] = []
         self.timers: dict[str, TimerDriver] = {}
@@ -69,6 +78,13 @@ class DevHost:
     def base_url(self) -> str:
         port = self._server.server_address[1] if self._server else self.options.port
         return f"http://localhost:{port}"
+
+    @property
+    def rpc_origin(self) -> str:
+        """Where the app's own clients reach the host: loopback, as the Durable extension's RPC endpoint."""
+        port = self._server.server_address[1] if self._server else self.options.port
+        bind = self.options.bind
+        return f"http://{'127.0.0.1' if bind in _WILDCARD_BINDS else bind}:{port}"
 
     def _configure_settings(self) -> None:
         environ = self.options.environ
@@ -104,6 +120,8 @@ class DevHost:
             documents, state, hub = cast(ChangeFeedSource, stores.documents), stores.state, None
             logger.info("backend: azure (connections from the app settings)")
         invoker = Invoker(self.stop_event)
+        self._invoker = invoker
+        durable_api = self._start_durable(config, invoker)
 
         feeds: list[ChangeFeedDriver] = []
         hubs: list[EventHubDriver] = []
@@ -118,17 +136,21 @@ class DevHost:
                 hubs.append(EventHubDriver(spec, invoker, hub, self.stop_event, config.max_event_batch_size))
             elif kind == "timerTrigger":
                 timers.append(TimerDriver(spec, invoker, state, self.stop_event))
-            elif kind != "httpTrigger":
+            elif kind not in ("httpTrigger", ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER):
                 logger.warning("Function %s: devhost cannot drive %s triggers yet; skipped", spec.name, kind)
 
         self.routes = http_routes(self.specs, config.route_prefix)
         self.timers = {timer.spec.name: timer for timer in timers}
-        self._server = DevHostHttpServer((self.options.bind, self.options.port), self.routes, invoker, self.run_now)
+        self._server = DevHostHttpServer(
+            (self.options.bind, self.options.port), self.routes, invoker, self.run_now, durable_api
+        )
 
         # Leases first: a timer that writes at startup must not write before the feed's starting point.
         for feed in feeds:
             feed.acquire_lease()
         self._threads.append(self._server.serve_in_background())
+        if self.durable is not None:
+            self._threads.append(self.durable.start())
         runners: list[tuple[str, Callable[[], None]]] = [(f.spec.name, f.run) for f in feeds]
         runners += [(h.spec.name, h.run) for h in hubs]
         runners += [(t.spec.name, t.run) for t in timers]
@@ -137,6 +159,21 @@ class DevHost:
             thread.start()
             self._threads.append(thread)
         self._print_functions()
+
+    def _start_durable(self, config: HostConfig, invoker: Invoker) -> DurableHttpApi | None:
+        """The Durable runtime and its HTTP API, when the app has orchestrators, activities or clients."""
+        durable_kinds = (ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER, DURABLE_CLIENT)
+        if not any(b.get("type") in durable_kinds for spec in self.specs for b in spec.bindings):
+            return None
+        database = self._database
+        if database is None:
+            self._durable_database = SqliteDatabase(self.options.data_dir.resolve() / DURABLE_DATABASE_FILE)
+            database = self._durable_database
+        self.durable = DurableRuntime(self.specs, invoker, DurableStore(database), config.durable, self.stop_event)
+        api = DurableHttpApi(self.durable, lambda: self.base_url, lambda: self.rpc_origin)
+        invoker.provide_input(DURABLE_CLIENT, api.client_binding)
+        invoker.on_close(close_client_session)
+        return api
 
     def run_now(self, name: str) -> bool:
         """Start the timer function `name` once now (POST /admin/functions/{name}); False when there is none."""
@@ -165,9 +202,14 @@ class DevHost:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        if self.durable is not None:
+            self.durable.stop()
         for thread in self._threads:
             thread.join(_STOP_JOIN_SECONDS)
             if thread.is_alive():
                 logger.warning("%s did not finish within %.0fs", thread.name, _STOP_JOIN_SECONDS)
-        if self._database is not None:
-            self._database.close()
+        if self._invoker is not None:
+            self._invoker.close()
+        for database in (self._database, self._durable_database):
+            if database is not None:
+                database.close()

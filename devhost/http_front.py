@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import Any, Protocol
+from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 
@@ -29,6 +29,37 @@ class HttpRoute:
     spec: FunctionSpec
     template: RouteTemplate
     methods: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """A request for one of the host's own APIs (the Durable extension's webhooks)."""
+
+    method: str
+    path: str  # decoded, without leading or trailing slash
+    query: Mapping[str, list[str]]
+    headers: Mapping[str, str]  # names in lower case
+    body: bytes
+    origin: str  # scheme://host:port as the client addressed it
+    url: str  # the whole URL as the client addressed it
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Webhooks(Protocol):
+    """Host-owned routes (e.g. runtime/webhooks/durabletask), tried before the app's HTTP routes."""
+
+    def handles(self, path: str) -> bool: ...
+
+    def handle(self, request: WebhookRequest) -> WebhookAnswer: ...
 
 
 def http_routes(specs: Sequence[FunctionSpec], route_prefix: str) -> list[HttpRoute]:
@@ -102,6 +133,25 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(413, b"", {})
             return
         body = self.rfile.read(length) if length else b""
+        host = self.headers.get("Host", f"localhost:{self.server.server_address[1]}")
+        webhooks = self.server.webhooks
+        if webhooks is not None and webhooks.handles(path):
+            hook_request = WebhookRequest(
+                method=method,
+                path=path,
+                query=parse_qs(split.query, keep_blank_values=True),
+                headers={k.lower(): v for k, v in self.headers.items()},
+                body=body,
+                origin=f"http://{host}",
+                url=f"http://{host}{self.path}",
+            )
+            try:
+                answer = webhooks.handle(hook_request)
+            except Exception:
+                logger.exception("%s %s failed", method, path)
+                answer = WebhookAnswer(500, {}, b"")
+            self._answer(answer.status, answer.body, answer.headers, head_only=method == "HEAD")
+            return
         admin = _ADMIN_FUNCTION.fullmatch(path)
         if found is None and admin is not None and method == "POST":
             # As the Functions host does: run a non-HTTP function now (it needs the master key in Azure).
@@ -112,7 +162,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(404, b"", {})
             return
         route, params = found
-        host = self.headers.get("Host", f"localhost:{self.server.server_address[1]}")
         request = func.HttpRequest(
             method=method,
             url=f"http://{host}{self.path}",
@@ -148,10 +197,12 @@ class DevHostHttpServer(ThreadingHTTPServer):
         routes: list[HttpRoute],
         invoker: Invoker,
         run_now: Callable[[str], bool] | None = None,
+        webhooks: Webhooks | None = None,
     ) -> None:
         self.routes = routes
         self.invoker = invoker
         self.run_now = run_now  # POST /admin/functions/{name}: True when that function was started
+        self.webhooks = webhooks
         super().__init__(address, _Handler)
 
     def serve_in_background(self) -> threading.Thread:

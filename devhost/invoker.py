@@ -1,15 +1,18 @@
-"""Calls user functions as the Python worker does: sync on a worker thread, async on an event loop,
-with a `context` argument when the function asks for one, and the function's retry policy."""
+"""Calls user functions as the Python worker does: sync on the caller's thread, async on the one event loop
+the worker keeps for the life of the process (clients such as the Durable client keep sessions bound to
+it), with a `context` argument when the function asks for one and no binding is named so, input bindings
+devhost fills itself (durableClient), and the function's retry policy."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import azure.functions as func
@@ -88,26 +91,101 @@ class FunctionFailed(RuntimeError):
     """The function raised; the cause is chained."""
 
 
+_LOOP_CLOSE_SECONDS = 10.0
+
+InputProvider = Callable[[Mapping[str, Any]], Any]
+
+
 class Invoker:
     def __init__(self, stop: threading.Event) -> None:
         self._stop = stop
+        self._inputs: dict[str, InputProvider] = {}
+        self._closers: list[Callable[[], Awaitable[Any]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._loop_lock = threading.Lock()
+        self._closed = False
 
-    def call(self, spec: FunctionSpec, arguments: Mapping[str, Any], retry_count: int = 0) -> Any:
-        """One invocation; raises FunctionFailed when the function raises."""
-        max_retries = spec.retry.max_retry_count if spec.retry else 0
+    def provide_input(self, binding_type: str, provide: InputProvider) -> None:
+        """Fill every input binding of this type with provide(binding), as the host's extension would."""
+        self._inputs[binding_type] = provide
+
+    def on_close(self, closer: Callable[[], Awaitable[Any]]) -> None:
+        """A coroutine to run on the event loop before it closes (e.g. to close a client session)."""
+        self._closers.append(closer)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._closed:
+                raise RuntimeError("the event loop is closed: devhost is stopping")
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="devhost-asyncio", daemon=True)
+                thread.start()
+                self._loop, self._loop_thread = loop, thread
+            return self._loop
+
+    def close(self) -> None:
+        """Cancel what still runs on the event loop, run the closers, stop the loop and its thread."""
+        with self._loop_lock:
+            loop, thread = self._loop, self._loop_thread
+            self._loop = self._loop_thread = None
+            self._closed = True
+        if loop is None or thread is None:
+            return
+
+        async def shut_down() -> None:
+            running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            for closer in self._closers:
+                try:
+                    await closer()
+                except Exception:
+                    logger.exception("closing the event loop: a closer failed")
+            await loop.shutdown_asyncgens()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shut_down(), loop).result(_LOOP_CLOSE_SECONDS)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(_LOOP_CLOSE_SECONDS)
+            if not thread.is_alive():
+                loop.close()
+
+    def _arguments(self, spec: FunctionSpec, arguments: Mapping[str, Any], retry_count: int) -> dict[str, Any]:
         kwargs = dict(arguments)
-        parameters = inspect.signature(spec.function).parameters
-        if "context" in parameters:
+        names = {str(binding.get("name")) for binding in spec.bindings}
+        for binding in spec.bindings:
+            provide = self._inputs.get(str(binding.get("type")))
+            if provide is not None and str(binding.get("direction", "")).lower() == "in":
+                kwargs.setdefault(str(binding["name"]), provide(binding))
+        if "context" in inspect.signature(spec.function).parameters and "context" not in names:
+            max_retries = spec.retry.max_retry_count if spec.retry else 0
             kwargs["context"] = InvocationContext(spec, retry_count, max_retries)
+        return kwargs
+
+    def call(
+        self, spec: FunctionSpec, arguments: Mapping[str, Any], retry_count: int = 0, log_failure: bool = True
+    ) -> Any:
+        """One invocation; raises FunctionFailed when the function raises (logged unless log_failure is False,
+        for callers that report the failure themselves)."""
+        kwargs = self._arguments(spec, arguments, retry_count)
         started = time.perf_counter()
         try:
             if inspect.iscoroutinefunction(spec.function):
-                result = asyncio.run(spec.function(**kwargs))
+                pending = asyncio.run_coroutine_threadsafe(spec.function(**kwargs), self._event_loop())
+                try:
+                    result = pending.result()
+                except concurrent.futures.CancelledError:
+                    raise RuntimeError("cancelled: devhost is stopping") from None
             else:
                 result = spec.function(**kwargs)
         except Exception as failure:
             elapsed = (time.perf_counter() - started) * 1000
-            logger.error(
+            logger.log(
+                logging.ERROR if log_failure else logging.DEBUG,
                 "Executed 'Functions.%s' (Failed, Duration=%.0fms): %s: %s",
                 spec.name,
                 elapsed,
