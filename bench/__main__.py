@@ -22,6 +22,7 @@ BENCHES: dict[str, str] = {
     "freshness": "reading written -> visible in GET /api/sensors, through a devhost subprocess",
     "state_roundtrip": "window state read + If-Match write on Azurite (needs `npm ci`)",
     "forwarder": "Microshare stand-in -> embedded hub: 100,000 records, batch fill, dedup state over a week",
+    "backfill": "Durable backfill under devhost: 3 x 30 windows, and history size for 1,000 windows",
 }
 
 

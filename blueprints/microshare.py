@@ -5,6 +5,7 @@ Both timers share one forwarding routine (shared.forwarding.Forwarder) and keep 
 delivery records, keyed by recType. Timer triggers run on one instance at a time (the host holds a lease),
 and a schedule missed while the app was down is made up at start (use_monitor)."""
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import azure.functions as func
 from shared.backfill import (
     FINISH_ACTIVITY,
     INSTANCE_ID_PATTERN,
+    INSTANCE_IDS,
     LOCATIONS_ACTIVITY,
     ORCHESTRATOR,
     WINDOW_ACTIVITY,
@@ -58,24 +60,42 @@ async def _running(client: df.DurableOrchestrationClient, instance_id: str) -> b
     return status.runtime_status in _ACTIVE
 
 
-def _forward(rec_type: str) -> None:
+async def _forward(rec_type: str, client: df.DurableOrchestrationClient) -> None:
     forwarder = get_forwarder()
     if forwarder is None:
         logger.info("Microshare forwarding is off: MICROSHARE_USERNAME is not set", extra={"recType": rec_type})
         return
-    forwarder.run(rec_type)
+    due = forwarder.backfill_due(rec_type)
+    if due is None:
+        # The forwarder is blocking I/O: run it off the event loop, as the worker runs sync functions.
+        await asyncio.to_thread(forwarder.run, rec_type)
+        return
+    instance_id = INSTANCE_IDS[rec_type]
+    if await _running(client, instance_id):
+        logger.info("a backfill of %s is running; this run leaves the gap to it", rec_type, extra={"recType": rec_type})
+        return
+    request = BackfillRequest(rec_type, *due)
+    await client.start_new(ORCHESTRATOR, instance_id, request.to_input())
+    logger.warning(
+        "the gap since the %s watermark is too long for one run: started backfill %s",
+        rec_type,
+        instance_id,
+        extra={"recType": rec_type, "instance_id": instance_id, **request.to_input()},
+    )
 
 
 @bp.function_name("forward_people_counter")
 @bp.timer_trigger(arg_name="timer", schedule=PEOPLE_COUNTER_SCHEDULE, run_on_startup=False, use_monitor=True)
-def forward_people_counter(timer: func.TimerRequest) -> None:
-    _forward(PEOPLE_COUNTER)
+@bp.durable_client_input(client_name="client")
+async def forward_people_counter(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    await _forward(PEOPLE_COUNTER, client)
 
 
 @bp.function_name("forward_hourly_snapshot")
 @bp.timer_trigger(arg_name="timer", schedule=SNAPSHOT_SCHEDULE, run_on_startup=False, use_monitor=True)
-def forward_hourly_snapshot(timer: func.TimerRequest) -> None:
-    _forward(HOURLY_SNAPSHOT)
+@bp.durable_client_input(client_name="client")
+async def forward_hourly_snapshot(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
+    await _forward(HOURLY_SNAPSHOT, client)
 
 
 @bp.function_name("start_backfill")

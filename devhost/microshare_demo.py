@@ -7,7 +7,7 @@ import logging
 from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
 
-from devhost.microshare_dataset import DEFAULT_CLUSTER_ID, MicroshareDataset
+from devhost.microshare_dataset import MicroshareDataset
 from devhost.microshare_standin import MicroshareStandIn
 
 logger = logging.getLogger("devhost")
@@ -24,18 +24,6 @@ def start_demo(environ: MutableMapping[str, str], now: datetime | None = None) -
     dataset = MicroshareDataset.synthetic(start, start + timedelta(days=8))
     standin = MicroshareStandIn(dataset, username=_USERNAME, password=_PASSWORD, api_key=_API_KEY)
     base_url = standin.start()
-    environ.update(
-        {
-            "MICROSHARE_AUTH_URL": base_url,
-            "MICROSHARE_API_URL": base_url,
-            "MICROSHARE_USERNAME": _USERNAME,
-            "MICROSHARE_PASSWORD": _PASSWORD,
-            "MICROSHARE_API_KEY": _API_KEY,
-            "MICROSHARE_CLUSTER_ID": DEFAULT_CLUSTER_ID,
-            "MICROSHARE_PEOPLE_COUNTER_VIEW_ID": "pc-view",
-            "MICROSHARE_SNAPSHOT_VIEW_ID": "snap-view",
-            "MICROSHARE_DATA_CONTEXT": '["people"]',
-        }
-    )
+    environ.update(standin.app_settings())
     logger.info("Microshare demo: stand-in at %s with %d buildings", base_url, len(dataset.locations()))
     return standin

@@ -66,7 +66,8 @@ class Fault:
     """What the next matching request(s) get instead of a normal answer.
 
     `route` is "token", "devices" or "view"; `rec_type` (the view's recType parameter, or the device path's
-    recType) and `page` (view only; an absent page parameter is page 1) narrow it down. It fires `times`
+    recType), `page` (view only; an absent page parameter is page 1), `location` (the view's loc1) and
+    `window_from` (the view's `from`, as sent) narrow it down, so one window can be made to fail. It fires `times`
     times: after sleeping `delay_seconds` (a slow answer) it answers `status` (429 with a Retry-After of
     `retry_after_seconds`), or a truncated JSON body with status 200 (`malformed_json`), or, with neither,
     the normal answer.
@@ -80,6 +81,8 @@ class Fault:
     rec_type: str | None = None
     page: int | None = None
     times: int = 1
+    location: str | None = None
+    window_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.route not in ROUTES:
@@ -112,11 +115,16 @@ class Fault:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    def matches(self, route: str, rec_type: str | None, page: int | None) -> bool:
+    def matches(
+        self, route: str, rec_type: str | None, page: int | None, query: Mapping[str, str] | None = None
+    ) -> bool:
+        sent = query or {}
         return (
             self.route == route
             and (self.rec_type is None or self.rec_type == rec_type)
             and (self.page is None or self.page == page)
+            and (self.location is None or self.location == sent.get("loc1"))
+            and (self.window_from is None or self.window_from == sent.get("from"))
         )
 
 
@@ -255,6 +263,21 @@ class MicroshareStandIn:
             raise RuntimeError("the stand-in is not running")
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def app_settings(self) -> dict[str, str]:
+        """The MICROSHARE_* app settings that point the forwarder at this running stand-in."""
+        views = {rec_type: view for view, rec_type in self.views.items()}
+        return {
+            "MICROSHARE_AUTH_URL": self.base_url,
+            "MICROSHARE_API_URL": self.base_url,
+            "MICROSHARE_USERNAME": self.username,
+            "MICROSHARE_PASSWORD": self.password,
+            "MICROSHARE_API_KEY": self.api_key,
+            "MICROSHARE_CLUSTER_ID": self.dataset.cluster_id,
+            "MICROSHARE_PEOPLE_COUNTER_VIEW_ID": views[PEOPLE_COUNTER],
+            "MICROSHARE_SNAPSHOT_VIEW_ID": views[HOURLY_SNAPSHOT],
+            "MICROSHARE_DATA_CONTEXT": '["people"]',
+        }
+
     # --- control
 
     def inject(self, fault: Fault) -> None:
@@ -306,10 +329,12 @@ class MicroshareStandIn:
         with self._lock:
             self._log.append(LoggedRequest(method, path, masked))
 
-    def _take_fault(self, route: str, rec_type: str | None, page: int | None) -> Fault | None:
+    def _take_fault(
+        self, route: str, rec_type: str | None, page: int | None, query: Mapping[str, str] | None
+    ) -> Fault | None:
         with self._lock:
             for index, (fault, left) in enumerate(self._faults):
-                if fault.matches(route, rec_type, page):
+                if fault.matches(route, rec_type, page, query):
                     if left <= 1:
                         del self._faults[index]
                     else:
@@ -361,16 +386,21 @@ class MicroshareStandIn:
             except ValueError:
                 page = None
             return self._with_faults(
-                "view", query.get("recType"), page, lambda: self._authorise(headers) or self._view(query)
+                "view", query.get("recType"), page, lambda: self._authorise(headers) or self._view(query), query
             )
         if path == DASHBOARD_VIEW_PATH.rstrip("/"):
             return _error(403, f"Forbidden: the view path ends with a slash ({DASHBOARD_VIEW_PATH})")
         return _error(404, f"no such path: {path}")
 
     def _with_faults(
-        self, route: str, rec_type: str | None, page: int | None, answer: Callable[[], Answer]
+        self,
+        route: str,
+        rec_type: str | None,
+        page: int | None,
+        answer: Callable[[], Answer],
+        query: Mapping[str, str] | None = None,
     ) -> Answer | None:
-        fault = self._take_fault(route, rec_type, page)
+        fault = self._take_fault(route, rec_type, page, query)
         if fault is None:
             return answer()
         if fault.delay_seconds > 0 and self._stopping.wait(fault.delay_seconds):

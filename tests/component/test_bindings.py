@@ -69,6 +69,8 @@ def test_backfill_routes_need_a_function_key_and_get_a_durable_client(
         assert [m.upper() for m in http["methods"]] == [method]
         assert str(http["authLevel"]).lower() == "function", name
         assert any(b["type"] == "durableClient" for b in bindings[name]), name
+    for name in ("forward_people_counter", "forward_hourly_snapshot"):
+        assert any(b["type"] == "durableClient" for b in bindings[name]), name  # to hand a long gap to a backfill
 
 
 def test_the_backfill_orchestration_and_its_activities_are_bound(bindings: dict[str, list[dict[str, Any]]]) -> None:
