@@ -143,6 +143,11 @@ def _day(moment: datetime) -> str:
     return moment.astimezone(UTC).date().isoformat()
 
 
+class _StoredTimes(NamedTuple):
+    watermark: datetime | None
+    first_run_from: datetime | None
+
+
 class _Run(NamedTuple):
     """One run's delivery sessions, its result so far and what its watermark may move to."""
 
@@ -254,7 +259,7 @@ class Forwarder:
         self._letters = DeadLetterBox(state)
 
     def watermark(self, rec_type: str) -> datetime | None:
-        return self._stored_time(rec_type, "watermark")
+        return self._stored(rec_type).watermark
 
     def locations(self) -> list[str]:
         return self._source.locations()
@@ -262,29 +267,38 @@ class Forwarder:
     def backfill_due(self, rec_type: str) -> tuple[datetime, datetime] | None:
         """The range a backfill should catch up instead of this timer run, when the gap since the watermark is
         longer than the setting; at most the maximum span (the next timer run starts the next part)."""
-        watermark = self.watermark(rec_type)
+        stored = self._stored(rec_type)
         now = self._clock()
-        if watermark is None or now - watermark <= self._settings.backfill_after:
+        if stored.watermark is None or now - stored.watermark <= self._settings.backfill_after:
             return None
-        start, end = self.window(rec_type, now)
+        start, end = self._window(rec_type, stored, now)
         return start, min(end, start + self._settings.backfill_max_span)
 
-    def _stored_time(self, rec_type: str, name: str) -> datetime | None:
+    def _stored(self, rec_type: str) -> _StoredTimes:
+        """The watermark and the first run's start, from one read of the recType's state entity."""
         entity = self._state.get(FORWARDER_TABLE, rec_type, "state")
-        value = None if entity is None else entity.properties.get(name)
-        return None if not value else parse_timestamp(value)
+        properties = {} if entity is None else entity.properties
+
+        def moment(name: str) -> datetime | None:
+            value = properties.get(name)
+            return None if not value else parse_timestamp(value)
+
+        return _StoredTimes(moment("watermark"), moment("first_run_from"))
 
     def window(self, rec_type: str, now: datetime) -> tuple[datetime, datetime]:
-        """[start, end) of the next run: from the watermark minus the overlap to now; whole hours for snapshots,
-        so the same hour is always the same query. Before any watermark: from the first run's start (the
-        lookback from then), so what an incomplete first run missed is not left behind as the clock moves."""
-        watermark = self.watermark(rec_type)
-        if watermark is None:
+        """[start, end) of the next run (see _window)."""
+        return self._window(rec_type, self._stored(rec_type), now)
+
+    def _window(self, rec_type: str, stored: _StoredTimes, now: datetime) -> tuple[datetime, datetime]:
+        """From the watermark minus the overlap to now; whole hours for snapshots, so the same hour is always the
+        same query. Before any watermark: from the first run's start (the lookback from then), so what an
+        incomplete first run missed is not left behind as the clock moves."""
+        if stored.watermark is None:
             start = now - self._settings.first_run_lookback
-            first = self._stored_time(rec_type, "first_run_from")
-            start = start if first is None else min(first, start)
+            if stored.first_run_from is not None:
+                start = min(stored.first_run_from, start)
         else:
-            start = watermark - self._settings.overlap
+            start = stored.watermark - self._settings.overlap
         end = now
         if rec_type == HOURLY_SNAPSHOT:
             start, end = _floor_hour(start), _floor_hour(now)
@@ -297,10 +311,11 @@ class Forwarder:
         if rec_type not in REC_TYPES:
             raise ValueError(f"unknown recType {rec_type!r}")
         now = self._clock()
-        default_start, default_end = self.window(rec_type, now)
+        stored = self._stored(rec_type)
+        default_start, default_end = self._window(rec_type, stored, now)
         start, end = start or default_start, end or default_end
-        old = self.watermark(rec_type)
-        if old is None and self._stored_time(rec_type, "first_run_from") is None:
+        old = stored.watermark
+        if old is None and stored.first_run_from is None:
             # Before anything is sent: a run that dies half-way must not let the next one start later.
             self._state.upsert(FORWARDER_TABLE, rec_type, "state", {"first_run_from": format_timestamp(start)})
         result = ForwardResult(rec_type, start, end, old, old)
@@ -368,15 +383,12 @@ class Forwarder:
     ) -> None:
         """Record a completed backfill: the watermark moves to `newest` (the newest event time every window
         delivered everywhere) unless it is already past it, and the days it touched become purgeable."""
-        days = set(days)
-        day = start
-        while day < end:
-            days.add(_day(day))
-            day = datetime.combine(day.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
         old = self.watermark(rec_type)
+        progress = _Progress()
+        if newest is not None:
+            progress.note(newest, everywhere=True)
         result = ForwardResult(rec_type, start, end, old)
-        watermark = old if newest is None else max(old, min(newest, end)) if old is not None else min(newest, end)
-        self._save(rec_type, result, watermark, self._clock(), "backfilled", days)
+        self._save(rec_type, result, progress.watermark(old, end), self._clock(), "backfilled", set(days))
 
     def _forget_old_days(self, rec_type: str, cutoff: datetime) -> int:
         """Delete the dedup records of every day that ended before `cutoff`: no run fetches them again."""
