@@ -18,19 +18,19 @@ from typing import Any
 from azure.eventhub import EventDataBatch
 
 from bench.common import log
-from devhost.microshare_dataset import DEFAULT_CLUSTER_ID, MicroshareDataset
+from devhost.microshare_dataset import MicroshareDataset
 from devhost.microshare_standin import MicroshareStandIn
 from shared.forwarding import Forwarder
 from shared.hub_delivery import HubFanout
 from shared.microshare import MicroshareClient
 from shared.microshare_api import PEOPLE_COUNTER
-from shared.settings import MicroshareSettings
 from shared.storage.azure_events import AzureEventPublisher
 from shared.storage.names import DELIVERIES_TABLE
 from shared.storage.ports import MAX_EVENT_BYTES, OutboundEvent, PublishOutcome
 from shared.storage.sqlite_database import SqliteDatabase
 from shared.storage.sqlite_events import SqliteEventHub
 from shared.storage.sqlite_state import SqliteStateStore
+from tests.component.microshare_rig import Clock, settings_for
 
 T0 = datetime(2025, 6, 2, tzinfo=UTC)  # a Monday
 LOCATIONS = tuple(f"Building {chr(ord('A') + n)}" for n in range(10))
@@ -40,32 +40,6 @@ TARGET_SECONDS = 20.0
 TARGET_FILL = 0.90
 
 
-def _settings(base_url: str, **overrides: str) -> MicroshareSettings:
-    env = {
-        "MICROSHARE_AUTH_URL": base_url,
-        "MICROSHARE_API_URL": base_url,
-        "MICROSHARE_USERNAME": "demo@sensorpulse.local",
-        "MICROSHARE_PASSWORD": "demo-password",
-        "MICROSHARE_API_KEY": "demo-api-key",
-        "MICROSHARE_CLUSTER_ID": DEFAULT_CLUSTER_ID,
-        "MICROSHARE_PEOPLE_COUNTER_VIEW_ID": "pc-view",
-        "MICROSHARE_SNAPSHOT_VIEW_ID": "snap-view",
-        "MICROSHARE_DATA_CONTEXT": '["people"]',
-        **overrides,
-    }
-    settings = MicroshareSettings.from_env(env)
-    assert settings is not None
-    return settings
-
-
-class _Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def throughput(folder: Path) -> tuple[dict[str, Any], list[OutboundEvent]]:
     end = T0 + timedelta(minutes=15 * INTERVALS)
     log(f"generating {len(LOCATIONS) * DEVICES_PER_LOCATION * INTERVALS:,} people-counter records")
@@ -73,8 +47,8 @@ def throughput(folder: Path) -> tuple[dict[str, Any], list[OutboundEvent]]:
     database = SqliteDatabase(folder / "throughput.db")
     state, hub = SqliteStateStore(database), SqliteEventHub(database)
     with MicroshareStandIn(dataset) as standin:
-        settings = _settings(standin.base_url)
-        clock = _Clock(end)
+        settings = settings_for(standin, MICROSHARE_TIMEOUT_SECONDS="30")
+        clock = Clock(end)
         client = MicroshareClient(settings, state, clock=clock)
         forwarder = Forwarder(client, HubFanout({"telemetry": hub}, state, clock=clock), state, settings, clock)
         log("forwarding them to the embedded hub")
@@ -142,8 +116,8 @@ def week_of_runs(folder: Path) -> dict[str, Any]:
     rows_per_day: list[int] = []
     sent = 0
     with MicroshareStandIn(dataset) as standin:
-        settings = _settings(standin.base_url, MICROSHARE_FIRST_RUN_LOOKBACK_HOURS="1")
-        clock = _Clock(start)
+        settings = settings_for(standin, MICROSHARE_FIRST_RUN_LOOKBACK_HOURS="1", MICROSHARE_TIMEOUT_SECONDS="30")
+        clock = Clock(start)
         client = MicroshareClient(settings, state, clock=clock)
         forwarder = Forwarder(client, HubFanout({"telemetry": hub}, state, clock=clock), state, settings, clock)
         log("a simulated week of 15-minute runs")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from devhost.microshare_dataset import DEFAULT_CLUSTER_ID, MicroshareDataset
+from devhost.microshare_dataset import MicroshareDataset
 from devhost.microshare_standin import MicroshareStandIn
 from shared.forwarding import Forwarder
 from shared.hub_delivery import HubFanout
@@ -26,26 +26,16 @@ PASSWORD = "demo-password"
 API_KEY = "demo-api-key"
 
 
-def settings_for(base_url: str, **overrides: str) -> MicroshareSettings:
-    env = {
-        "MICROSHARE_AUTH_URL": base_url,
-        "MICROSHARE_API_URL": base_url,
-        "MICROSHARE_USERNAME": "demo@sensorpulse.local",
-        "MICROSHARE_PASSWORD": PASSWORD,
-        "MICROSHARE_API_KEY": API_KEY,
-        "MICROSHARE_CLUSTER_ID": DEFAULT_CLUSTER_ID,
-        "MICROSHARE_PEOPLE_COUNTER_VIEW_ID": "pc-view",
-        "MICROSHARE_SNAPSHOT_VIEW_ID": "snap-view",
-        "MICROSHARE_DATA_CONTEXT": '["people"]',
-        "MICROSHARE_TIMEOUT_SECONDS": "2",
-        **overrides,
-    }
-    settings = MicroshareSettings.from_env(env)
+def settings_for(standin: MicroshareStandIn, **overrides: str) -> MicroshareSettings:
+    """The forwarder's settings pointing at `standin`, with a short timeout unless overridden."""
+    settings = MicroshareSettings.from_env({**standin.app_settings(), "MICROSHARE_TIMEOUT_SECONDS": "2", **overrides})
     assert settings is not None
     return settings
 
 
 class Clock:
+    """A clock the test (or bench) sets by hand."""
+
     def __init__(self, now: datetime) -> None:
         self.now = now
 
@@ -97,7 +87,7 @@ def microshare_rig(
             state=SqliteStateStore(database),
             hub=SqliteEventHub(database),
             clock=Clock(now),
-            settings=settings_for(standin.base_url, **setting_overrides),
+            settings=settings_for(standin, **setting_overrides),
         )
         yield rig
 
