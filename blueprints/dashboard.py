@@ -1,12 +1,11 @@
 """Dashboard: the live page, PNG charts and the small JSON API it polls."""
 
-import json
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 import azure.functions as func
 
+from blueprints.responses import error_response, json_response
 from shared.dashboard import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
 from shared.dashboard_page import render_page
 from shared.readings import METRIC_PATTERN, format_timestamp
@@ -17,20 +16,6 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__
 
 _ANONYMOUS = func.AuthLevel.ANONYMOUS
 _MAX_SCALE = 3
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(body, ensure_ascii=False),
-        status_code=status,
-        mimetype="application/json",
-        charset="utf-8",
-        headers={"Cache-Control": "no-store", **(headers or {})},
-    )
-
-
-def _error(status: int, message: str) -> func.HttpResponse:
-    return _json({"error": message}, status)
 
 
 def _metric(req: func.HttpRequest) -> str | None:
@@ -58,7 +43,7 @@ def dashboard_page(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="api/sensors", methods=["GET"], auth_level=_ANONYMOUS)
 def list_sensors(req: func.HttpRequest) -> func.HttpResponse:
-    return _json(get_dashboard().series())
+    return json_response(get_dashboard().series())
 
 
 @bp.route(route="api/sensors/{sensor_id}/summaries", methods=["GET"], auth_level=_ANONYMOUS)
@@ -66,11 +51,11 @@ def list_summaries(req: func.HttpRequest) -> func.HttpResponse:
     try:
         sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
         limit = _bounded_int(req, "limit", 20, 1, MAX_SUMMARIES_LIMIT)
-        return _json(get_dashboard().summaries(sensor_id, _metric(req), limit))
+        return json_response(get_dashboard().summaries(sensor_id, _metric(req), limit))
     except ValueError as invalid:
-        return _error(400, str(invalid))
+        return error_response(400, str(invalid))
     except UnknownSeries as unknown:
-        return _error(404, str(unknown))
+        return error_response(404, str(unknown))
 
 
 @bp.route(route="api/plots/{sensor_id}.png", methods=["GET"], auth_level=_ANONYMOUS)
@@ -87,17 +72,17 @@ def sensor_chart(req: func.HttpRequest) -> func.HttpResponse:
         chart = dashboard.chart(sensor_id, metric, scale)
         return func.HttpResponse(chart.png, mimetype="image/png", headers={**caching, "ETag": chart.etag})
     except ValueError as invalid:
-        return _error(400, str(invalid))
+        return error_response(400, str(invalid))
     except UnknownSeries as unknown:
-        return _error(404, str(unknown))
+        return error_response(404, str(unknown))
 
 
 @bp.route(route="api/devices", methods=["GET"], auth_level=_ANONYMOUS)
 def list_devices(req: func.HttpRequest) -> func.HttpResponse:
     devices = [device.to_document() for device in get_device_registry().list()]
-    return _json({"count": len(devices), "devices": devices})
+    return json_response({"count": len(devices), "devices": devices})
 
 
 @bp.route(route="api/health", methods=["GET"], auth_level=_ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    return _json({"status": "ok", "time": format_timestamp(datetime.now(UTC))})
+    return json_response({"status": "ok", "time": format_timestamp(datetime.now(UTC))})

@@ -6,7 +6,6 @@ delivery records, keyed by recType. Timer triggers run on one instance at a time
 and a schedule missed while the app was down is made up at start (use_monitor)."""
 
 import asyncio
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
+from blueprints.responses import error_response, json_response
 from shared.backfill import (
     FINISH_ACTIVITY,
     INSTANCE_ID_PATTERN,
@@ -39,15 +39,6 @@ bp = df.Blueprint()
 PEOPLE_COUNTER_SCHEDULE = "0 */15 * * * *"
 SNAPSHOT_SCHEDULE = "0 0 * * * *"
 _ACTIVE = (df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending)
-
-
-def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps(body),
-        status_code=status,
-        mimetype="application/json",
-        headers={"Cache-Control": "no-store", **(headers or {})},
-    )
 
 
 def _status_url(req: func.HttpRequest, instance_id: str) -> str:
@@ -104,25 +95,26 @@ async def forward_hourly_snapshot(timer: func.TimerRequest, client: df.DurableOr
 async def start_backfill(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     settings = get_microshare_settings()
     if settings is None:
-        return _json({"error": "Microshare forwarding is not configured (MICROSHARE_USERNAME)"}, 503)
+        return error_response(503, "Microshare forwarding is not configured (MICROSHARE_USERNAME)")
     try:
         body = req.get_json()
     except ValueError:
-        return _json({"error": "the body must be JSON: {recType, from, to}"}, 400)
+        return error_response(400, "the body must be JSON: {recType, from, to}")
     try:
         request = parse_request(body, datetime.now(UTC), settings.backfill_max_span)
     except BackfillRequestError as bad:
-        return _json({"error": str(bad)}, 400)
+        return error_response(400, str(bad))
     instance_id = request.instance_id
     if await _running(client, instance_id):
         url = _status_url(req, instance_id)
-        return _json({"error": "a backfill of this recType is running", "id": instance_id, "statusUrl": url}, 409)
+        conflict = {"error": "a backfill of this recType is running", "id": instance_id, "statusUrl": url}
+        return json_response(conflict, 409)
     await client.start_new(ORCHESTRATOR, instance_id, request.to_input())
     logger.info("started backfill %s", instance_id, extra={"instance_id": instance_id, **request.to_input()})
     management = client.create_http_management_payload(instance_id)
     url = _status_url(req, instance_id)
     body_out = {"id": instance_id, "statusUrl": url, **request.to_input(), "management": management}
-    return _json(body_out, 202, {"Location": url, "Retry-After": "2"})
+    return json_response(body_out, 202, {"Location": url, "Retry-After": "2"})
 
 
 @bp.function_name("backfill_status")
@@ -131,11 +123,11 @@ async def start_backfill(req: func.HttpRequest, client: df.DurableOrchestrationC
 async def backfill_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     instance_id = req.route_params.get("instance_id", "")
     if not INSTANCE_ID_PATTERN.fullmatch(instance_id):
-        return _json({"error": "not a backfill instance id"}, 400)
+        return error_response(400, "not a backfill instance id")
     status = await client.get_status(instance_id)
     if status.runtime_status is None:
-        return _json({"error": f"no backfill {instance_id}"}, 404)
-    return _json(
+        return error_response(404, f"no backfill {instance_id}")
+    return json_response(
         {
             "id": instance_id,
             "runtimeStatus": status.runtime_status.name,
