@@ -100,7 +100,7 @@ class DevHost:
     def start(self) -> None:
         """Index the app and start every trigger; raises with a clear message when the app cannot run."""
         self._configure_settings()
-        config = HostConfig.load(self.options.app_dir)
+        config = HostConfig.load(self.options.app_dir, self.options.environ)
         environ = self.options.environ
         settings = Settings.from_env(environ)  # a malformed setting stops start-up here, not at first use
         specs = load_functions(self.options.app_dir, environ)

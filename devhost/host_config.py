@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from devhost.app_settings import AppSettingError, resolve
 
 DEFAULT_ROUTE_PREFIX = "api"  # the host's default when host.json does not set one
 DEFAULT_MAX_EVENT_BATCH_SIZE = 100  # Event Hubs extension 5.x default
 DEFAULT_HUB_NAME = "TestHubName"  # the Durable extension's task hub name when no site name is set (locally)
 DEFAULT_MAX_CONCURRENT_DURABLE = 10  # the extension's default for activities and orchestrators (Consumption)
+# The Azure Storage provider's rule: the name prefixes its queues, tables and blob containers.
+_TASK_HUB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,44}")
 
 
 class HostConfigError(RuntimeError):
@@ -26,10 +32,19 @@ class DurableConfig:
     max_concurrent_orchestrators: int = DEFAULT_MAX_CONCURRENT_DURABLE
 
     @classmethod
-    def from_section(cls, section: dict[str, Any]) -> DurableConfig:
+    def from_section(cls, section: dict[str, Any], environ: Mapping[str, str]) -> DurableConfig:
         hub = section.get("hubName", DEFAULT_HUB_NAME)
         if not isinstance(hub, str) or not hub:
             raise HostConfigError("host.json extensions.durableTask.hubName must be a non-empty string")
+        try:
+            hub = resolve(hub, environ, "host.json extensions.durableTask.hubName")  # "%TASKHUB_NAME%"
+        except AppSettingError as missing:
+            raise HostConfigError(str(missing)) from None
+        if not _TASK_HUB_NAME.fullmatch(hub):
+            raise HostConfigError(
+                f"task hub name {hub!r} must be 3-45 letters and digits, starting with a letter "
+                "(host.json extensions.durableTask.hubName)"
+            )
         return cls(
             hub_name=hub,
             max_concurrent_activities=_positive(section, "maxConcurrentActivityFunctions"),
@@ -51,7 +66,8 @@ class HostConfig:
     durable: DurableConfig = field(default_factory=DurableConfig)
 
     @classmethod
-    def load(cls, app_dir: Path) -> HostConfig:
+    def load(cls, app_dir: Path, environ: Mapping[str, str] | None = None) -> HostConfig:
+        """host.json of the app; `environ` resolves %NAME% app-setting expressions where the host allows them."""
         path = app_dir / "host.json"
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
@@ -76,5 +92,5 @@ class HostConfig:
         return cls(
             route_prefix=prefix.strip("/"),
             max_event_batch_size=batch,
-            durable=DurableConfig.from_section(durable),
+            durable=DurableConfig.from_section(durable, {} if environ is None else environ),
         )
