@@ -33,6 +33,7 @@ _RETRY: dict[str, Any] = {
     database_name="%COSMOS_DATABASE_NAME%",
     container_name=READINGS,
     lease_container_name=LEASES,
+    # Creates `leases` on an emulator; in Azure infra/ creates it, as an identity with data-plane roles cannot.
     create_lease_container_if_not_exists=True,
     # A new deployment summarises what is already in `readings`; existing leases keep their position.
     start_from_beginning=True,  # type: ignore[arg-type]  # the decorator annotates it as datetime.time
