@@ -3,10 +3,11 @@
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import dashboard, microshare, sensors, summariser
+from blueprints import dashboard, ingest, microshare, sensors, summariser
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(sensors.bp)
 app.register_functions(summariser.bp)
+app.register_functions(ingest.bp)
 app.register_functions(dashboard.bp)
 app.register_functions(microshare.bp)

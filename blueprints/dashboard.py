@@ -8,8 +8,10 @@ import azure.functions as func
 from blueprints.responses import error_response, json_response
 from shared.dashboard import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
 from shared.dashboard_page import render_page
+from shared.openapi import openapi_document
 from shared.readings import METRIC_PATTERN, format_timestamp
 from shared.services import get_dashboard, get_device_registry
+from shared.settings import get_ingest_limits
 
 logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
@@ -20,7 +22,7 @@ _MAX_SCALE = 3
 
 def _metric(req: func.HttpRequest) -> str | None:
     metric: str | None = req.params.get("metric")
-    if metric is not None and not METRIC_PATTERN.match(metric):
+    if metric is not None and not METRIC_PATTERN.fullmatch(metric):
         raise ValueError("metric must be lower-case letters, digits and '_'")
     return metric
 
@@ -29,7 +31,7 @@ def _bounded_int(req: func.HttpRequest, name: str, default: int, low: int, high:
     raw = req.params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 6 or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6 or not low <= int(raw) <= high:
         raise ValueError(f"{name} must be a whole number from {low} to {high}")
     return int(raw)
 
@@ -81,6 +83,11 @@ def sensor_chart(req: func.HttpRequest) -> func.HttpResponse:
 def list_devices(req: func.HttpRequest) -> func.HttpResponse:
     devices = [device.to_document() for device in get_device_registry().list()]
     return json_response({"count": len(devices), "devices": devices})
+
+
+@bp.route(route="api/openapi.json", methods=["GET"], auth_level=_ANONYMOUS)
+def openapi_json(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(openapi_document(get_ingest_limits()))
 
 
 @bp.route(route="api/health", methods=["GET"], auth_level=_ANONYMOUS)

@@ -13,7 +13,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints.responses import error_response, json_response
+from blueprints.responses import error_response, json_response, request_json
 from shared.backfill import (
     FINISH_ACTIVITY,
     INSTANCE_ID_PATTERN,
@@ -97,7 +97,7 @@ async def start_backfill(req: func.HttpRequest, client: df.DurableOrchestrationC
     if settings is None:
         return error_response(503, "Microshare forwarding is not configured (MICROSHARE_USERNAME)")
     try:
-        body = req.get_json()
+        body = request_json(req)
     except ValueError:
         return error_response(400, "the body must be JSON: {recType, from, to}")
     try:

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import azure.functions as func
+import orjson
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -18,3 +19,12 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(status: int, message: str) -> func.HttpResponse:
     return json_response({"error": message}, status)
+
+
+def request_json(req: func.HttpRequest) -> Any:
+    """The body as JSON; ValueError when it is not. (HttpRequest.get_json uses the json module, whose recursion
+    on a deeply nested body escapes as RecursionError; orjson refuses more than 1024 levels with its own error.)"""
+    try:
+        return orjson.loads(req.get_body())
+    except orjson.JSONDecodeError:
+        raise ValueError("the body is not valid JSON") from None

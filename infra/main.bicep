@@ -113,6 +113,26 @@ param sensorCount int = 5
 @maxValue(500)
 param windowSize int = 10
 
+// ----- Ingest API -----
+
+@description('Most readings in one POST /api/readings.')
+@minValue(1)
+@maxValue(1000)
+param ingestMaxBatch int = 100
+
+@description('Largest body POST /api/readings accepts, in bytes (413 beyond).')
+@minValue(1024)
+@maxValue(4194304)
+param ingestMaxBodyBytes int = 262144
+
+@description('How far ahead of the clock a posted reading\'s timestamp may be, in seconds.')
+@minValue(0)
+@maxValue(86400)
+param ingestMaxFutureSeconds int = 300
+
+@description('Extra or replaced metrics for the ingest API: JSON object metric -> {"unit", "min", "max"}; empty keeps the built-in ones.')
+param ingestMetrics string = ''
+
 // ----- Microshare forwarding (off while microshareUsername is empty) -----
 
 @description('Microshare authentication service base URL.')
@@ -350,6 +370,10 @@ var appSettings = {
   WINDOW_SIZE: string(windowSize)
   SUMMARY_TTL_SECONDS: string(summaryTtlSeconds)
   READING_TTL_SECONDS: string(readingTtlSeconds)
+  INGEST_MAX_BATCH: string(ingestMaxBatch)
+  INGEST_MAX_BODY_BYTES: string(ingestMaxBodyBytes)
+  INGEST_MAX_FUTURE_SECONDS: string(ingestMaxFutureSeconds)
+  INGEST_METRICS: ingestMetrics
   MICROSHARE_AUTH_URL: microshareAuthUrl
   MICROSHARE_API_URL: microshareApiUrl
   MICROSHARE_USERNAME: microshareUsername

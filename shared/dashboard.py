@@ -33,7 +33,7 @@ class Chart:
 
 
 def check_sensor_id(sensor_id: str) -> str:
-    if not SENSOR_ID_PATTERN.match(sensor_id):
+    if not SENSOR_ID_PATTERN.fullmatch(sensor_id):
         raise ValueError(
             "sensor_id must be 1-64 letters, digits, '-', '_', '.' or ':', starting with a letter or digit"
         )

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-SENSOR_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-METRIC_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+SENSOR_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # use fullmatch: `$` would admit a trailing newline
+METRIC_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
 MAX_ID_LENGTH = 128
 _FORBIDDEN_ID_CHARS = re.compile(r"[/\\?#\x00-\x1f\x7f]")
 
@@ -119,10 +119,10 @@ def parse_reading(doc: object, default_source: str = "unknown") -> Reading:
     if not reading_id or len(reading_id) > MAX_ID_LENGTH or _FORBIDDEN_ID_CHARS.search(reading_id):
         raise InvalidReading("id is empty, too long or has forbidden characters")
     sensor_id = _require_str(doc, "sensor_id")
-    if not SENSOR_ID_PATTERN.match(sensor_id):
+    if not SENSOR_ID_PATTERN.fullmatch(sensor_id):
         raise InvalidReading("sensor_id does not match the allowed pattern")
     metric = _require_str(doc, "metric")
-    if not METRIC_PATTERN.match(metric):
+    if not METRIC_PATTERN.fullmatch(metric):
         raise InvalidReading("metric does not match the allowed pattern")
     if "value" not in doc or doc["value"] is None:
         raise InvalidReading("missing field: value")

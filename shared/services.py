@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 from shared.dashboard import DashboardReader
 from shared.devices import DeviceRegistry
-from shared.settings import BACKEND_EMBEDDED, EVENTHUB_EXTRA_HUBS, get_microshare_settings, get_settings
+from shared.reading_intake import ReadingIntake
+from shared.settings import (
+    BACKEND_EMBEDDED,
+    EVENTHUB_EXTRA_HUBS,
+    get_ingest_limits,
+    get_microshare_settings,
+    get_settings,
+)
 from shared.simulator import SensorSimulator
 from shared.storage.factory import event_publisher, get_stores
 from shared.storage.ports import EventPublisher
@@ -28,6 +35,11 @@ def get_summariser() -> Summariser:
 def get_simulator() -> SensorSimulator:
     stores = get_stores()
     return SensorSimulator(stores.documents, stores.state, get_settings().reading_ttl_seconds)
+
+
+@functools.cache
+def get_reading_intake() -> ReadingIntake:
+    return ReadingIntake(get_stores().documents, get_ingest_limits(), get_settings().reading_ttl_seconds)
 
 
 @functools.cache

@@ -11,6 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shared.ingest import IngestLimits, IngestSettingsError, parse_metric_rules
+
 STORAGE_BACKEND = "STORAGE_BACKEND"
 EMBEDDED_DATA_DIR = "EMBEDDED_DATA_DIR"
 COSMOS_DATABASE_NAME = "COSMOS_DATABASE_NAME"
@@ -20,6 +22,12 @@ SUMMARY_TTL_SECONDS = "SUMMARY_TTL_SECONDS"
 READING_TTL_SECONDS = "READING_TTL_SECONDS"
 EVENTHUB_NAME = "EVENTHUB_NAME"
 EVENTHUB_EXTRA_HUBS = "EVENTHUB_EXTRA_HUBS"  # JSON list of further hubs; see shared.hub_delivery
+
+# The ingest API (shared.ingest).
+INGEST_MAX_BATCH = "INGEST_MAX_BATCH"
+INGEST_MAX_BODY_BYTES = "INGEST_MAX_BODY_BYTES"
+INGEST_MAX_FUTURE_SECONDS = "INGEST_MAX_FUTURE_SECONDS"
+INGEST_METRICS = "INGEST_METRICS"  # JSON: metric -> {"unit", "min", "max"}, added to or replacing the defaults
 
 # Microshare forwarding (shared.microshare, shared.forwarding). Unset MICROSHARE_USERNAME: forwarding is off.
 MICROSHARE_AUTH_URL = "MICROSHARE_AUTH_URL"
@@ -200,6 +208,25 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}")
     return value
+
+
+def ingest_limits_from_env(env: Mapping[str, str]) -> IngestLimits:
+    try:
+        metrics = parse_metric_rules(env.get(INGEST_METRICS))
+    except IngestSettingsError as bad:
+        raise SettingsError(str(bad)) from None
+    return IngestLimits(
+        max_batch=_int(env, INGEST_MAX_BATCH, 100, 1, 1000),
+        max_body_bytes=_int(env, INGEST_MAX_BODY_BYTES, 256 * 1024, 1024, 4 * 1024 * 1024),
+        max_future=timedelta(seconds=_int(env, INGEST_MAX_FUTURE_SECONDS, 300, 0, 86400)),
+        metrics=metrics,
+    )
+
+
+@functools.cache
+def get_ingest_limits() -> IngestLimits:
+    """The ingest API's limits, read from the environment once."""
+    return ingest_limits_from_env(os.environ)
 
 
 @functools.cache

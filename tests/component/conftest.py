@@ -10,7 +10,7 @@ import azure.functions as func
 import pytest
 
 from shared import services
-from shared.settings import get_settings
+from shared.settings import get_ingest_limits, get_settings
 from shared.storage.factory import get_stores
 from tests.component.app_functions import app_functions
 
@@ -19,7 +19,7 @@ Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 def _clear_caches() -> None:
     """Forget every process-wide instance, so the next call builds it from this test's settings."""
-    for cached in (get_settings, get_stores, *vars(services).values()):
+    for cached in (get_settings, get_ingest_limits, get_stores, *vars(services).values()):
         clear = getattr(cached, "cache_clear", None)
         if callable(clear):
             clear()

@@ -85,7 +85,7 @@ def test_without_location_tags_the_device_meta_names_the_location() -> None:
 )
 def test_location_tags_are_slugged_to_a_valid_sensor_id(tags: list[str], sensor_id: str) -> None:
     assert location_sensor_id(tags) == sensor_id
-    assert SENSOR_ID_PATTERN.match(sensor_id)
+    assert SENSOR_ID_PATTERN.fullmatch(sensor_id)
 
 
 def test_long_locations_are_shortened_with_a_digest_and_never_collide() -> None:
@@ -95,7 +95,7 @@ def test_long_locations_are_shortened_with_a_digest_and_never_collide() -> None:
 
     for sensor_id in (first, second):
         assert len(sensor_id) <= 64
-        assert SENSOR_ID_PATTERN.match(sensor_id)
+        assert SENSOR_ID_PATTERN.fullmatch(sensor_id)
         assert sensor_id.startswith("Headquarters-Building-North-Wing.Floor-12")
     assert first != second
     assert location_sensor_id([*base, "Room 1"]) == first  # deterministic

@@ -17,6 +17,7 @@ import pytest
 
 import shared.settings
 from shared.storage.azure_clients import AZURE_CLIENT_ID, ENDPOINT_SUFFIXES
+from tests.component.app_functions import app_functions
 from tests.infra_bicep import bicep_app_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,11 +58,9 @@ def plain_settings() -> frozenset[str]:
 
 @cache
 def binding_metadata() -> list[dict[str, Any]]:
-    import function_app
-
     return [
         binding
-        for function in function_app.app.get_functions()
+        for function in app_functions().values()
         for binding in json.loads(function.get_function_json())["bindings"]
     ]
 
