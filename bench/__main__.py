@@ -23,6 +23,7 @@ BENCHES: dict[str, str] = {
     "state_roundtrip": "window state read + If-Match write on Azurite (needs `npm ci`)",
     "forwarder": "Microshare stand-in -> embedded hub: 100,000 records, batch fill, dedup state over a week",
     "backfill": "Durable backfill under devhost: 3 x 30 windows, and history size for 1,000 windows",
+    "ingest": "POST /api/readings in batches of 100 through devhost: readings/s, latency, summariser catch-up",
 }
 
 
