@@ -21,7 +21,14 @@ import orjson
 from shared.dead_letters import DeadLetter, DeadLetterBox
 from shared.readings import InvalidReading, Reading, format_epoch_ms, format_timestamp, parse_reading
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
-from shared.storage.ports import ConcurrencyConflict, DocumentStore, EntityWrite, StateStore, StorageError
+from shared.storage.ports import (
+    SYSTEM_PROPERTIES,
+    ConcurrencyConflict,
+    DocumentStore,
+    EntityWrite,
+    StateStore,
+    StorageError,
+)
 from shared.window import SlidingWindow, summary_id
 
 logger = logging.getLogger(__name__)
@@ -71,6 +78,13 @@ def build_summary(
     if ttl_seconds:
         summary["ttl"] = ttl_seconds
     return summary
+
+
+def _stored_summary(documents: DocumentStore, sensor_id: str, document_id: str) -> dict[str, Any] | None:
+    """The summary document as written, without the store's system fields. Existence is not enough: a late
+    reading that joins a window without changing its newest reading changes the summary but not its id."""
+    stored = documents.read(SUMMARIES, sensor_id, document_id)
+    return None if stored is None else {k: v for k, v in stored.items() if k not in SYSTEM_PROPERTIES}
 
 
 class Summariser:
@@ -160,7 +174,7 @@ class Summariser:
                 # summary write, the state still carries that summary: one point read finds out, once.
                 if not known.summary_written and known.latest is not None:
                     latest = orjson.loads(known.latest)
-                    if self._documents.read(SUMMARIES, key[0], str(latest["id"])) is None:
+                    if _stored_summary(self._documents, key[0], str(latest["id"])) != latest:
                         repairs.append((key, latest))
                     else:
                         known.summary_written = True

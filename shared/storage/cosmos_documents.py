@@ -17,10 +17,9 @@ from azure.core.exceptions import AzureError
 from azure.cosmos import ContainerProxy, CosmosClient, PartitionKey
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
 
-from shared.storage.ports import FIELD_NAME, ChangeBatch, Document, StorageError
+from shared.storage.ports import FIELD_NAME, SYSTEM_PROPERTIES, ChangeBatch, Document, StorageError
 from shared.storage.request_charges import RequestCharges
 
-_SYSTEM_PROPERTIES = frozenset({"_rid", "_self", "_etag", "_attachments", "_ts", "_lsn"})
 _PARALLEL_WRITES = 8
 _FROM_TIME = "from-time:"  # a continuation meaning "changes after this moment" (see end_of_feed)
 
@@ -93,7 +92,7 @@ class CosmosDocumentStore:
                 raise StorageError("document has no string id")
             if not isinstance(pk, str) or not pk:
                 raise StorageError(f"document has no partition key {field!r} for container {container!r}")
-            bodies.append({k: v for k, v in document.items() if k not in _SYSTEM_PROPERTIES})
+            bodies.append({k: v for k, v in document.items() if k not in SYSTEM_PROPERTIES})
         proxy = self._container(container)
         hook = self._hook(container, "upsert")
 

@@ -10,6 +10,9 @@ from typing import Any, Protocol
 Document = dict[str, Any]
 # Field and container names that may be spliced into a query: identifiers only, never user text.
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Fields Cosmos DB sets on every document (the embedded store sets them too): never the caller's to write, and
+# new on every write, even one that rewrites the same content.
+SYSTEM_PROPERTIES = frozenset({"_rid", "_self", "_etag", "_attachments", "_ts", "_lsn"})
 
 
 class StorageError(RuntimeError):

@@ -10,15 +10,14 @@ from typing import Any
 
 import orjson
 
-from shared.storage.ports import FIELD_NAME, ChangeBatch, Document, StorageError
+from shared.storage.ports import FIELD_NAME, SYSTEM_PROPERTIES, ChangeBatch, Document, StorageError
 from shared.storage.sqlite_database import SqliteDatabase
 
 _PURGE_EVERY_SECONDS = 60.0
-_SYSTEM_PROPERTIES = frozenset({"_rid", "_self", "_etag", "_attachments", "_ts", "_lsn"})
 
 
 def _without_system(document: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in document.items() if k not in _SYSTEM_PROPERTIES}
+    return {k: v for k, v in document.items() if k not in SYSTEM_PROPERTIES}
 
 
 class SqliteDocumentStore:
@@ -51,7 +50,7 @@ class SqliteDocumentStore:
             ttl = document.get("ttl")
             expires = now + ttl if isinstance(ttl, int) and not isinstance(ttl, bool) and ttl > 0 else None
             # Cosmos's system properties are the store's to set, never the caller's.
-            body = document if _SYSTEM_PROPERTIES.isdisjoint(document) else _without_system(document)
+            body = document if SYSTEM_PROPERTIES.isdisjoint(document) else _without_system(document)
             rows.append(
                 (container, self._partition_key(container, document), doc_id, orjson.dumps(body).decode(), expires)
             )

@@ -17,6 +17,7 @@ from shared.storage.sqlite_documents import SqliteDocumentStore
 from shared.storage.sqlite_state import SqliteStateStore
 from shared.window import SlidingWindow, summary_id
 from tests.e2e.devhost_process import DevhostProcess, wait_for
+from tests.true_windows import true_window
 
 pytestmark = pytest.mark.e2e
 
@@ -32,13 +33,6 @@ def _all(documents: SqliteDocumentStore, container: str, sensor: str) -> list[di
 def _windows_full(host: DevhostProcess) -> bool:
     series = host.get_json("/api/sensors")
     return {s["sensor_id"] for s in series if s["latest"]["count"] == WINDOW} == set(SENSORS)
-
-
-def _true_window(readings: list[dict[str, Any]], newest_id: str) -> SlidingWindow:
-    """The window as it must be when `newest_id` is the newest reading summarised."""
-    entries = sorted((round(parse_timestamp(r["timestamp"]).timestamp() * 1000), r["id"], r["value"]) for r in readings)
-    cut = next(i for i, entry in enumerate(entries) if entry[1] == newest_id)
-    return SlidingWindow(WINDOW, entries[: cut + 1])
 
 
 def test_sigkill_mid_stream_loses_no_reading_and_duplicates_no_summary(tmp_path: Path) -> None:
@@ -105,7 +99,7 @@ def test_sigkill_mid_stream_loses_no_reading_and_duplicates_no_summary(tmp_path:
         assert len(newest_ids) == len(set(newest_ids)), "two summaries for the same window"
         for summary in history:
             assert summary["id"] == summary_id(sensor, "temperature", summary["newest_reading_id"])
-            stats = _true_window(readings, summary["newest_reading_id"]).stats()
+            stats = true_window(readings, WINDOW, summary["newest_reading_id"]).stats()
             assert stats is not None
             assert summary["count"] == stats.count
             assert math.isclose(summary["avg"], stats.avg, abs_tol=0.01)
