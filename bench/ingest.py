@@ -186,10 +186,7 @@ def run() -> dict[str, Any]:
         "summariser_drained": drained,
         "drain_seconds_after_last_post": round(drain_seconds, 2),
         "target": {"readings_per_second_min": TARGET_READINGS_PER_SECOND, "p99_ms_max": TARGET_P99_MS},
-        "meets_target": rate >= 0.98 * TARGET_READINGS_PER_SECOND
-        and p99 <= TARGET_P99_MS
-        and not failures
-        and drained,
+        "meets_target": rate >= 0.98 * TARGET_READINGS_PER_SECOND and p99 <= TARGET_P99_MS and not failures and drained,
         "machine": machine(),
     }
 

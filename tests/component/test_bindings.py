@@ -21,7 +21,10 @@ HTTP_ROUTES = {
     "sensor_chart": "api/plots/{sensor_id}.png",
     "list_devices": "api/devices",
     "health": "api/health",
+    "list_readings": "api/sensors/{sensor_id}/readings",
+    "openapi_json": "api/openapi.json",
 }
+KEYED_ROUTES = {"post_readings": ("api/readings", "POST")}
 ADMIN_ROUTES = {
     "start_backfill": ("api/microshare/backfill", "POST"),
     "backfill_status": ("api/microshare/backfill/{instance_id}", "GET"),
@@ -56,8 +59,16 @@ def test_the_app_has_exactly_the_expected_functions(bindings: dict[str, list[dic
         "backfill_window",
         "backfill_finish",
         *HTTP_ROUTES,
+        *KEYED_ROUTES,
         *ADMIN_ROUTES,
     }
+
+
+def test_the_ingest_route_needs_a_function_key(bindings: dict[str, list[dict[str, Any]]]) -> None:
+    for name, (route, method) in KEYED_ROUTES.items():
+        http = trigger(bindings, name)
+        assert (http["route"], [m.upper() for m in http["methods"]]) == (route, [method])
+        assert str(http["authLevel"]).lower() == "function", name
 
 
 def test_backfill_routes_need_a_function_key_and_get_a_durable_client(
