@@ -1,4 +1,5 @@
-"""python -m devhost [--port 7071] [--data-dir .devhost] [--backend embedded|azure]: run the app locally."""
+"""python -m devhost [--port 7071] [--data-dir .devhost] [--backend embedded|azure] [--require-keys]: run the app
+locally."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from devhost.app_settings import AppSettingError
 from devhost.function_index import AppIndexError
 from devhost.host import DevHost, HostOptions
 from devhost.host_config import HostConfigError
+from devhost.host_keys import HostKeysError
 from devhost.microshare_demo import FORWARDERS, start_demo
 from devhost.routes import RouteTemplateError
 from devhost.schedule import ScheduleError
@@ -23,6 +25,7 @@ _STARTUP_ERRORS = (
     AppIndexError,
     AppSettingError,
     HostConfigError,
+    HostKeysError,
     RouteTemplateError,
     ScheduleError,
     SettingsError,
@@ -47,6 +50,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         choices=("demo",),
         help="demo: serve synthetic Microshare data from a local stand-in and forward it (no account needed)",
     )
+    parser.add_argument(
+        "--require-keys",
+        action="store_true",
+        help="enforce each HTTP route's authLevel as Azure does, with the keys in <data-dir>/host-keys.json "
+        "(default: every route is open, as under func start)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every invocation")
     return parser.parse_args(argv)
 
@@ -61,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("azure", "urllib3", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     options = HostOptions(
-        app_dir=args.app_dir.resolve(), data_dir=args.data_dir, port=args.port, bind=args.bind, backend=args.backend
+        app_dir=args.app_dir.resolve(),
+        data_dir=args.data_dir,
+        port=args.port,
+        bind=args.bind,
+        backend=args.backend,
+        require_keys=args.require_keys,
     )
     host = DevHost(options)
     standin = start_demo(os.environ) if args.microshare == "demo" else None

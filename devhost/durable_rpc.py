@@ -7,6 +7,11 @@ http://127.0.0.1:{port}/runtime/webhooks/durabletask/. Routes, status codes and 
 extension's HttpApiHandler. Starting an instance whose id is taken by a Pending or Running instance is
 refused with 409, the extension's default (overridableExistingInstanceStates = NonRunningStates); a
 finished instance with that id is replaced. Rewind, restart, suspend and resume answer 501.
+
+With `--require-keys` the API takes the extension's system key (or the master key), and every URL handed out
+(creation and management URLs, requiredQueryStringParameters) carries it as `code=`, as in Azure. The Python
+client sends no key on its RPC calls, so rpcBaseUrl then points at a second, loopback-only listener that takes
+none, as the extension's local RPC endpoint in Azure does.
 """
 
 from __future__ import annotations
@@ -70,11 +75,19 @@ def _statuses(query: Mapping[str, list[str]]) -> frozenset[RuntimeStatus]:
 
 
 class DurableHttpApi:
-    def __init__(self, runtime: DurableRuntime, origin: Callable[[], str], rpc_origin: Callable[[], str]) -> None:
-        """origin: how users reach devhost (http://localhost:7071); rpc_origin: the loopback address for RPC."""
+    def __init__(
+        self,
+        runtime: DurableRuntime,
+        origin: Callable[[], str],
+        rpc_origin: Callable[[], str],
+        system_key: str | None = None,
+    ) -> None:
+        """origin: how users reach devhost (http://localhost:7071); rpc_origin: the loopback address for RPC;
+        system_key: the key the handed-out URLs carry (None: keys are not required)."""
         self._runtime = runtime
         self._origin = origin
         self._rpc_origin = rpc_origin
+        self._system_key = system_key
 
     # -- the durableClient input binding ---------------------------------------------------------------
 
@@ -84,28 +97,34 @@ class DurableHttpApi:
         connection = binding.get("connectionName")
         webhook = f"{self._origin()}/{WEBHOOK_ROOT}"
         start = f"{webhook}/orchestrators/{{functionName}}[/{{instanceId}}]"
+        code = self._code()
         return json.dumps(
             {
                 "taskHubName": hub,
                 "connectionName": connection,
                 "creationUrls": {
-                    "createNewInstancePostUri": f"{start}?",
+                    "createNewInstancePostUri": f"{start}?{code}",
                     "createAndWaitOnNewInstancePostUri": (
-                        f"{start}?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&"
+                        f"{start}?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{code}"
                     ),
                 },
                 "managementUrls": self._management_urls(self._origin(), INSTANCE_PLACEHOLDER, hub, connection),
                 "baseUrl": webhook,
-                "requiredQueryStringParameters": "",
+                "requiredQueryStringParameters": code,
                 "rpcBaseUrl": f"{self._rpc_origin()}/{WEBHOOK_ROOT}/",
             }
         )
 
-    @staticmethod
-    def _management_urls(origin: str, instance_id: str, hub: str, connection: str | None) -> dict[str, str]:
+    def _code(self) -> str:
+        """`code=<system key>` when keys are required, else nothing."""
+        return "" if self._system_key is None else f"code={quote(self._system_key, safe='')}"
+
+    def _management_urls(self, origin: str, instance_id: str, hub: str, connection: str | None) -> dict[str, str]:
         path_id = instance_id if instance_id == INSTANCE_PLACEHOLDER else quote(instance_id, safe="")
         instance = f"{origin}/{WEBHOOK_ROOT}/instances/{path_id}"
         query = f"taskHub={quote(hub)}&connection={quote(connection or DEFAULT_CONNECTION)}"
+        if self._system_key is not None:
+            query += f"&{self._code()}"
         return {
             "id": instance_id,
             "statusQueryGetUri": f"{instance}?{query}",

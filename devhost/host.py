@@ -3,7 +3,8 @@
 It indexes the app from its own binding metadata, reads local.settings.json and host.json, and drives each
 trigger: HTTP from a local web server, timers from their schedules, the Cosmos DB change feed and Event
 Hubs from the embedded SQLite store the app itself writes to, and Durable Functions (orchestrators,
-activities, durable clients) on tables of its own in the same SQLite file.
+activities, durable clients) on tables of its own in the same SQLite file. With require_keys, HTTP routes take
+the keys their authLevel asks for, as in Azure (devhost.host_keys); by default they are open, as under func start.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from devhost.durable_store import DurableStore
 from devhost.event_hub_driver import EventHubDriver
 from devhost.function_index import FunctionSpec, load_functions
 from devhost.host_config import HostConfig
+from devhost.host_keys import FUNCTION_KEY_VARIABLE, MASTER_KEY_VARIABLE, HostKeys
 from devhost.http_front import DevHostHttpServer, HttpRoute, http_routes
 from devhost.invoker import Invoker
 from devhost.timer_driver import TimerDriver
@@ -53,6 +55,7 @@ class HostOptions:
     bind: str = "127.0.0.1"
     backend: str = BACKEND_EMBEDDED  # or BACKEND_AZURE: the connections in local.settings.json
     environ: MutableMapping[str, str] = field(default_factory=lambda: os.environ)
+    require_keys: bool = False  # enforce authLevel with the keys in <data_dir>/host-keys.json
 
 
 def display_url(base: str, route: HttpRoute) -> str:
@@ -66,6 +69,8 @@ class DevHost:
         self.stop_event = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: DevHostHttpServer | None = None
+        self._rpc_server: DevHostHttpServer | None = None  # with keys required: the Durable RPC endpoint
+        self.keys: HostKeys | None = None
         self._database: SqliteDatabase | None = None
         self._durable_database: SqliteDatabase | None = None
         self._invoker: Invoker | None = None
@@ -80,11 +85,19 @@ class DevHost:
         return f"http://localhost:{port}"
 
     @property
-    def rpc_origin(self) -> str:
-        """Where the app's own clients reach the host: loopback, as the Durable extension's RPC endpoint."""
+    def local_origin(self) -> str:
+        """The HTTP server as reached from this machine (an IP address, where localhost may mean ::1 first)."""
         port = self._server.server_address[1] if self._server else self.options.port
         bind = self.options.bind
         return f"http://{'127.0.0.1' if bind in _WILDCARD_BINDS else bind}:{port}"
+
+    @property
+    def rpc_origin(self) -> str:
+        """Where the app's own clients reach the host, as the Durable extension's RPC endpoint: the HTTP server,
+        or with keys required a loopback listener of its own that takes no key (the client sends none)."""
+        if self._rpc_server is not None:
+            return f"http://127.0.0.1:{self._rpc_server.server_address[1]}"
+        return self.local_origin
 
     def _configure_settings(self) -> None:
         environ = self.options.environ
@@ -103,6 +116,8 @@ class DevHost:
         config = HostConfig.load(self.options.app_dir, self.options.environ)
         environ = self.options.environ
         settings = Settings.from_env(environ)  # a malformed setting stops start-up here, not at first use
+        if self.options.require_keys:
+            self.keys = HostKeys.load_or_create(self.options.data_dir.resolve(), environ)
         specs = load_functions(self.options.app_dir, environ)
         self.specs = [s for s in specs if not is_disabled(s.name, environ)]
         for spec in specs:
@@ -142,13 +157,17 @@ class DevHost:
         self.routes = http_routes(self.specs, config.route_prefix)
         self.timers = {timer.spec.name: timer for timer in timers}
         self._server = DevHostHttpServer(
-            (self.options.bind, self.options.port), self.routes, invoker, self.run_now, durable_api
+            (self.options.bind, self.options.port), self.routes, invoker, self.run_now, durable_api, self.keys
         )
+        if durable_api is not None and self.keys is not None:
+            self._rpc_server = DevHostHttpServer(("127.0.0.1", 0), [], invoker, None, durable_api)
 
         # Leases first: a timer that writes at startup must not write before the feed's starting point.
         for feed in feeds:
             feed.acquire_lease()
         self._threads.append(self._server.serve_in_background())
+        if self._rpc_server is not None:
+            self._threads.append(self._rpc_server.serve_in_background())
         if self.durable is not None:
             self._threads.append(self.durable.start())
         runners: list[tuple[str, Callable[[], None]]] = [(f.spec.name, f.run) for f in feeds]
@@ -170,7 +189,8 @@ class DevHost:
             self._durable_database = SqliteDatabase(self.options.data_dir.resolve() / DURABLE_DATABASE_FILE)
             database = self._durable_database
         self.durable = DurableRuntime(self.specs, invoker, DurableStore(database), config.durable, self.stop_event)
-        api = DurableHttpApi(self.durable, lambda: self.base_url, lambda: self.rpc_origin)
+        system_key = None if self.keys is None else self.keys.durable
+        api = DurableHttpApi(self.durable, lambda: self.base_url, lambda: self.rpc_origin, system_key)
         invoker.provide_input(DURABLE_CLIENT, api.client_binding)
         invoker.on_close(close_client_session)
         return api
@@ -193,15 +213,29 @@ class DevHost:
                 lines.append(f"        {spec.name}: [{methods}] {display_url(self.base_url, route)}")
             else:
                 lines.append(f"        {spec.name}: {spec.trigger_type}")
-        lines += ["", f"Dashboard: {self.base_url}/  (Ctrl-C to stop)", ""]
+        lines += ["", *self._keys_lines(), f"Dashboard: {self.base_url}/  (Ctrl-C to stop)", ""]
         print("\n".join(lines), flush=True)
+
+    def _keys_lines(self) -> list[str]:
+        """Whether keys are required and where they are; never a key itself."""
+        if self.keys is None:
+            return []
+        overridden = {MASTER_KEY_VARIABLE: "master key", FUNCTION_KEY_VARIABLE: "default function key"}
+        lines = [
+            "Keys: required (--require-keys): routes take ?code=<key> or an x-functions-key header as their "
+            "authLevel asks",
+            f"      master, default function and durabletask_extension keys: {self.keys.path}",
+        ]
+        lines += [f"      {overridden[name]}: from {name}" for name in self.keys.overridden]
+        return [*lines, ""]
 
     def stop(self) -> None:
         """Stop the triggers, let running invocations finish, close storage."""
         self.stop_event.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        for server in (self._server, self._rpc_server):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
         if self.durable is not None:
             self.durable.stop()
         for thread in self._threads:

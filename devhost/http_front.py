@@ -1,4 +1,5 @@
-"""The HTTP side of devhost: host.json routePrefix, route templates, methods, HttpRequest/HttpResponse."""
+"""The HTTP side of devhost: host.json routePrefix, route templates, methods, HttpRequest/HttpResponse, and with
+--require-keys the host's key check (a missing or wrong key: 401 with an empty body, as the host answers)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs, parse_qsl, unquote, urlsplit
 import azure.functions as func
 
 from devhost.function_index import FunctionSpec
+from devhost.host_keys import KEY_HEADER, KEY_PARAMETER, AccessLevel, HostKeys
 from devhost.invoker import FunctionFailed, Invoker
 from devhost.routes import RouteTemplate, join_route
 
@@ -22,6 +24,7 @@ logger = logging.getLogger("devhost")
 MAX_REQUEST_BODY_BYTES = 100 * 1024 * 1024  # the Functions host's default limit
 _ADMIN_FUNCTION = re.compile(r"admin/functions/([A-Za-z][A-Za-z0-9_-]{0,127})")
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE")
+_KEY_IN_QUERY = re.compile(rf"([?&]{KEY_PARAMETER}=)[^&#\s]*", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,7 @@ class HttpRoute:
     spec: FunctionSpec
     template: RouteTemplate
     methods: frozenset[str]
+    access: AccessLevel = AccessLevel.FUNCTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +59,8 @@ class WebhookAnswer:
 
 
 class Webhooks(Protocol):
-    """Host-owned routes (e.g. runtime/webhooks/durabletask), tried before the app's HTTP routes."""
+    """Host-owned routes (e.g. runtime/webhooks/durabletask), tried before the app's HTTP routes; with keys
+    required they take the extension's system key (or the master key)."""
 
     def handles(self, path: str) -> bool: ...
 
@@ -75,6 +80,7 @@ def http_routes(specs: Sequence[FunctionSpec], route_prefix: str) -> list[HttpRo
                 spec,
                 RouteTemplate.parse(join_route(route_prefix, route)),
                 frozenset(m.upper() for m in methods),
+                AccessLevel.of_trigger(spec.trigger),
             )
         )
     return sorted(routes, key=lambda r: r.template.sort_key)
@@ -109,7 +115,19 @@ class _Handler(BaseHTTPRequestHandler):
     server: DevHostHttpServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-        logger.debug("%s - %s", self.address_string(), format % args)
+        # The request line carries ?code=<key> when a client passes its key in the URL.
+        logger.debug("%s - %s", self.address_string(), _KEY_IN_QUERY.sub(r"\1***", format % args))
+
+    def _refused(self, level: AccessLevel, query: Mapping[str, list[str]]) -> bool:
+        """With keys required: True (and a 401 sent) when the request lacks a key this level accepts."""
+        keys = self.server.keys
+        if keys is None:
+            return False
+        codes = query.get(KEY_PARAMETER)
+        if keys.allows(level, self.headers.get(KEY_HEADER) or (codes[0] if codes else None)):
+            return False
+        self._answer(401, b"", {})
+        return True
 
     def _answer(self, status: int, body: bytes, headers: dict[str, str], head_only: bool = False) -> None:
         self.send_response(status)
@@ -135,11 +153,14 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         host = self.headers.get("Host", f"localhost:{self.server.server_address[1]}")
         webhooks = self.server.webhooks
+        query = parse_qs(split.query, keep_blank_values=True)
         if webhooks is not None and webhooks.handles(path):
+            if self._refused(AccessLevel.SYSTEM, query):
+                return
             hook_request = WebhookRequest(
                 method=method,
                 path=path,
-                query=parse_qs(split.query, keep_blank_values=True),
+                query=query,
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
                 origin=f"http://{host}",
@@ -154,7 +175,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         admin = _ADMIN_FUNCTION.fullmatch(path)
         if found is None and admin is not None and method == "POST":
-            # As the Functions host does: run a non-HTTP function now (it needs the master key in Azure).
+            # As the Functions host does: run a non-HTTP function now (it needs the master key).
+            if self._refused(AccessLevel.ADMIN, query):
+                return
             fired = self.server.run_now is not None and self.server.run_now(admin.group(1))
             self._answer(202 if fired else 404, b"", {})
             return
@@ -162,6 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(404, b"", {})
             return
         route, params = found
+        if self._refused(route.access, query):
+            return
         request = func.HttpRequest(
             method=method,
             url=f"http://{host}{self.path}",
@@ -198,11 +223,13 @@ class DevHostHttpServer(ThreadingHTTPServer):
         invoker: Invoker,
         run_now: Callable[[str], bool] | None = None,
         webhooks: Webhooks | None = None,
+        keys: HostKeys | None = None,
     ) -> None:
         self.routes = routes
         self.invoker = invoker
         self.run_now = run_now  # POST /admin/functions/{name}: True when that function was started
         self.webhooks = webhooks
+        self.keys = keys  # None: every route is open, as under func start
         super().__init__(address, _Handler)
 
     def serve_in_background(self) -> threading.Thread:

@@ -13,7 +13,10 @@ from devhost.microshare_standin import MicroshareStandIn
 logger = logging.getLogger("devhost")
 
 FORWARDERS = ("forward_people_counter", "forward_hourly_snapshot")
-_USERNAME, _PASSWORD, _API_KEY = "demo@sensorpulse.local", "demo-password", "demo-api-key"
+# The stand-in's own made-up account: it accepts these and nothing else.
+_USERNAME = "demo@sensorpulse.local"
+_PASSWORD = "demo-password"  # pragma: allowlist secret
+_API_KEY = "demo-api-key"  # pragma: allowlist secret
 
 
 def start_demo(environ: MutableMapping[str, str], now: datetime | None = None) -> MicroshareStandIn:

@@ -196,7 +196,10 @@ class MicroshareStandIn:
         overlap_pages: bool = False,
         clock: Callable[[], float] = time.time,
         port: int = 0,
+        token_prefix: str = "",
     ) -> None:
+        """token_prefix starts every access and refresh token handed out, so a test can search logs for any
+        piece of one."""
         self.dataset = dataset if dataset is not None else MicroshareDataset()
         self.username = username
         self.password = password
@@ -211,6 +214,8 @@ class MicroshareStandIn:
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}  # access token -> when it was granted, by `clock`
         self._grants = 0
+        self._token_prefix = token_prefix
+        self._issued: list[str] = []  # every access and refresh token handed out, revoked or not
         self._faults: list[tuple[Fault, int]] = []  # (fault, how many times it still fires)
         self._log: list[LoggedRequest] = []
         self._stopping = threading.Event()
@@ -305,6 +310,12 @@ class MicroshareStandIn:
         """Every token granted so far now gets 401, as when Microshare revokes them."""
         with self._lock:
             self._tokens.clear()
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token handed out so far, oldest first."""
+        with self._lock:
+            return list(self._issued)
 
     @property
     def token_grants(self) -> int:
@@ -436,16 +447,18 @@ class MicroshareStandIn:
         wrong = [name for name, value in expected.items() if form.get(name) != value]
         if wrong:  # names the parameters, never their values
             return _json_answer(401, {"error": "invalid_grant", "reason": f"wrong or missing: {', '.join(wrong)}"})
-        token = secrets.token_urlsafe(32)
+        token = self._token_prefix + secrets.token_urlsafe(32)
+        refresh = self._token_prefix + secrets.token_urlsafe(32)
         with self._lock:
             self._tokens[token] = self.clock()
             self._grants += 1
+            self._issued += [token, refresh]
         return _json_answer(
             200,
             {
                 "access_token": token,
                 "expires_in": int(self.token_lifetime_seconds),
-                "refresh_token": secrets.token_urlsafe(32),
+                "refresh_token": refresh,
                 "token_type": "Bearer",
             },
         )

@@ -15,6 +15,7 @@ from typing import Any
 
 from devhost.durable_rpc import WEBHOOK_ROOT
 from devhost.host import DevHost, HostOptions
+from devhost.host_keys import KEY_HEADER
 
 APP_DIR = Path(__file__).parent / "durable_app"
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
@@ -45,22 +46,30 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 
 
 class RunningHost:
-    """A started DevHost on a free port and a data folder; `stop()` ends every thread it started."""
+    """A started DevHost on a free port and a data folder; `stop()` ends every thread it started.
 
-    def __init__(self, data_dir: Path) -> None:
+    With require_keys, requests carry the master key in the x-functions-key header, as an operator's would;
+    set `key` to None (or another key) to call as someone else."""
+
+    def __init__(self, data_dir: Path, require_keys: bool = False) -> None:
         self._threads_before = set(threading.enumerate())
         # A fresh import, as a new process would do: the library indexes an app object only once.
         sys.modules.pop("function_app", None)
-        self.host = DevHost(HostOptions(app_dir=APP_DIR, data_dir=data_dir, port=0, environ={}))
+        options = HostOptions(app_dir=APP_DIR, data_dir=data_dir, port=0, environ={}, require_keys=require_keys)
+        self.host = DevHost(options)
         self.host.start()
-        self.base_url = self.host.rpc_origin
+        self.base_url = self.host.local_origin
+        self.key: str | None = None if self.host.keys is None else self.host.keys.master
 
     def request(
         self, method: str, url: str, body: Any = None, content_type: str = "application/json"
     ) -> tuple[int, dict[str, str], Any]:
         data = None if body is None else json.dumps(body).encode()
         target = url if url.startswith("http") else self.base_url + url
-        request = urllib.request.Request(target, data=data, method=method, headers={"Content-Type": content_type})
+        headers = {"Content-Type": content_type}
+        if self.key is not None:
+            headers[KEY_HEADER] = self.key
+        request = urllib.request.Request(target, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 raw, status, headers = response.read(), response.status, dict(response.headers)

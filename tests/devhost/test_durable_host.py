@@ -1,5 +1,6 @@
 """Durable Functions on devhost, as a user of tests/devhost/durable_app sees them: started through the app's
-async HTTP starter (the Python durable client over devhost's RPC endpoint), watched on the status endpoint."""
+async HTTP starter (the Python durable client over devhost's RPC endpoint), watched on the status endpoint, with and
+without `--require-keys`."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ def app() -> Iterator[None]:
     durable_probe.reset()
 
 
-@pytest.fixture
-def host(app: None, tmp_path: Path) -> Iterator[RunningHost]:
-    running = RunningHost(tmp_path)
+@pytest.fixture(params=[False, True], ids=["open", "require-keys"])
+def host(app: None, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningHost]:
+    """Every flow runs twice: as under func start, and with keys required (the app's durable client then goes
+    through the key-less RPC listener, the test's own calls carry the master key)."""
+    running = RunningHost(tmp_path, require_keys=request.param)
     try:
         yield running
     finally:

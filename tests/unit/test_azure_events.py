@@ -16,7 +16,7 @@ from shared.storage.azure_events import RETRY_OPTIONS, AzureEventPublisher
 from shared.storage.ports import OutboundEvent, StorageError
 
 MAX_BATCH_BYTES = 4096  # small, so that a few events fill a batch
-SECRET = "c2VjcmV0LWtleS1kby1ub3QtbG9n"
+SECRET = "c2VjcmV0LWtleS1kby1ub3QtbG9n"  # pragma: allowlist secret
 CONNECTION_STRING = (
     f"Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey={SECRET};"
     "UseDevelopmentEmulator=true"

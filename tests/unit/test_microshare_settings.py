@@ -8,11 +8,11 @@ import pytest
 
 from shared.settings import MicroshareSettings, SettingsError, parse_data_context
 
-SECRET = "s3cr3t-pa55word"
+SECRET = "s3cr3t-pa55word"  # pragma: allowlist secret
 FULL = {
     "MICROSHARE_USERNAME": "api@example.org",
     "MICROSHARE_PASSWORD": SECRET,
-    "MICROSHARE_API_KEY": "key-0f9a8b7c",
+    "MICROSHARE_API_KEY": "key-0f9a8b7c",  # pragma: allowlist secret
     "MICROSHARE_CLUSTER_ID": "cluster-1",
     "MICROSHARE_PEOPLE_COUNTER_VIEW_ID": "pc-view",
     "MICROSHARE_SNAPSHOT_VIEW_ID": "snap-view",
