@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
+from blueprints.query_params import bounded_int_param, metric_param
 from blueprints.responses import error_response, json_response
 from shared.dashboard import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
 from shared.dashboard_page import render_page
 from shared.openapi import openapi_document
-from shared.readings import METRIC_PATTERN, format_timestamp
+from shared.readings import format_timestamp
 from shared.services import get_dashboard, get_device_registry
 from shared.settings import get_ingest_limits
 
@@ -18,22 +19,6 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__
 
 _ANONYMOUS = func.AuthLevel.ANONYMOUS
 _MAX_SCALE = 3
-
-
-def _metric(req: func.HttpRequest) -> str | None:
-    metric: str | None = req.params.get("metric")
-    if metric is not None and not METRIC_PATTERN.fullmatch(metric):
-        raise ValueError("metric must be lower-case letters, digits and '_'")
-    return metric
-
-
-def _bounded_int(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
-    raw = req.params.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6 or not low <= int(raw) <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high}")
-    return int(raw)
 
 
 # The documented way to own the site root: routePrefix "" in host.json and an optional, empty parameter.
@@ -52,8 +37,8 @@ def list_sensors(req: func.HttpRequest) -> func.HttpResponse:
 def list_summaries(req: func.HttpRequest) -> func.HttpResponse:
     try:
         sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
-        limit = _bounded_int(req, "limit", 20, 1, MAX_SUMMARIES_LIMIT)
-        return json_response(get_dashboard().summaries(sensor_id, _metric(req), limit))
+        limit = bounded_int_param(req, "limit", 20, 1, MAX_SUMMARIES_LIMIT)
+        return json_response(get_dashboard().summaries(sensor_id, metric_param(req), limit))
     except ValueError as invalid:
         return error_response(400, str(invalid))
     except UnknownSeries as unknown:
@@ -64,8 +49,8 @@ def list_summaries(req: func.HttpRequest) -> func.HttpResponse:
 def sensor_chart(req: func.HttpRequest) -> func.HttpResponse:
     try:
         sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
-        metric = _metric(req)
-        scale = _bounded_int(req, "scale", 1, 1, _MAX_SCALE)
+        metric = metric_param(req)
+        scale = bounded_int_param(req, "scale", 1, 1, _MAX_SCALE)
         dashboard = get_dashboard()
         etag, _ = dashboard.chart_etag(sensor_id, metric, scale)
         caching = {"ETag": etag, "Cache-Control": "no-cache"}

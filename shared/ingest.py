@@ -17,7 +17,15 @@ from typing import Any
 
 import orjson
 
-from shared.readings import SENSOR_ID_PATTERN, InvalidReading, Reading, epoch_ms, format_timestamp, parse_timestamp
+from shared.readings import (
+    METRIC_PATTERN,
+    SENSOR_ID_PATTERN,
+    InvalidReading,
+    Reading,
+    epoch_ms,
+    format_timestamp,
+    parse_timestamp,
+)
 
 INGEST_SOURCE = "ingest-api"
 READING_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
@@ -64,7 +72,7 @@ def parse_metric_rules(raw: str | None) -> dict[str, MetricRule]:
     if not isinstance(configured, dict):
         raise IngestSettingsError('INGEST_METRICS must be an object: {"metric": {"unit": ..., "min": ..., "max": ...}}')
     for metric, rule in configured.items():
-        if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", metric):
+        if not METRIC_PATTERN.fullmatch(metric):
             raise IngestSettingsError(f"INGEST_METRICS: {metric!r} is not a metric name")
         if not isinstance(rule, dict) or set(rule) - {"unit", "min", "max"} or "unit" not in rule:
             raise IngestSettingsError(f"INGEST_METRICS.{metric} must be an object with unit, min and max")

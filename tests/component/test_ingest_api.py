@@ -55,7 +55,11 @@ def latest(handlers: dict[str, Handler], sensor_id: str, **params: str) -> tuple
 
 
 def stored(data_dir: Path) -> int:
-    return SqliteDocumentStore(SqliteDatabase.in_directory(data_dir)).count(READINGS)
+    database = SqliteDatabase.in_directory(data_dir)
+    try:
+        return SqliteDocumentStore(database).count(READINGS)
+    finally:
+        database.close()
 
 
 def test_a_batch_is_written_and_read_back_newest_first(handlers: dict[str, Handler], app_on_temp_store: Path) -> None:

@@ -1,0 +1,22 @@
+"""Query parameters the read routes share, checked the same way everywhere; ValueError carries the reason."""
+
+import azure.functions as func
+
+from shared.readings import METRIC_PATTERN
+
+
+def metric_param(req: func.HttpRequest) -> str | None:
+    metric: str | None = req.params.get("metric")
+    if metric is not None and not METRIC_PATTERN.fullmatch(metric):
+        raise ValueError("metric must be lower-case letters, digits and '_'")
+    return metric
+
+
+def bounded_int_param(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    raw = req.params.get(name)
+    if raw is None:
+        return default
+    # isascii: str.isdigit also accepts digits such as '²', which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6 or not low <= int(raw) <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
