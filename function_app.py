@@ -1,9 +1,14 @@
-"""Sensor Pulse function app: composes the blueprints, nothing else."""
+"""Sensor Pulse function app: composes the blueprints and sets up logging and metrics export, nothing else."""
+
+import os
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from blueprints import dashboard, ingest, microshare, sensors, summariser
+from shared.observability import configure_observability
+
+configure_observability(os.environ)
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(sensors.bp)

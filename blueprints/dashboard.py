@@ -1,6 +1,5 @@
 """Dashboard: the live page, PNG charts and the small JSON API it polls."""
 
-import logging
 from datetime import UTC, datetime
 
 import azure.functions as func
@@ -9,12 +8,15 @@ from blueprints.query_params import bounded_int_param, metric_param
 from blueprints.responses import error_response, json_response
 from shared.dashboard import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
 from shared.dashboard_page import render_page
+from shared.log_context import app_logger
+from shared.metrics import PROMETHEUS_CONTENT_TYPE, get_metrics
 from shared.openapi import openapi_document
+from shared.readiness import readiness_body, run_checks
 from shared.readings import format_timestamp
-from shared.services import get_dashboard, get_device_registry
+from shared.services import get_dashboard, get_device_registry, readiness_checks
 from shared.settings import get_ingest_limits
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
 
 _ANONYMOUS = func.AuthLevel.ANONYMOUS
@@ -77,4 +79,28 @@ def openapi_json(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="api/health", methods=["GET"], auth_level=_ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
+    """Liveness: the process answers. Touches no backend (that is /api/ready)."""
     return json_response({"status": "ok", "time": format_timestamp(datetime.now(UTC))})
+
+
+@bp.route(route="api/ready", methods=["GET"], auth_level=_ANONYMOUS)
+def ready(req: func.HttpRequest) -> func.HttpResponse:
+    """Readiness: every backend answers; 503 names the ones that did not."""
+    results = run_checks(readiness_checks())
+    status, body = readiness_body(results)
+    failed = [result.name for result in results if result.status == "failed"]
+    if failed:
+        logger.warning("not ready: %s", ", ".join(failed), extra={"event": "not_ready", "failed": ",".join(failed)})
+    return json_response(body, status, {"Cache-Control": "no-store"})
+
+
+# Function key: the figures are operational detail, not for the public page. Prometheus sends the key as the
+# x-functions-key header (or ?code=).
+@bp.route(route="api/metrics", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def metrics(req: func.HttpRequest) -> func.HttpResponse:
+    """This process's metrics in the Prometheus text format."""
+    return func.HttpResponse(
+        get_metrics().exposition(),
+        status_code=200,
+        headers={"Content-Type": PROMETHEUS_CONTENT_TYPE, "Cache-Control": "no-store"},
+    )

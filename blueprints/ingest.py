@@ -1,30 +1,43 @@
 """The ingest API: devices and gateways post readings; anyone may read a sensor's latest readings back."""
 
-import logging
-
 import azure.functions as func
 
 from blueprints.query_params import bounded_int_param, metric_param
 from blueprints.responses import error_response, json_response
 from shared.dashboard import check_sensor_id
 from shared.ingest import IngestRejected, accepted_body
+from shared.invocation import observed
+from shared.log_context import app_logger
+from shared.metrics import get_metrics
 from shared.reading_intake import MAX_READINGS_LIMIT
 from shared.services import get_reading_intake
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
 
 
 @bp.route(route="api/readings", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-def post_readings(req: func.HttpRequest) -> func.HttpResponse:
-    intake = get_reading_intake()
-    try:
-        readings = intake.accept(req.get_body(), req.headers.get("Content-Type"))
-    except IngestRejected as rejected:
-        logger.info("ingest refused (%d): %s", rejected.status, rejected.message, extra={"status": rejected.status})
-        return json_response(rejected.to_json(), rejected.status)
-    logger.info("ingested %d readings", len(readings), extra={"readings": len(readings)})
-    return json_response(accepted_body(readings), 201)
+def post_readings(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    with observed("post_readings", context, trigger="http"):
+        metrics = get_metrics()
+        try:
+            readings = get_reading_intake().accept(req.get_body(), req.headers.get("Content-Type"))
+        except IngestRejected as rejected:
+            metrics.ingest_rejected.labels(str(rejected.status)).inc()
+            logger.info(
+                "ingest refused (%d): %s",
+                rejected.status,
+                rejected.message,
+                extra={"event": "ingest_refused", "status": rejected.status},
+            )
+            return json_response(rejected.to_json(), rejected.status)
+        metrics.readings_ingested.inc(len(readings))
+        sensors = {reading.sensor_id for reading in readings}
+        fields: dict[str, object] = {"event": "ingested", "readings": len(readings), "sensors": len(sensors)}
+        if len(sensors) == 1:
+            fields["sensor_id"] = readings[0].sensor_id
+        logger.info("ingested %d readings", len(readings), extra=fields)
+        return json_response(accepted_body(readings), 201)
 
 
 @bp.route(route="api/sensors/{sensor_id}/readings", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

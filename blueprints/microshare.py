@@ -6,7 +6,6 @@ delivery records, keyed by recType. Timer triggers run on one instance at a time
 and a schedule missed while the app was down is made up at start (use_monitor)."""
 
 import asyncio
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +27,14 @@ from shared.backfill import (
     window_output,
 )
 from shared.forwarding import Forwarder
+from shared.invocation import observed
+from shared.log_context import app_logger
 from shared.microshare_api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
 from shared.readings import parse_timestamp
 from shared.services import get_forwarder
 from shared.settings import get_microshare_settings
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 bp = df.Blueprint()
 
 PEOPLE_COUNTER_SCHEDULE = "0 */15 * * * *"
@@ -78,15 +79,21 @@ async def _forward(rec_type: str, client: df.DurableOrchestrationClient) -> None
 @bp.function_name("forward_people_counter")
 @bp.timer_trigger(arg_name="timer", schedule=PEOPLE_COUNTER_SCHEDULE, run_on_startup=False, use_monitor=True)
 @bp.durable_client_input(client_name="client")
-async def forward_people_counter(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    await _forward(PEOPLE_COUNTER, client)
+async def forward_people_counter(
+    timer: func.TimerRequest, client: df.DurableOrchestrationClient, context: func.Context
+) -> None:
+    with observed("forward_people_counter", context, trigger="timer", recType=PEOPLE_COUNTER):
+        await _forward(PEOPLE_COUNTER, client)
 
 
 @bp.function_name("forward_hourly_snapshot")
 @bp.timer_trigger(arg_name="timer", schedule=SNAPSHOT_SCHEDULE, run_on_startup=False, use_monitor=True)
 @bp.durable_client_input(client_name="client")
-async def forward_hourly_snapshot(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-    await _forward(HOURLY_SNAPSHOT, client)
+async def forward_hourly_snapshot(
+    timer: func.TimerRequest, client: df.DurableOrchestrationClient, context: func.Context
+) -> None:
+    with observed("forward_hourly_snapshot", context, trigger="timer", recType=HOURLY_SNAPSHOT):
+        await _forward(HOURLY_SNAPSHOT, client)
 
 
 @bp.function_name("start_backfill")
@@ -155,18 +162,28 @@ def _forwarder() -> Forwarder:
 
 @bp.activity_trigger(input_name="recType", activity=LOCATIONS_ACTIVITY)
 def backfill_locations(recType: str) -> list[str]:  # noqa: N803 - the binding's name is the input's
-    return _forwarder().locations()
+    with observed(LOCATIONS_ACTIVITY, None, trigger="activity", recType=recType):
+        return _forwarder().locations()
 
 
 @bp.activity_trigger(input_name="window", activity=WINDOW_ACTIVITY)
 def backfill_window(window: dict[str, Any]) -> dict[str, Any]:
-    start, end = parse_timestamp(window["from"]), parse_timestamp(window["to"])
-    result = _forwarder().forward_window(str(window["recType"]), str(window["location"]), start, end)
-    return window_output(result)
+    rec_type, location = str(window["recType"]), str(window["location"])
+    with observed(WINDOW_ACTIVITY, None, trigger="activity", recType=rec_type, location=location):
+        start, end = parse_timestamp(window["from"]), parse_timestamp(window["to"])
+        return window_output(_forwarder().forward_window(rec_type, location, start, end))
 
 
 @bp.activity_trigger(input_name="request", activity=FINISH_ACTIVITY)
 def backfill_finish(request: dict[str, Any]) -> None:
     parsed = BackfillRequest.from_input(request)
-    newest = None if request.get("newest") is None else parse_timestamp(request["newest"])
-    _forwarder().finish_backfill(parsed.rec_type, parsed.start, parsed.end, newest, set(request.get("days", [])))
+    with observed(FINISH_ACTIVITY, None, trigger="activity", recType=parsed.rec_type, instance_id=parsed.instance_id):
+        newest = None if request.get("newest") is None else parse_timestamp(request["newest"])
+        days = set(request.get("days", []))
+        _forwarder().finish_backfill(parsed.rec_type, parsed.start, parsed.end, newest, days)
+        logger.info(
+            "backfill %s finished: the watermark moves to %s",
+            parsed.instance_id,
+            request.get("newest"),
+            extra={"event": "backfill_finished", "instance_id": parsed.instance_id, "recType": parsed.rec_type},
+        )

@@ -1,22 +1,26 @@
 """Sensors: the temperature simulator on a timer."""
 
-import logging
 from datetime import UTC, datetime
 
 import azure.functions as func
 
+from shared.invocation import observed
+from shared.log_context import app_logger
+from shared.metrics import get_metrics
 from shared.services import get_simulator
 from shared.settings import get_settings
 from shared.simulator import sensor_ids
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
 
 
 @bp.function_name("simulate_sensors")
 @bp.retry(strategy="fixed_delay", max_retry_count="3", delay_interval="00:00:02")
 @bp.timer_trigger(arg_name="timer", schedule="%SIMULATOR_SCHEDULE%", run_on_startup=True, use_monitor=False)
-def simulate_sensors(timer: func.TimerRequest) -> None:
+def simulate_sensors(timer: func.TimerRequest, context: func.Context) -> None:
     """Emit every simulated reading due since the last run into `readings`."""
-    readings = get_simulator().run(sensor_ids(get_settings().sensor_count), datetime.now(UTC))
-    logger.info("simulated %d readings", len(readings), extra={"readings": len(readings)})
+    with observed("simulate_sensors", context, trigger="timer"):
+        readings = get_simulator().run(sensor_ids(get_settings().sensor_count), datetime.now(UTC))
+        get_metrics().readings_simulated.inc(len(readings))
+        logger.info("simulated %d readings", len(readings), extra={"event": "simulated", "readings": len(readings)})

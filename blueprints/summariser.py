@@ -1,19 +1,21 @@
 """The sliding-window summariser, fed by the `readings` change feed and by the telemetry Event Hub."""
 
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
 
+from shared.invocation import observed
+from shared.metrics import get_metrics
 from shared.services import get_device_registry, get_summariser
+from shared.settings import get_settings
 from shared.storage.names import LEASES, READINGS
 from shared.telemetry import route_events
 
-logger = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
 
 _EVENTS_SOURCE = "eventhub-telemetry"
+_READINGS_SOURCE = "cosmos-readings"
 
 # A whole-batch failure means storage is unavailable: retry until it is back rather than checkpoint past
 # the batch (bad items never fail a batch; they are dead-lettered inside it).
@@ -42,15 +44,10 @@ _RETRY: dict[str, Any] = {
     feed_poll_delay=500,
     max_items_per_invocation=500,
 )
-def summarise_readings(documents: func.DocumentList) -> None:
-    outcome = get_summariser().apply([doc.to_dict() for doc in documents], source="cosmos-readings")
-    logger.info(
-        "summarised %d readings into %d summaries (%d dead-lettered)",
-        outcome.summarised,
-        outcome.summaries_written,
-        outcome.dead_lettered,
-        extra={"trigger": "cosmos", "readings": outcome.summarised, "dead_letters": outcome.dead_lettered},
-    )
+def summarise_readings(documents: func.DocumentList, context: func.Context) -> None:
+    with observed("summarise_readings", context, trigger="cosmos"):
+        outcome = get_summariser().apply([doc.to_dict() for doc in documents], source=_READINGS_SOURCE)
+        outcome.log(_READINGS_SOURCE, trigger="cosmos")
 
 
 @bp.function_name("summarise_events")
@@ -62,26 +59,21 @@ def summarise_readings(documents: func.DocumentList) -> None:
     consumer_group="%EVENTHUB_CONSUMER_GROUP%",
     cardinality=func.Cardinality.MANY,
 )
-def summarise_events(events: list[func.EventHubEvent]) -> None:
-    batch = route_events(events, source=_EVENTS_SOURCE, received_at=datetime.now(UTC))
-    outcome = get_summariser().apply(batch.items, source=_EVENTS_SOURCE, rejected=batch.rejected)
-    # After the summaries: a failure here retries the batch, and re-summarising it changes nothing.
-    devices = get_device_registry().record(batch.sightings)
-    logger.info(
-        "summarised %d event readings (%d people-counter) into %d summaries (%d dead-lettered, %d snapshots "
-        "skipped, %d devices seen)",
-        outcome.summarised,
-        batch.people_counter,
-        outcome.summaries_written,
-        outcome.dead_lettered,
-        batch.snapshots_skipped,
-        devices,
-        extra={
-            "trigger": "eventhub",
-            "readings": outcome.summarised,
-            "people_counter": batch.people_counter,
-            "dead_letters": outcome.dead_lettered,
-            "snapshots_skipped": batch.snapshots_skipped,
-            "devices": devices,
-        },
-    )
+def summarise_events(events: list[func.EventHubEvent], context: func.Context) -> None:
+    hub = get_settings().eventhub_name
+    with observed("summarise_events", context, trigger="eventhub", hub=hub):
+        get_metrics().events_processed.labels(hub).inc(len(events))
+        batch = route_events(events, source=_EVENTS_SOURCE, received_at=datetime.now(UTC))
+        outcome = get_summariser().apply(batch.items, source=_EVENTS_SOURCE, rejected=batch.rejected)
+        # After the summaries: a failure here retries the batch, and re-summarising it changes nothing.
+        devices = get_device_registry().record(batch.sightings)
+        get_metrics().devices_seen(sighting.device_id for sighting in batch.sightings)
+        outcome.log(
+            _EVENTS_SOURCE,
+            trigger="eventhub",
+            hub=hub,
+            events=len(events),
+            people_counter=batch.people_counter,
+            snapshots_skipped=batch.snapshots_skipped,
+            devices=devices,
+        )

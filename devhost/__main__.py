@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from devhost.app_settings import AppSettingError
+from devhost.console import configure_console
 from devhost.function_index import AppIndexError
 from devhost.host import DevHost, HostOptions
 from devhost.host_config import HostConfigError
@@ -19,7 +20,9 @@ from devhost.host_keys import HostKeysError
 from devhost.microshare_demo import FORWARDERS, start_demo
 from devhost.routes import RouteTemplateError
 from devhost.schedule import ScheduleError
-from shared.settings import BACKEND_AZURE, BACKEND_EMBEDDED, SettingsError
+from devhost.status_line import DEFAULT_PLAIN_EVERY_SECONDS, StatusReporter
+from shared.metrics import get_metrics
+from shared.settings import BACKEND_AZURE, BACKEND_EMBEDDED, SettingsError, log_level_from_env
 
 _STARTUP_ERRORS = (
     AppIndexError,
@@ -56,19 +59,27 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="enforce each HTTP route's authLevel as Azure does, with the keys in <data-dir>/host-keys.json "
         "(default: every route is open, as under func start)",
     )
-    parser.add_argument("--verbose", action="store_true", help="log every invocation")
+    parser.add_argument("--verbose", action="store_true", help="log every invocation (level DEBUG)")
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "text", "json"),
+        default="auto",
+        help="auto (default): readable lines and a live status line in a terminal, JSON lines otherwise",
+    )
+    parser.add_argument(
+        "--status-every",
+        type=float,
+        default=DEFAULT_PLAIN_EVERY_SECONDS,
+        metavar="SECONDS",
+        help="when not in a terminal, log a status line this often (default 30; 0 turns it off)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="[%(asctime)s] %(name)s %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("azure", "urllib3", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    as_json = {"auto": None, "text": False, "json": True}[args.log_format]
+    console = configure_console(logging.DEBUG if args.verbose else logging.INFO, sys.stderr, as_json)
     options = HostOptions(
         app_dir=args.app_dir.resolve(),
         data_dir=args.data_dir,
@@ -102,12 +113,20 @@ def main(argv: list[str] | None = None) -> int:
         if standin is not None:
             standin.stop()
         return 1
+    if not args.verbose:
+        logging.getLogger().setLevel(log_level_from_env(os.environ))  # LOG_LEVEL, from local.settings.json too
+    reporter = None
+    if console.live_status or args.status_every > 0:
+        reporter = StatusReporter(get_metrics(), console, host.stop_event, plain_every=args.status_every)
+        reporter.start()
     if standin is not None:
         # The forwarders' schedules are 15 minutes and an hour: run both now, as POST /admin/functions would.
         for name in FORWARDERS:
             host.run_now(name)
     while not host.stop_event.wait(1.0):
         pass
+    if reporter is not None:
+        reporter.join(2.0)
     host.stop()
     if standin is not None:
         standin.stop()

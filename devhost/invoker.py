@@ -19,6 +19,7 @@ import azure.functions as func
 from azure.functions import _abc as functions_abc
 
 from devhost.function_index import FunctionSpec
+from shared.log_context import log_fields
 
 logger = logging.getLogger("devhost")
 
@@ -56,8 +57,8 @@ class _RetryContext(functions_abc.RetryContext):
 
 
 class InvocationContext(func.Context):
-    def __init__(self, spec: FunctionSpec, retry_count: int, max_retry_count: int) -> None:
-        self._invocation_id = str(uuid.uuid4())
+    def __init__(self, spec: FunctionSpec, retry_count: int, max_retry_count: int, invocation_id: str) -> None:
+        self._invocation_id = invocation_id
         self._function_name = spec.name
         self._retry = _RetryContext(retry_count, max_retry_count)
         self._local = threading.local()
@@ -154,7 +155,9 @@ class Invoker:
             if not thread.is_alive():
                 loop.close()
 
-    def _arguments(self, spec: FunctionSpec, arguments: Mapping[str, Any], retry_count: int) -> dict[str, Any]:
+    def _arguments(
+        self, spec: FunctionSpec, arguments: Mapping[str, Any], retry_count: int, invocation_id: str
+    ) -> dict[str, Any]:
         kwargs = dict(arguments)
         names = {str(binding.get("name")) for binding in spec.bindings}
         for binding in spec.bindings:
@@ -163,7 +166,7 @@ class Invoker:
                 kwargs.setdefault(str(binding["name"]), provide(binding))
         if "context" in inspect.signature(spec.function).parameters and "context" not in names:
             max_retries = spec.retry.max_retry_count if spec.retry else 0
-            kwargs["context"] = InvocationContext(spec, retry_count, max_retries)
+            kwargs["context"] = InvocationContext(spec, retry_count, max_retries, invocation_id)
         return kwargs
 
     def call(
@@ -171,7 +174,13 @@ class Invoker:
     ) -> Any:
         """One invocation; raises FunctionFailed when the function raises (logged unless log_failure is False,
         for callers that report the failure themselves)."""
-        kwargs = self._arguments(spec, arguments, retry_count)
+        invocation_id = str(uuid.uuid4())
+        kwargs = self._arguments(spec, arguments, retry_count, invocation_id)
+        # As the worker does: every record logged during the invocation names it (shared.log_context).
+        with log_fields(invocation_id=invocation_id, function=spec.name):
+            return self._call(spec, kwargs, log_failure)
+
+    def _call(self, spec: FunctionSpec, kwargs: dict[str, Any], log_failure: bool) -> Any:
         started = time.perf_counter()
         try:
             if inspect.iscoroutinefunction(spec.function):

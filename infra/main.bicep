@@ -113,6 +113,10 @@ param sensorCount int = 5
 @maxValue(500)
 param windowSize int = 10
 
+@description('Level of the app\'s own log records: DEBUG, INFO, WARNING or ERROR.')
+@allowed(['DEBUG', 'INFO', 'WARNING', 'ERROR'])
+param logLevel string = 'INFO'
+
 // ----- Ingest API -----
 
 @description('Most readings in one POST /api/readings.')
@@ -370,6 +374,7 @@ var appSettings = {
   WINDOW_SIZE: string(windowSize)
   SUMMARY_TTL_SECONDS: string(summaryTtlSeconds)
   READING_TTL_SECONDS: string(readingTtlSeconds)
+  LOG_LEVEL: logLevel
   INGEST_MAX_BATCH: string(ingestMaxBatch)
   INGEST_MAX_BODY_BYTES: string(ingestMaxBodyBytes)
   INGEST_MAX_FUTURE_SECONDS: string(ingestMaxFutureSeconds)

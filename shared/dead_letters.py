@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.log_context import app_logger
+from shared.metrics import PipelineMetrics
 from shared.readings import format_timestamp
 from shared.storage.names import DEAD_LETTERS_TABLE
 from shared.storage.ports import SYSTEM_PROPERTIES, StateStore
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 
 MAX_KEPT_CHARS = 16_000  # Table Storage strings hold 32K UTF-16 characters; keep room for the rest
 
@@ -39,9 +40,18 @@ def _as_text(item: object) -> str:
         return repr(item)
 
 
+def _item_ids(item: object) -> dict[str, str]:
+    """The ids a dead item names, for the log line: short strings only, nothing else of its content."""
+    if not isinstance(item, Mapping):
+        return {}
+    ids = {"reading_id": item.get("id"), "sensor_id": item.get("sensor_id")}
+    return {name: value for name, value in ids.items() if isinstance(value, str) and 0 < len(value) <= 256}
+
+
 class DeadLetterBox:
-    def __init__(self, state: StateStore) -> None:
+    def __init__(self, state: StateStore, metrics: PipelineMetrics | None = None) -> None:
         self._state = state
+        self._metrics = metrics
 
     def park(self, letters: Sequence[DeadLetter]) -> None:
         """Keep each letter once: the row key is a digest of the item, so a redelivery overwrites it."""
@@ -64,8 +74,17 @@ class DeadLetterBox:
                 "dead-lettered an item from %s: %s",
                 letter.source,
                 letter.reason,
-                extra={"source": letter.source, "reason": letter.reason, "dead_letter_key": row_key},
+                extra={
+                    "event": "dead_letter",
+                    "source": letter.source,
+                    "reason": letter.reason,
+                    "dead_letter_key": row_key,
+                    **_item_ids(letter.item),
+                },
             )
+        if self._metrics is not None:
+            for letter in letters:
+                self._metrics.dead_lettered(letter.source, (letter.reason,))
 
     def list(self, source: str | None = None) -> list[dict[str, Any]]:
         return [

@@ -8,7 +8,6 @@ etags so a steady stream needs no reads, and a conflict answered by re-reading a
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -16,11 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
+from shared.log_context import app_logger
 from shared.readings import format_timestamp
 from shared.storage.names import DEVICES_TABLE
 from shared.storage.ports import ConcurrencyConflict, EntityWrite, StateStore, StorageError
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 
 DeviceSource = Literal["iothub", "microshare"]
 DEVICE_PARTITION = "device"  # one partition: the table is small and listed whole

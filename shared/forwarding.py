@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +21,8 @@ from typing import Any, NamedTuple, Protocol
 
 from shared.dead_letters import DeadLetter, DeadLetterBox
 from shared.hub_delivery import FanoutSession, HubFanout, KeyedEvent
+from shared.log_context import app_logger
+from shared.metrics import PipelineMetrics
 from shared.microshare import Page
 from shared.microshare_api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
 from shared.readings import InvalidReading, format_timestamp, parse_timestamp
@@ -29,7 +30,7 @@ from shared.settings import MicroshareSettings
 from shared.storage.names import FORWARDER_TABLE
 from shared.storage.ports import ConcurrencyConflict, EntityWrite, OutboundEvent, StateStore
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 
 REC_TYPES = (PEOPLE_COUNTER, HOURLY_SNAPSHOT)
 SNAPSHOT_WINDOW = timedelta(hours=1)
@@ -89,7 +90,9 @@ class ForwardResult:
             "dead_letters": self.dead_lettered,
             "sent": {hub: t.sent for hub, t in self.hubs.items()},
             "duplicates_skipped": {hub: t.skipped for hub, t in self.hubs.items()},
-            "failed_hubs": sorted(self.failed_hubs),
+            "sent_total": sum(t.sent for t in self.hubs.values()),
+            "duplicates_total": sum(t.skipped for t in self.hubs.values()),
+            "failed_hubs": ",".join(sorted(self.failed_hubs)),
             "watermark": None if self.watermark_after is None else format_timestamp(self.watermark_after),
         }
 
@@ -250,13 +253,15 @@ class Forwarder:
         state: StateStore,
         settings: MicroshareSettings,
         clock: Callable[[], datetime] = _utc_now,
+        metrics: PipelineMetrics | None = None,
     ) -> None:
         self._source = source
         self._fanout = fanout
         self._state = state
         self._settings = settings
         self._clock = clock
-        self._letters = DeadLetterBox(state)
+        self._metrics = metrics
+        self._letters = DeadLetterBox(state, metrics)
 
     def watermark(self, rec_type: str) -> datetime | None:
         return self._stored(rec_type).watermark
@@ -325,14 +330,23 @@ class Forwarder:
             result.locations = len(locations)
             for location in locations:
                 self._fetch_and_deliver(run, location, start, end)
-        except Exception:
+        except Exception as failure:
             self._save(rec_type, result, old, now, "failed", run.sessions.days)
+            self._count_run(result, "failed")
+            logger.warning(
+                "forwarding %s failed after %d pages: %s",
+                rec_type,
+                result.pages,
+                type(failure).__name__,
+                extra={**result.as_log_fields(), "event": "forwarder_run", "outcome": "failed"},
+            )
             raise
         result.failed_hubs = dict(run.sessions.failed)
         result.watermark_after = run.progress.watermark(old, end)
         outcome = "incomplete" if result.failed_hubs else "ok"
         self._save(rec_type, result, result.watermark_after, now, outcome, run.sessions.days)
         result.forgotten_keys = self._forget_old_days(rec_type, min(now - self._settings.dedup_retention, start))
+        self._count_run(result, outcome)
         logger.info(
             "forwarded %s: %d events from %d records on %d pages, %d dead-lettered",
             rec_type,
@@ -340,7 +354,7 @@ class Forwarder:
             result.records,
             result.pages,
             result.dead_lettered,
-            extra=result.as_log_fields(),
+            extra={**result.as_log_fields(), "event": "forwarder_run", "outcome": outcome},
         )
         if result.failed_hubs:
             raise ForwardingIncomplete(
@@ -348,6 +362,31 @@ class Forwarder:
                 "the next run sends what they missed"
             )
         return result
+
+    def _count_run(self, result: ForwardResult, outcome: str) -> None:
+        """A timer run's metrics: the run by outcome, and what it fetched and delivered."""
+        if self._metrics is None:
+            return
+        self._metrics.forwarder_runs.labels(result.rec_type, outcome).inc()
+        self._count_delivery(result)
+
+    def _count_delivery(self, result: ForwardResult) -> None:
+        if self._metrics is None:
+            return
+        m = self._metrics
+        m.forwarder_pages.labels(result.rec_type).inc(result.pages)
+        m.forwarder_events.labels(result.rec_type).inc(result.events)
+        for hub, totals in result.hubs.items():
+            m.forwarder_sent.labels(result.rec_type, hub).inc(totals.sent)
+            m.forwarder_duplicates.labels(result.rec_type, hub).inc(totals.skipped)
+
+    def _count_window(self, result: ForwardResult, outcome: str) -> None:
+        """A backfill window's metrics: the window by outcome, and what it fetched and delivered."""
+        if self._metrics is None:
+            return
+        self._metrics.backfill_windows.labels(result.rec_type, outcome).inc()
+        self._metrics.backfill_events.labels(result.rec_type).inc(sum(t.sent for t in result.hubs.values()))
+        self._count_delivery(result)
 
     def _new_run(self, rec_type: str, result: ForwardResult) -> _Run:
         result.hubs = {hub: HubTotals() for hub in self._fanout.hubs}
@@ -367,11 +406,25 @@ class Forwarder:
             raise ValueError(f"unknown recType {rec_type!r}")
         result = ForwardResult(rec_type, start, end, None)
         run = self._new_run(rec_type, result)
-        self._fetch_and_deliver(run, location, start, end)
+        try:
+            self._fetch_and_deliver(run, location, start, end)
+        except Exception:
+            self._count_window(result, "failed")
+            raise
         result.locations = 1
         result.failed_hubs = dict(run.sessions.failed)
         result.dedup_days = run.sessions.days
         result.watermark_after = run.progress.watermark(None, end)
+        self._count_window(result, "incomplete" if result.failed_hubs else "ok")
+        logger.info(
+            "backfilled %s at %s from %s to %s: %d events",
+            rec_type,
+            location,
+            format_timestamp(start),
+            format_timestamp(end),
+            result.events,
+            extra={**result.as_log_fields(), "event": "backfill_window", "location": location},
+        )
         if result.failed_hubs:
             raise ForwardingIncomplete(
                 f"{rec_type} {location}: hubs {', '.join(sorted(result.failed_hubs))} did not get every event"

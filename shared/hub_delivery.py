@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.dead_letters import DeadLetter, DeadLetterBox
+from shared.log_context import app_logger
 from shared.readings import InvalidReading, format_timestamp, parse_timestamp
 from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
 from shared.storage.names import DELIVERIES_TABLE
 from shared.storage.ports import Entity, EntityWrite, EventPublisher, OutboundEvent, StateStore, StorageError
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 
 
 # Event Hubs' naming rule. It also keeps "|" out of hub names, which makes "{hub}|{stream}" unambiguous.

@@ -8,7 +8,6 @@ carries one: the token grant goes in a form body, never in a URL."""
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from shared.log_context import app_logger
 from shared.microshare_api import (
     DASHBOARD_VIEW_PATH,
     DEVICE_PATH,
@@ -32,7 +32,7 @@ from shared.settings import MicroshareSettings
 from shared.storage.names import MICROSHARE_TABLE
 from shared.storage.ports import StateStore
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 
 RETRYABLE_STATUSES = (429, 500, 502, 503, 504)
 MAX_RETRY_AFTER_SECONDS = 60.0  # a longer Retry-After would hold a worker past any timer's budget

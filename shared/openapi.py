@@ -94,6 +94,26 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
     }
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "checks"],
+            "properties": {
+                "status": {"enum": ["ready", "not ready"]},
+                "checks": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["status", "ms"],
+                        "properties": {
+                            "status": {"enum": ["ok", "failed", "not configured"]},
+                            "ms": {"type": "number"},
+                            "error": {"type": "string"},
+                        },
+                    },
+                },
+                "failed": {"type": "array", "items": {"type": "string"}},
+            },
+        },
         "IngestError": {
             "type": "object",
             "required": ["error"],
@@ -273,6 +293,31 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 "operationId": "health",
                 "security": _ANONYMOUS,
                 "responses": {"200": _json({"type": "object"}, "alive")},
+            }
+        },
+        "/api/ready": {
+            "get": {
+                "summary": "Readiness: every backend answers (documents, state, each event hub)",
+                "operationId": "ready",
+                "security": _ANONYMOUS,
+                "responses": {
+                    "200": _json(_ref("Readiness"), "every backend answered"),
+                    "503": _json(_ref("Readiness"), "a backend did not answer; `failed` names it"),
+                },
+            }
+        },
+        "/api/metrics": {
+            "get": {
+                "summary": "This process's metrics in the Prometheus text format",
+                "operationId": "metrics",
+                "security": _FUNCTION_KEY,
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format 0.0.4",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": {"description": "no valid function key"},
+                },
             }
         },
         "/api/openapi.json": {

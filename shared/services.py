@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from shared.dashboard import DashboardReader
 from shared.devices import DeviceRegistry
+from shared.metrics import get_metrics
+from shared.readiness import Check
 from shared.reading_intake import ReadingIntake
 from shared.settings import (
     BACKEND_EMBEDDED,
@@ -17,8 +19,9 @@ from shared.settings import (
     get_settings,
 )
 from shared.simulator import SensorSimulator
-from shared.storage.factory import event_publisher, get_stores
+from shared.storage.factory import Stores, event_publisher, get_stores
 from shared.storage.ports import EventPublisher
+from shared.storage.request_charges import RequestCharges
 from shared.summariser import Summariser
 
 if TYPE_CHECKING:
@@ -26,14 +29,26 @@ if TYPE_CHECKING:
 
 
 @functools.cache
+def _stores() -> Stores:
+    """The process's stores; Cosmos DB's request charges feed the metrics."""
+    stores = get_stores()
+    charges = getattr(stores.documents, "charges", None)
+    if isinstance(charges, RequestCharges):
+        get_metrics().track_request_charges(charges)
+    return stores
+
+
+@functools.cache
 def get_summariser() -> Summariser:
-    settings, stores = get_settings(), get_stores()
-    return Summariser(stores.documents, stores.state, settings.window_size, settings.summary_ttl_seconds)
+    settings, stores = get_settings(), _stores()
+    return Summariser(
+        stores.documents, stores.state, settings.window_size, settings.summary_ttl_seconds, metrics=get_metrics()
+    )
 
 
 @functools.cache
 def get_simulator() -> SensorSimulator:
-    stores = get_stores()
+    stores = _stores()
     return SensorSimulator(stores.documents, stores.state, get_settings().reading_ttl_seconds)
 
 
@@ -44,13 +59,28 @@ def get_reading_intake() -> ReadingIntake:
 
 @functools.cache
 def get_dashboard() -> DashboardReader:
-    stores = get_stores()
+    stores = _stores()
     return DashboardReader(stores.documents, stores.state)
 
 
 @functools.cache
 def get_device_registry() -> DeviceRegistry:
     return DeviceRegistry(get_stores().state)
+
+
+def _hub_publishers(stores: Stores) -> dict[str, EventPublisher]:
+    """Every hub the forwarder sends to, with the publisher of its namespace."""
+    from shared.hub_delivery import parse_hub_targets
+
+    settings = get_settings()
+    targets = parse_hub_targets(settings.eventhub_name, os.environ.get(EVENTHUB_EXTRA_HUBS))
+    publishers: dict[str, EventPublisher] = {}
+    for target in targets:
+        if target.connection is None or settings.storage_backend == BACKEND_EMBEDDED:
+            publishers[target.name] = stores.events  # the embedded hub holds every hub
+        else:
+            publishers[target.name] = event_publisher(os.environ, target.connection)
+    return publishers
 
 
 @functools.cache
@@ -61,16 +91,38 @@ def get_forwarder() -> Forwarder | None:
         return None
     # Imported here: requests and the forwarding code only load in an app that forwards (cold start).
     from shared.forwarding import Forwarder
-    from shared.hub_delivery import HubFanout, parse_hub_targets
+    from shared.hub_delivery import HubFanout
     from shared.microshare import MicroshareClient
 
-    settings, stores = get_settings(), get_stores()
-    targets = parse_hub_targets(settings.eventhub_name, os.environ.get(EVENTHUB_EXTRA_HUBS))
-    publishers: dict[str, EventPublisher] = {}
-    for target in targets:
-        if target.connection is None or settings.storage_backend == BACKEND_EMBEDDED:
-            publishers[target.name] = stores.events  # the embedded hub holds every hub
-        else:
-            publishers[target.name] = event_publisher(os.environ, target.connection)
+    stores = _stores()
     client = MicroshareClient(microshare, stores.state)
-    return Forwarder(client, HubFanout(publishers, stores.state), stores.state, microshare)
+    fanout = HubFanout(_hub_publishers(stores), stores.state)
+    return Forwarder(client, fanout, stores.state, microshare, metrics=get_metrics())
+
+
+def readiness_checks() -> dict[str, Check]:
+    """One check per backend: documents, state, and each event hub the app sends to."""
+    stores = _stores()
+    checks: dict[str, Check] = {
+        "documents": _probe(stores.documents),
+        "state": _probe(stores.state),
+    }
+    hubs = _hub_publishers(stores) if get_microshare_settings() is not None else {}
+    hubs.setdefault(get_settings().eventhub_name, stores.events)
+    for hub, publisher in hubs.items():
+        checks[f"eventhub:{hub}"] = functools.partial(_probe_hub, publisher, hub)
+    return checks
+
+
+def _probe(store: object) -> Check:
+    check = getattr(store, "check", None)
+    if not callable(check):
+        raise TypeError(f"{type(store).__name__} has no readiness check")
+    return cast(Check, check)
+
+
+def _probe_hub(publisher: EventPublisher, hub: str) -> None:
+    check = getattr(publisher, "check", None)
+    if not callable(check):
+        raise TypeError(f"{type(publisher).__name__} has no readiness check")
+    check(hub)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ SUMMARY_TTL_SECONDS = "SUMMARY_TTL_SECONDS"
 READING_TTL_SECONDS = "READING_TTL_SECONDS"
 EVENTHUB_NAME = "EVENTHUB_NAME"
 EVENTHUB_EXTRA_HUBS = "EVENTHUB_EXTRA_HUBS"  # JSON list of further hubs; see shared.hub_delivery
+LOG_LEVEL = "LOG_LEVEL"  # the app's own log records: DEBUG, INFO (default), WARNING or ERROR
 
 # The ingest API (shared.ingest).
 INGEST_MAX_BATCH = "INGEST_MAX_BATCH"
@@ -208,6 +210,18 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}")
     return value
+
+
+LOG_LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+
+
+def log_level_from_env(env: Mapping[str, str]) -> int:
+    raw = env.get(LOG_LEVEL, "").strip().upper()
+    if not raw:
+        return logging.INFO
+    if raw not in LOG_LEVELS:
+        raise SettingsError(f"{LOG_LEVEL} must be one of {', '.join(LOG_LEVELS)}")
+    return LOG_LEVELS[raw]
 
 
 def ingest_limits_from_env(env: Mapping[str, str]) -> IngestLimits:

@@ -7,18 +7,18 @@ retried invocation starts from the same cursor and so re-writes the very same do
 
 from __future__ import annotations
 
-import logging
 import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.log_context import app_logger
 from shared.readings import Reading, epoch_ms, from_epoch_ms
 from shared.storage.names import READINGS, SIMULATOR_TABLE
 from shared.storage.ports import ConcurrencyConflict, DocumentStore, EntityWrite, StateStore
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 
 MIN_C, MAX_C = 15.0, 40.0
 MIN_GAP_MS, MAX_GAP_MS = 1_000, 10_000

@@ -8,7 +8,6 @@ the window unchanged and writes the summary stored with the state.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -19,6 +18,8 @@ from typing import Any
 import orjson
 
 from shared.dead_letters import DeadLetter, DeadLetterBox
+from shared.log_context import app_logger
+from shared.metrics import PipelineMetrics
 from shared.readings import InvalidReading, Reading, format_epoch_ms, format_timestamp, parse_reading
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import (
@@ -31,7 +32,7 @@ from shared.storage.ports import (
 )
 from shared.window import SlidingWindow, summary_id
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 
 SeriesKey = tuple[str, str]  # (sensor_id, metric)
 MAX_CONFLICT_ROUNDS = 5
@@ -43,6 +44,24 @@ class BatchOutcome:
     summarised: int
     dead_lettered: int
     summaries_written: int
+
+    def log(self, source: str, **fields: object) -> None:
+        """The batch's one log line; `fields` adds the trigger's own counts."""
+        logger.info(
+            "summarised %d readings from %s into %d summaries (%d dead-lettered)",
+            self.summarised,
+            source,
+            self.summaries_written,
+            self.dead_lettered,
+            extra={
+                "event": "summarised",
+                "source": source,
+                "readings": self.summarised,
+                "summaries": self.summaries_written,
+                "dead_letters": self.dead_lettered,
+                **fields,
+            },
+        )
 
 
 @dataclass(slots=True)
@@ -98,10 +117,12 @@ class Summariser:
         window_size: int,
         summary_ttl_seconds: int = 0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: PipelineMetrics | None = None,
     ) -> None:
         self._documents = documents
         self._state = state
-        self._dead_letters = DeadLetterBox(state)
+        self._metrics = metrics
+        self._dead_letters = DeadLetterBox(state, metrics)
         self.window_size = window_size
         self._ttl = summary_ttl_seconds
         self._clock = clock
@@ -124,7 +145,11 @@ class Summariser:
             self._dead_letters.park(letters)
         written = self._summarise(groups) if groups else 0
         received = len(items) + len(rejected)
-        return BatchOutcome(received, received - len(letters), len(letters), written)
+        outcome = BatchOutcome(received, received - len(letters), len(letters), written)
+        if self._metrics is not None:
+            times = [reading.timestamp_ms for readings in groups.values() for reading in readings]
+            self._metrics.summarised(source, outcome.summarised, written, times)
+        return outcome
 
     def _summarise(self, groups: dict[SeriesKey, list[Reading]]) -> int:
         # Serialised per process: both triggers share the cache, and SQLite or Tables would serialise anyway.

@@ -90,8 +90,9 @@ def _start(name: str, executable: str, args: list[str], port: int) -> Emulator:
     return emulator
 
 
-def start_azurite_tables() -> Emulator:
-    port = free_port()
+def start_azurite_tables(port: int | None = None) -> Emulator:
+    """Azurite's table service; `port` restarts one on the port a stopped instance had (its data is gone)."""
+    port = free_port() if port is None else port
     workdir_hint = ["--location", ".", "--disableTelemetry", "--skipApiVersionCheck", "--silent"]
     emulator = _start(
         "azurite", "azurite-table", ["--tableHost", "127.0.0.1", "--tablePort", str(port), *workdir_hint], port

@@ -99,7 +99,7 @@ def credential(client_id: str | None) -> TokenCredential:
         return _credential_for(client_id)
 
 
-def _parse_pairs(connection_string: str) -> dict[str, str]:
+def parse_pairs(connection_string: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for part in connection_string.split(";"):
         key, sep, value = part.partition("=")
@@ -114,7 +114,7 @@ def is_loopback(url: str) -> bool:
 
 def cosmos_client(connection: Connection) -> CosmosClient:
     if connection.connection_string is not None:
-        pairs = _parse_pairs(connection.connection_string)
+        pairs = parse_pairs(connection.connection_string)
         endpoint, key = pairs.get("accountendpoint"), pairs.get("accountkey")
         if not endpoint or not key:
             raise SettingsError(f"{connection.name} must hold AccountEndpoint=...;AccountKey=...")

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal, Protocol, TypedDict
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
 from azure.eventhub import EventData, EventDataBatch, EventHubProducerClient
 from azure.eventhub.exceptions import EventHubError
 
+from shared.log_context import app_logger
 from shared.settings import SettingsError
 from shared.storage.ports import OutboundEvent, PublishOutcome, StorageError
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 
 
 class _RetryOptions(TypedDict):
@@ -45,6 +45,11 @@ class ProducerClient(Protocol):
     def send_batch(self, event_data_batch: EventDataBatch) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class _DescribableClient(Protocol):
+    def get_eventhub_properties(self) -> dict[str, Any]: ...
 
 
 class EventHubSendError(StorageError):
@@ -82,6 +87,17 @@ class AzureEventPublisher:
                 # Creating a client opens nothing (the link opens on first use), so holding the guard is cheap.
                 self._clients[hub] = (self._client_for(hub), threading.Lock())
             return self._clients[hub]
+
+    def check(self, hub: str) -> None:
+        """Readiness: the hub answers a properties request with this identity."""
+        client, lock = self._client(hub)
+        if not isinstance(client, _DescribableClient):
+            raise TypeError(f"{type(client).__name__} cannot describe a hub")
+        try:
+            with lock:
+                client.get_eventhub_properties()
+        except EventHubError as error:
+            raise EventHubSendError(f"event hub {hub!r} did not answer: {type(error).__name__}") from error
 
     def publish(self, hub: str, events: Sequence[OutboundEvent]) -> PublishOutcome:
         """Send in as few batches as fit, in order within each partition key; an event that does not fit into

@@ -17,6 +17,7 @@ from azure.core.exceptions import AzureError
 from azure.cosmos import ContainerProxy, CosmosClient, PartitionKey
 from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
 
+from shared.storage.names import READINGS, SUMMARIES
 from shared.storage.ports import FIELD_NAME, SYSTEM_PROPERTIES, ChangeBatch, Document, StorageError
 from shared.storage.request_charges import RequestCharges
 
@@ -70,6 +71,15 @@ class CosmosDocumentStore:
             return database.create_container_if_not_exists(name, PartitionKey(path))
         except (CosmosHttpResponseError, AzureError) as error:
             raise _failure("create container", name, error) from error
+
+    def check(self) -> None:
+        """Readiness: the account answers and both containers exist (a metadata read, allowed to the app's
+        data-plane role)."""
+        for name in (READINGS, SUMMARIES):
+            try:
+                self._container(name).read()
+            except (CosmosHttpResponseError, AzureError) as error:
+                raise _failure("check container", name, error) from error
 
     def _pk_field(self, container: str) -> str:
         return self._paths.get(container, "/sensor_id").lstrip("/")

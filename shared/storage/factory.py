@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from shared.readiness import NotConfigured
 from shared.settings import BACKEND_EMBEDDED, Settings, SettingsError, get_settings
 from shared.storage.azure_clients import (
     COSMOS,
@@ -45,6 +46,9 @@ def open_embedded(database: SqliteDatabase) -> Stores:
 
 class UnconfiguredPublisher:
     """Stands in for Event Hubs when no EVENTHUB connection is set: publishing names the missing setting."""
+
+    def check(self, hub: str) -> None:
+        raise NotConfigured(f"no connection for event hub {hub!r} ({EVENTHUB}__fullyQualifiedNamespace)")
 
     def publish(self, hub: str, events: Sequence[OutboundEvent]) -> PublishOutcome:
         raise SettingsError(

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from shared.log_context import app_logger
+
 DATABASE_FILE = "sensorpulse.db"
 CHECKPOINT_INTERVAL_SECONDS = 0.25
 
-logger = logging.getLogger(__name__)
+logger = app_logger(__name__)
 
 _SCHEMA = """
 -- Rowid tables with a unique key rather than WITHOUT ROWID: bodies of a few hundred bytes or more make
@@ -116,6 +117,11 @@ class SqliteDatabase:
                     self._committed.set()
         finally:
             conn.close()
+
+    def check(self) -> None:
+        """Readiness: the file opens and its schema reads (raises sqlite3.Error otherwise)."""
+        with self.connection() as conn:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:

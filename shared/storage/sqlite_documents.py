@@ -31,6 +31,10 @@ class SqliteDocumentStore:
         self._last_purge = 0.0
         self._purge_lock = threading.Lock()
 
+    def check(self) -> None:
+        """Readiness: the embedded database answers."""
+        self._db.check()
+
     def _partition_key(self, container: str, document: Mapping[str, Any]) -> str:
         field = self._paths.get(container, "/sensor_id").lstrip("/")
         value = document.get(field)

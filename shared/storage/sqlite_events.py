@@ -38,6 +38,10 @@ class SqliteEventHub:
         self.max_event_bytes = max_event_bytes
         self._round_robin = itertools.cycle(range(partitions))
 
+    def check(self, hub: str) -> None:
+        """Readiness: the embedded database (which holds every hub) answers."""
+        self._db.check()
+
     def _partition_for(self, event: OutboundEvent) -> int:
         if event.partition_key is None:
             return next(self._round_robin)

@@ -45,6 +45,10 @@ class SqliteStateStore:
     def __init__(self, database: SqliteDatabase) -> None:
         self._db = database
 
+    def check(self) -> None:
+        """Readiness: the embedded database answers."""
+        self._db.check()
+
     def get(self, table: str, partition_key: str, row_key: str) -> Entity | None:
         with self._db.connection() as conn:
             row = conn.execute(

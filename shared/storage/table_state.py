@@ -23,6 +23,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import EntityProperty, TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
+from shared.storage.names import WINDOWS_TABLE
 from shared.storage.ports import MAX_ATOMIC_WRITES, ConcurrencyConflict, Entity, EntityWrite, StorageError
 
 _PARALLEL_WRITES = 16
@@ -70,6 +71,10 @@ class TableStateStore:
                     raise _failure("create table", name, error) from error
                 client = self._tables[name] = self._service.get_table_client(name)
             return client
+
+    def check(self) -> None:
+        """Readiness: the table service answers an entity read (a missing entity is a fine answer)."""
+        self.get(WINDOWS_TABLE, "readiness", "readiness")
 
     def get(self, table: str, partition_key: str, row_key: str) -> Entity | None:
         try:

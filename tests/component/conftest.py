@@ -12,7 +12,7 @@ import pytest
 from shared import services
 from shared.settings import get_ingest_limits, get_settings
 from shared.storage.factory import get_stores
-from tests.component.app_functions import app_functions
+from tests.component.app_functions import app_functions, as_the_host_calls
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
@@ -37,4 +37,4 @@ def app_on_temp_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
 @pytest.fixture
 def handlers() -> dict[str, Handler]:
-    return {name: cast(Handler, f.get_user_function()) for name, f in app_functions().items()}
+    return {name: cast(Handler, as_the_host_calls(f)) for name, f in app_functions().items()}

@@ -21,10 +21,11 @@ HTTP_ROUTES = {
     "sensor_chart": "api/plots/{sensor_id}.png",
     "list_devices": "api/devices",
     "health": "api/health",
+    "ready": "api/ready",
     "list_readings": "api/sensors/{sensor_id}/readings",
     "openapi_json": "api/openapi.json",
 }
-KEYED_ROUTES = {"post_readings": ("api/readings", "POST")}
+KEYED_ROUTES = {"post_readings": ("api/readings", "POST"), "metrics": ("api/metrics", "GET")}
 ADMIN_ROUTES = {
     "start_backfill": ("api/microshare/backfill", "POST"),
     "backfill_status": ("api/microshare/backfill/{instance_id}", "GET"),

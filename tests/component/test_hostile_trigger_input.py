@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from shared import services
 from shared.dead_letters import DeadLetterBox
 from shared.storage.factory import get_stores
-from tests.component.app_functions import app_functions
+from tests.component.app_functions import app_functions, as_the_host_calls
 from tests.component.test_summarise_events import EventsHandler, hub_event
 
 pytestmark = pytest.mark.usefixtures("app_on_temp_store")
@@ -69,7 +69,7 @@ def test_any_change_feed_batch_is_summarised_or_dead_lettered_item_by_item(batch
     )
 )
 def test_any_event_hub_batch_completes_and_good_events_are_summarised(bodies: list[bytes]) -> None:
-    handler = cast(EventsHandler, app_functions()["summarise_events"].get_user_function())
+    handler = cast(EventsHandler, as_the_host_calls(app_functions()["summarise_events"]))
     events: list[func.EventHubEvent] = [hub_event(body) for body in bodies]
     marker = good(len(bodies) + 100)
     handler([*events, hub_event(marker)])
@@ -78,7 +78,7 @@ def test_any_event_hub_batch_completes_and_good_events_are_summarised(bodies: li
 
 
 def test_a_huge_event_body_and_a_deeply_nested_one_are_dead_lettered_not_raised() -> None:
-    handler = cast(EventsHandler, app_functions()["summarise_events"].get_user_function())
+    handler = cast(EventsHandler, as_the_host_calls(app_functions()["summarise_events"]))
     huge = json.dumps({**good(1), "padding": "x" * (2 * 1024 * 1024)}).encode()
     nested = b"[" * 100_000 + b"]" * 100_000
     handler([hub_event(huge), hub_event(nested), hub_event(good(2))])

@@ -16,7 +16,7 @@ from shared.dead_letters import DeadLetterBox
 from shared.microshare_api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
 from shared.storage.factory import get_stores
 from shared.storage.names import SUMMARIES
-from tests.component.app_functions import app_functions
+from tests.component.app_functions import app_functions, as_the_host_calls
 
 EventsHandler = Callable[[list[func.EventHubEvent]], None]
 T0 = datetime(2025, 6, 9, 10, 0, tzinfo=UTC)
@@ -27,7 +27,7 @@ SERIES = "Building-A.Floor-2.Zone-3.Spot-1"
 
 @pytest.fixture
 def summarise_events() -> EventsHandler:
-    return cast(EventsHandler, app_functions()["summarise_events"].get_user_function())
+    return cast(EventsHandler, as_the_host_calls(app_functions()["summarise_events"]))
 
 
 def hub_event(body: Any, device: str | None = None, minute: int = 0) -> func.EventHubEvent:

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 READ_ONLY = frozenset({"GET", "HEAD"})
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
 KEYED_PREFIXES = ("api/microshare/", "admin/")
-# The dashboard: its page, its JSON and PNG reads, health and the API description. Nothing else may be anonymous.
+# The dashboard: its page, its JSON and PNG reads, health, readiness (platform probes carry no key) and the API
+# description. Nothing else may be anonymous: /api/metrics takes a function key.
 ANONYMOUS_READS = frozenset(
     {
         "{ignored:maxlength(0)?}",
@@ -26,6 +27,7 @@ ANONYMOUS_READS = frozenset(
         "api/plots/{sensor_id}.png",
         "api/devices",
         "api/health",
+        "api/ready",
         "api/openapi.json",
     }
 )

@@ -32,7 +32,8 @@ _EXPRESSION = re.compile(r"%([^%]+)%")
 # Read by the Functions host or the platform, not by our code; why each is set.
 HOST_SETTINGS = {
     "AzureWebJobsDisableHomepage": "the dashboard serves / instead of the host's default page",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING": "the host sends logs and traces to Application Insights",
+    # Also read by the app (shared.monitoring): unset locally, so nothing is exported and nothing imported.
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": "the host and the app send telemetry to Application Insights",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Application Insights ingestion with the managed identity",
 }
 HOST_CONNECTIONS = {"AzureWebJobsStorage": ("blobServiceUri", "queueServiceUri", "tableServiceUri")}
