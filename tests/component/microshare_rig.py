@@ -14,6 +14,7 @@ from devhost.microshare_dataset import MicroshareDataset
 from devhost.microshare_standin import MicroshareStandIn
 from shared.forwarding import Forwarder
 from shared.hub_delivery import HubFanout
+from shared.metrics import PipelineMetrics
 from shared.microshare import MicroshareClient, default_retry
 from shared.settings import MicroshareSettings
 from shared.storage.ports import EventPublisher
@@ -57,10 +58,13 @@ class Rig:
         return MicroshareClient(self.settings, self.state, retry=default_retry(attempts, 0.01), clock=self.clock)
 
     def forwarder(
-        self, publishers: Mapping[str, EventPublisher] | None = None, client: MicroshareClient | None = None
+        self,
+        publishers: Mapping[str, EventPublisher] | None = None,
+        client: MicroshareClient | None = None,
+        metrics: PipelineMetrics | None = None,
     ) -> Forwarder:
         fanout = HubFanout(publishers or {"telemetry": self.hub}, self.state, clock=self.clock)
-        return Forwarder(client or self.client(), fanout, self.state, self.settings, clock=self.clock)
+        return Forwarder(client or self.client(), fanout, self.state, self.settings, clock=self.clock, metrics=metrics)
 
     def bodies(self, hub: str = "telemetry") -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []

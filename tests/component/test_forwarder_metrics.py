@@ -1,0 +1,119 @@
+"""The forwarder's metrics and run log lines against the Microshare stand-in: what an operator reads off
+/api/metrics after known runs (a day of data for two buildings: 2 x 2 x 96 people-counter events)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from devhost.console import json_formatter
+from devhost.microshare_standin import Fault
+from shared.forwarding import ForwardingIncomplete
+from shared.log_context import APP_LOGGER, LogFieldsFilter
+from shared.metrics import PipelineMetrics
+from shared.microshare import MicroshareError
+from shared.microshare_api import PEOPLE_COUNTER
+from shared.storage.ports import EventPublisher
+from shared.storage.sqlite_database import SqliteDatabase
+from tests.component.microshare_rig import T0, day_of_data, microshare_rig
+from tests.component.test_forwarder import CrashingHub
+
+END_OF_DAY = T0 + timedelta(days=1)
+EVENTS = 2 * 2 * 96
+
+
+def value(metrics: PipelineMetrics, name: str, **labels: str) -> float:
+    found = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if found is None else found
+
+
+@pytest.fixture
+def run_lines() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter())
+    handler.addFilter(LogFieldsFilter())
+    logger = logging.getLogger(APP_LOGGER)
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def runs(stream: io.StringIO) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return [line for line in lines if line.get("event") == "forwarder_run"]
+
+
+def test_a_run_and_its_repeat_count_sent_events_and_duplicates_per_hub(
+    database: SqliteDatabase, run_lines: io.StringIO
+) -> None:
+    metrics = PipelineMetrics()
+    with microshare_rig(database, day_of_data(), END_OF_DAY) as rig:
+        forwarder = rig.forwarder(metrics=metrics)
+        first = forwarder.run(PEOPLE_COUNTER, T0, END_OF_DAY)
+        again = forwarder.run(PEOPLE_COUNTER, T0, END_OF_DAY)
+    pc = {"rec_type": PEOPLE_COUNTER}
+    assert value(metrics, "sensorpulse_forwarder_runs_total", outcome="ok", **pc) == 2
+    assert value(metrics, "sensorpulse_forwarder_events_sent_total", hub="telemetry", **pc) == EVENTS
+    assert value(metrics, "sensorpulse_forwarder_duplicates_skipped_total", hub="telemetry", **pc) == EVENTS
+    assert value(metrics, "sensorpulse_forwarder_events_fetched_total", **pc) == 2 * EVENTS
+    pages = value(metrics, "sensorpulse_forwarder_pages_fetched_total", **pc)
+    assert pages == first.pages + again.pages > 0
+    first_line, second_line = runs(run_lines)
+    assert first_line["outcome"] == "ok" and first_line["recType"] == PEOPLE_COUNTER
+    assert first_line["sent_total"] == EVENTS and first_line["duplicates_total"] == 0
+    assert second_line["sent_total"] == 0 and second_line["duplicates_total"] == EVENTS
+
+
+def test_a_hub_that_misses_events_makes_the_run_incomplete_then_ok(
+    database: SqliteDatabase, run_lines: io.StringIO
+) -> None:
+    metrics = PipelineMetrics()
+    with microshare_rig(database, day_of_data(), END_OF_DAY) as rig:
+        archive = CrashingHub(rig.hub)
+        publishers: dict[str, EventPublisher] = {"telemetry": rig.hub, "archive": archive}
+        with pytest.raises(ForwardingIncomplete):
+            rig.forwarder(publishers, metrics=metrics).run(PEOPLE_COUNTER)
+        archive.fail = False
+        rig.clock.now += timedelta(minutes=15)
+        rig.forwarder(publishers, metrics=metrics).run(PEOPLE_COUNTER)
+    pc = {"rec_type": PEOPLE_COUNTER}
+    assert value(metrics, "sensorpulse_forwarder_runs_total", outcome="incomplete", **pc) == 1
+    assert value(metrics, "sensorpulse_forwarder_runs_total", outcome="ok", **pc) == 1
+    assert value(metrics, "sensorpulse_forwarder_events_sent_total", hub="archive", **pc) == EVENTS
+    assert value(metrics, "sensorpulse_forwarder_events_sent_total", hub="telemetry", **pc) == EVENTS
+    incomplete, ok = runs(run_lines)
+    assert incomplete["outcome"] == "incomplete" and incomplete["failed_hubs"] == "archive"
+    assert ok["outcome"] == "ok" and ok["failed_hubs"] == ""
+
+
+def test_a_microshare_outage_counts_a_failed_run(database: SqliteDatabase, run_lines: io.StringIO) -> None:
+    metrics = PipelineMetrics()
+    with microshare_rig(database, day_of_data(), END_OF_DAY) as rig:
+        rig.standin.inject(Fault("view", status=503, times=1000))
+        with pytest.raises(MicroshareError):
+            rig.forwarder(metrics=metrics, client=rig.client(attempts=1)).run(PEOPLE_COUNTER)
+    assert value(metrics, "sensorpulse_forwarder_runs_total", outcome="failed", rec_type=PEOPLE_COUNTER) == 1
+    (line,) = runs(run_lines)
+    assert line["outcome"] == "failed" and line["level"] == "WARNING"
+
+
+def test_backfill_windows_count_their_progress(database: SqliteDatabase) -> None:
+    metrics = PipelineMetrics()
+    with microshare_rig(database, day_of_data(), END_OF_DAY) as rig:
+        forwarder = rig.forwarder(metrics=metrics)
+        for location in forwarder.locations():
+            forwarder.forward_window(PEOPLE_COUNTER, location, T0, END_OF_DAY)
+    pc = {"rec_type": PEOPLE_COUNTER}
+    assert value(metrics, "sensorpulse_backfill_windows_total", outcome="ok", **pc) == 2
+    assert value(metrics, "sensorpulse_backfill_events_sent_total", **pc) == EVENTS
+    assert value(metrics, "sensorpulse_forwarder_runs_total", outcome="ok", **pc) == 0  # windows are not runs
