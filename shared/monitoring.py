@@ -62,7 +62,7 @@ def _check_connection_string(connection_string: str) -> None:
     key = parse_pairs(connection_string).get("instrumentationkey", "")
     if not key:
         raise MonitoringSettingError(f"{CONNECTION_STRING} has no InstrumentationKey")
-    if not _GUID.fullmatch(key.lower()):
+    if not _GUID.fullmatch(key):  # not .lower(): the exporter refuses an upper-case key
         raise MonitoringSettingError(f"{CONNECTION_STRING}: the InstrumentationKey is not a GUID")
 
 
@@ -78,11 +78,16 @@ def configure_monitoring(environ: Mapping[str, str], metrics: PipelineMetrics) -
             return True
         from azure.monitor.opentelemetry import configure_azure_monitor
 
-        configure_azure_monitor(
-            connection_string=connection_string,
-            credential=exporter_credential(environ),
-            logger_name=APP_LOGGER,  # the app's own records; the worker's and the SDKs' stay with the host
-        )
+        try:
+            configure_azure_monitor(
+                connection_string=connection_string,
+                credential=exporter_credential(environ),
+                logger_name=APP_LOGGER,  # the app's own records; the worker's and the SDKs' stay with the host
+            )
+        except ValueError:
+            # The exporter's own parse refuses what our check let through (a stray `;`, an `=` in a value);
+            # its message may quote the setting, so it is not passed on.
+            raise MonitoringSettingError(f"{CONNECTION_STRING} is malformed") from None
         for handler in logging.getLogger(APP_LOGGER).handlers:
             if not any(isinstance(f, LogFieldsFilter) for f in handler.filters):
                 handler.addFilter(LogFieldsFilter())
