@@ -76,4 +76,11 @@ def summarise_events(events: list[func.EventHubEvent], context: func.Context) ->
             people_counter=batch.people_counter,
             snapshots_skipped=batch.snapshots_skipped,
             devices=devices,
+            **_sequence_numbers(events),
         )
+
+
+def _sequence_numbers(events: list[func.EventHubEvent]) -> dict[str, int]:
+    """The batch's first and last event (by sequence number), to find them on the hub."""
+    numbers = [event.sequence_number for event in events if isinstance(event.sequence_number, int)]
+    return {"first_sequence_number": min(numbers), "last_sequence_number": max(numbers)} if numbers else {}

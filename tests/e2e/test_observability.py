@@ -164,6 +164,8 @@ def test_log_lines_are_json_with_the_invocation_and_its_ids(
         assert line["function"] in ("summarise_readings", "summarise_events")
         assert isinstance(line["readings"], int)
         assert datetime.fromisoformat(str(line["time"])).tzinfo is not None
+    from_hub = [line for line in summarised if line["source"] == "eventhub-telemetry"]
+    assert all(0 <= line["first_sequence_number"] <= line["last_sequence_number"] for line in from_hub)
     ids = [line["invocation_id"] for line in summarised]
     assert len(ids) == len(set(ids))
     letters = [line for line in lines if line.get("event") == "dead_letter"]
