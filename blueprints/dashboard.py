@@ -35,6 +35,12 @@ def list_sensors(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(get_dashboard().series())
 
 
+@bp.route(route="api/overview", methods=["GET"], auth_level=_ANONYMOUS)
+def overview(req: func.HttpRequest) -> func.HttpResponse:
+    """The page header's totals: series, readings per minute, lag."""
+    return json_response(get_dashboard().overview(datetime.now(UTC)))
+
+
 @bp.route(route="api/sensors/{sensor_id}/summaries", methods=["GET"], auth_level=_ANONYMOUS)
 def list_summaries(req: func.HttpRequest) -> func.HttpResponse:
     try:

@@ -6,13 +6,13 @@ import hashlib
 import json
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.readings import SENSOR_ID_PATTERN
+from shared.readings import SENSOR_ID_PATTERN, format_timestamp
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import DocumentStore, Entity, StateStore
 
@@ -20,6 +20,8 @@ CHART_POINTS = 120
 MAX_SUMMARIES_LIMIT = 500
 _SERIES_CACHE_SECONDS = 0.5  # every open page polls every 2 s; one table scan serves them all
 _CHART_CACHE_ENTRIES = 512
+_RATE_WINDOW_SECONDS = 60.0  # readings per minute: over the last minute
+_MIN_RATE_SECONDS = 5.0
 
 
 class UnknownSeries(LookupError):
@@ -38,6 +40,11 @@ def check_sensor_id(sensor_id: str) -> str:
             "sensor_id must be 1-64 letters, digits, '-', '_', '.' or ':', starting with a letter or digit"
         )
     return sensor_id
+
+
+def _readings_total(entity: Entity) -> int:
+    total = entity.properties.get("readings_total")
+    return total if isinstance(total, int) else 0
 
 
 def _series(entity: Entity) -> dict[str, Any]:
@@ -62,19 +69,54 @@ class DashboardReader:
         self._state = state
         self._render = render
         self._clock = clock
-        self._series_cache: tuple[float, list[dict[str, Any]]] | None = None
+        self._series_cache: tuple[float, list[dict[str, Any]], int] | None = None
+        self._totals: deque[tuple[float, int]] = deque()  # (clock, readings_total over every series)
         self._charts: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
     def series(self) -> list[dict[str, Any]]:
         """Every series with its latest summary, sorted by sensor then metric."""
+        return self._read_series()[0]
+
+    def _read_series(self) -> tuple[list[dict[str, Any]], int]:
         now = self._clock()
         cached = self._series_cache
         if cached is not None and now - cached[0] < _SERIES_CACHE_SECONDS:
-            return cached[1]
-        listed = [_series(e) for e in self._state.query(WINDOWS_TABLE)]
-        self._series_cache = (now, listed)
-        return listed
+            return cached[1], cached[2]
+        entities = self._state.query(WINDOWS_TABLE)
+        listed = [_series(e) for e in entities]
+        total = sum(_readings_total(e) for e in entities)
+        self._series_cache = (now, listed, total)
+        with self._lock:
+            self._totals.append((now, total))
+            while len(self._totals) > 1 and now - self._totals[1][0] >= _RATE_WINDOW_SECONDS:
+                self._totals.popleft()  # keep the newest sample at least a window old
+        return listed, total
+
+    def overview(self, now: datetime) -> dict[str, Any]:
+        """The page header: how many series, readings per minute over the last minute (None until two reads
+        at least _MIN_RATE_SECONDS apart), and how far behind the series are (now minus each one's newest
+        summarised reading: the median and the worst)."""
+        series, total = self._read_series()
+        with self._lock:
+            since, then = self._totals[0]
+        seconds = self._clock() - since
+        per_minute = (total - then) / seconds * 60.0 if seconds >= _MIN_RATE_SECONDS else None
+        behind = sorted(
+            max(0.0, (now - datetime.fromisoformat(s["latest"]["window_end"])).total_seconds())
+            for s in series
+            if s["latest"]
+        )
+        return {
+            "series": len(series),
+            "readings_total": total,
+            "readings_per_minute": None if per_minute is None else round(max(0.0, per_minute), 1),
+            "lag_seconds": {
+                "median": round(behind[len(behind) // 2], 1) if behind else None,
+                "max": round(behind[-1], 1) if behind else None,
+            },
+            "time": format_timestamp(now),
+        }
 
     def _sensor_series(self, sensor_id: str, metric: str | None) -> dict[str, Any]:
         entities = self._state.query(WINDOWS_TABLE, check_sensor_id(sensor_id))

@@ -26,6 +26,7 @@ def card_html(series: dict[str, Any]) -> str:
     latest = series.get("latest") or {}
     unit = html.escape(str(series.get("unit", "")))
     src = f"api/plots/{quote(sensor_id, safe='')}.png?metric={quote(metric)}&v={quote(str(latest.get('id', '')))}"
+    computed_at = str(latest.get("computed_at", ""))
     e = html.escape
     return (
         f'<article class="card" data-key="{e(sensor_id)}|{e(metric)}" data-latest="{e(str(latest.get("id", "")))}">'
@@ -33,8 +34,10 @@ def card_html(series: dict[str, Any]) -> str:
         f'<span class="metric">{e(metric.replace("_", " "))} ({unit})</span></header>'
         f'<p class="stats">min <b data-f="min">{_number(latest.get("min"))}</b> · '
         f'avg <b data-f="avg">{_number(latest.get("avg"))}</b> · '
-        f'max <b data-f="max">{_number(latest.get("max"))}</b> {unit}</p>'
-        f'<img src="{e(src)}" alt="{e(metric)} of {e(sensor_id)}: min, average and max of the latest readings" '
+        f'max <b data-f="max">{_number(latest.get("max"))}</b> {unit}'
+        f'<time class="ago" datetime="{e(computed_at)}">{e(computed_at)}</time></p>'
+        f'<img src="{e(src)}" srcset="{e(src)}&amp;scale=2 2x" '
+        f'alt="{e(metric)} of {e(sensor_id)}: min, average and max of the latest readings" '
         f'width="640" height="260">'
         f"</article>"
     )

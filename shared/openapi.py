@@ -94,6 +94,23 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
     }
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "Overview": {
+            "type": "object",
+            "required": ["series", "readings_total", "readings_per_minute", "lag_seconds", "time"],
+            "properties": {
+                "series": {"type": "integer", "minimum": 0},
+                "readings_total": {"type": "integer", "minimum": 0},
+                "readings_per_minute": {"type": ["number", "null"], "minimum": 0},
+                "lag_seconds": {
+                    "type": "object",
+                    "properties": {
+                        "median": {"type": ["number", "null"]},
+                        "max": {"type": ["number", "null"]},
+                    },
+                },
+                "time": {"type": "string", "format": "date-time"},
+            },
+        },
         "Readiness": {
             "type": "object",
             "required": ["status", "checks"],
@@ -293,6 +310,14 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 "operationId": "health",
                 "security": _ANONYMOUS,
                 "responses": {"200": _json({"type": "object"}, "alive")},
+            }
+        },
+        "/api/overview": {
+            "get": {
+                "summary": "The dashboard header: series, readings per minute over the last minute, lag",
+                "operationId": "overview",
+                "security": _ANONYMOUS,
+                "responses": {"200": _json(_ref("Overview"), "totals")},
             }
         },
         "/api/ready": {

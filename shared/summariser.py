@@ -71,6 +71,7 @@ class _KnownWindow:
     etag: str | None
     latest: str | None  # the summary of this window as JSON, as stored with the state
     summary_written: bool  # whether this process saw that summary's write succeed
+    readings_total: int = 0  # readings that ever entered this window: the dashboard's readings per minute
 
 
 def build_summary(
@@ -173,6 +174,7 @@ class Summariser:
             else:
                 window = SlidingWindow.from_json(self.window_size, str(entity.properties.get("entries", "")))
                 latest = entity.properties.get("latest")
+                total = entity.properties.get("readings_total")
                 known = _KnownWindow(
                     window,
                     str(entity.properties.get("unit", "")),
@@ -180,6 +182,7 @@ class Summariser:
                     latest if isinstance(latest, str) else None,
                     # Read from the store: this process cannot know the summary write after it happened.
                     summary_written=False,
+                    readings_total=total if isinstance(total, int) else 0,
                 )
             self._known[key] = known
         return known
@@ -188,13 +191,14 @@ class Summariser:
         """Merge, write states (If-Match), then the summaries of the states written; returns how many
         summaries changed and which series changed under us."""
         now = format_timestamp(self._clock())
-        changed: list[tuple[SeriesKey, SlidingWindow, str, dict[str, Any], str]] = []
+        changed: list[tuple[SeriesKey, SlidingWindow, str, dict[str, Any], str, int]] = []
         repairs: list[tuple[SeriesKey, dict[str, Any]]] = []
         for key, readings in pending.items():
             known = self._known_window(key)
             window = known.window.copy()
             entries = [(r.timestamp_ms, r.id, r.value) for r in readings]
-            if not window.merge(entries):
+            entered = window.merge(entries)
+            if not entered:
                 # Already summarised: a redelivery. If the process that wrote this state died before its
                 # summary write, the state still carries that summary: one point read finds out, once.
                 if not known.summary_written and known.latest is not None:
@@ -208,7 +212,8 @@ class Summariser:
             unit = readings[newest].unit or known.unit
             summary = build_summary(key[0], key[1], unit, window, now, self._ttl)
             if summary is not None:
-                changed.append((key, window, unit, summary, orjson.dumps(summary).decode()))
+                total = known.readings_total + entered
+                changed.append((key, window, unit, summary, orjson.dumps(summary).decode(), total))
         conflicts: set[SeriesKey] = set()
         accepted: list[tuple[SeriesKey, dict[str, Any]]] = []
         if changed:
@@ -224,18 +229,19 @@ class Summariser:
                             # Table properties are flat: the latest summary travels as JSON text.
                             "latest": latest,
                             "updated_at": summary["computed_at"],
+                            "readings_total": total,
                         },
                         self._known[key].etag,
                     )
-                    for key, window, unit, summary, latest in changed
+                    for key, window, unit, summary, latest, total in changed
                 ],
             )
-            for (key, window, unit, summary, latest), result in zip(changed, results, strict=True):
+            for (key, window, unit, summary, latest, total), result in zip(changed, results, strict=True):
                 if isinstance(result, ConcurrencyConflict):
                     self._known.pop(key, None)  # re-read on the next round; nothing of ours was written
                     conflicts.add(key)
                 else:
-                    self._known[key] = _KnownWindow(window, unit, result.etag, latest, summary_written=False)
+                    self._known[key] = _KnownWindow(window, unit, result.etag, latest, False, total)
                     accepted.append((key, summary))
         to_write = accepted + repairs
         if to_write:

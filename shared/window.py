@@ -53,9 +53,9 @@ class SlidingWindow:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def merge(self, entries: Iterable[WindowEntry]) -> bool:
-        """Add readings; returns whether the window changed."""
-        changed = False
+    def merge(self, entries: Iterable[WindowEntry]) -> int:
+        """Add readings; returns how many entered the window (0: it did not change)."""
+        changed = 0
         window = self._entries
         ids = self._ids
         for entry in entries:
@@ -68,7 +68,7 @@ class SlidingWindow:
             ids.add(entry[1])
             if len(window) > self.size:
                 ids.discard(window.pop(0)[1])
-            changed = True
+            changed += 1
         return changed
 
     def stats(self) -> WindowStats | None:

@@ -22,6 +22,7 @@ HTTP_ROUTES = {
     "list_devices": "api/devices",
     "health": "api/health",
     "ready": "api/ready",
+    "overview": "api/overview",
     "list_readings": "api/sensors/{sensor_id}/readings",
     "openapi_json": "api/openapi.json",
 }

@@ -28,6 +28,7 @@ ANONYMOUS_READS = frozenset(
         "api/devices",
         "api/health",
         "api/ready",
+        "api/overview",
         "api/openapi.json",
     }
 )

@@ -40,7 +40,7 @@ def test_result_does_not_depend_on_order_or_batching(size: int, items: list[Wind
 def test_merging_the_same_batch_again_changes_nothing(size: int, items: list[WindowEntry]) -> None:
     window = SlidingWindow(size, items)
     before = window.stats()
-    assert window.merge(items) is False
+    assert window.merge(items) == 0
     assert window.stats() == before
 
 
@@ -69,7 +69,7 @@ def test_stats_of_a_known_window() -> None:
     assert stats is not None
     assert (stats.count, stats.min, stats.max, stats.avg) == (3, 20.0, 40.0, 30.0)
     assert (stats.first_ms, stats.last_ms, stats.newest_id) == (2, 4, "d")
-    assert window.merge([(0, "old", 99.0)]) is False  # older than all three kept readings
+    assert window.merge([(0, "old", 99.0)]) == 0  # older than all three kept readings
 
 
 def test_empty_window_has_no_stats() -> None:
@@ -81,3 +81,21 @@ def test_summary_id_is_deterministic_and_series_specific() -> None:
     assert summary_id("s1", "temperature", "r9") != summary_id("s2", "temperature", "r9")
     assert summary_id("s1", "temperature", "r9") != summary_id("s1", "humidity", "r9")
     assert len(summary_id("s1", "temperature", "r9")) == 32
+
+
+@given(sizes, st.lists(st.integers(0, 10_000), unique=True, max_size=60), st.randoms())
+def test_in_time_order_every_new_reading_is_counted_once_whatever_the_batching(
+    size: int, times: list[int], rnd: random.Random
+) -> None:
+    # Readings arriving in time order (a live stream) all enter the window, so the counts add up to all of them;
+    # delivering any of them again adds nothing.
+    items = [(t, f"r{t}", float(t)) for t in sorted(times)]
+    window = SlidingWindow(size)
+    counted, position = 0, 0
+    while position < len(items):
+        step = rnd.randint(1, 7)
+        counted += window.merge(items[position : position + step])
+        delivered = items[: position + step]
+        counted += window.merge(rnd.sample(delivered, min(3, len(delivered))))  # redeliveries
+        position += step
+    assert counted == len(items)

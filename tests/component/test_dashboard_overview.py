@@ -1,0 +1,79 @@
+"""The dashboard header's totals, from window state on the embedded store: series, readings per minute over
+the last minute, and how far behind the series are. A replayed batch adds no readings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.dashboard import DashboardReader
+from shared.storage.names import PARTITION_KEY_PATHS
+from shared.storage.sqlite_database import SqliteDatabase
+from shared.storage.sqlite_documents import SqliteDocumentStore
+from shared.storage.sqlite_state import SqliteStateStore
+from shared.summariser import Summariser
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def readings(sensor_id: str, first: int, count: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"{sensor_id}-{n}",
+            "sensor_id": sensor_id,
+            "metric": "temperature",
+            "value": 20.0 + n,
+            "unit": "°C",
+            "timestamp": (T0 + timedelta(seconds=n)).isoformat(),
+        }
+        for n in range(first, first + count)
+    ]
+
+
+def test_the_header_counts_series_readings_per_minute_and_lag(database: SqliteDatabase) -> None:
+    documents, state = SqliteDocumentStore(database, PARTITION_KEY_PATHS), SqliteStateStore(database)
+    summariser = Summariser(documents, state, window_size=5)
+    clock = Clock()
+    reader = DashboardReader(documents, state, clock=clock)
+
+    empty = reader.overview(T0)
+    assert empty["series"] == 0 and empty["readings_total"] == 0
+    assert empty["lag_seconds"] == {"median": None, "max": None}
+
+    summariser.apply(readings("a", 0, 30) + readings("b", 0, 10), source="test")
+    clock.now += 1.0
+    first = reader.overview(T0 + timedelta(seconds=40))
+    assert first["series"] == 2
+    assert first["readings_total"] == 40
+    assert first["readings_per_minute"] is None  # one second after the first read: too soon for a rate
+    # a's newest reading is at +29 s, b's at +9 s: 11 s and 31 s behind at +40 s.
+    assert first["lag_seconds"] == {"median": 31.0, "max": 31.0}
+
+    clock.now += 30.0
+    summariser.apply(readings("a", 30, 15), source="test")
+    summariser.apply(readings("a", 30, 15), source="test")  # redelivered: nothing new
+    later = reader.overview(T0 + timedelta(seconds=45))
+    assert later["readings_total"] == 55
+    assert later["readings_per_minute"] == 106.5  # 55 readings in the 31 s since the first (empty) read
+    assert later["lag_seconds"] == {"median": 36.0, "max": 36.0}  # b: 36 s behind; a: 1 s
+
+    clock.now += 61.0
+    quiet = reader.overview(T0 + timedelta(seconds=45))
+    assert quiet["readings_per_minute"] == 0.0  # the last minute saw nothing
+
+
+def test_a_restarted_summariser_continues_the_count_from_the_stored_state(database: SqliteDatabase) -> None:
+    documents, state = SqliteDocumentStore(database, PARTITION_KEY_PATHS), SqliteStateStore(database)
+    Summariser(documents, state, window_size=5).apply(readings("a", 0, 8), source="test")
+    restarted = Summariser(documents, state, window_size=5)
+    restarted.apply(readings("a", 0, 8), source="test")  # the batch again after a restart: nothing new
+    restarted.apply(readings("a", 8, 4), source="test")
+    assert DashboardReader(documents, state).overview(T0)["readings_total"] == 12
