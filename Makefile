@@ -9,7 +9,7 @@ DATA_DIR ?= .devhost
 MICROSHARE ?=
 REQUIRE_KEYS ?=
 
-.PHONY: setup run test lint typecheck secrets unit bench clean
+.PHONY: setup run test lint typecheck secrets unit bench clean chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ $(NODE_STAMP): package.json package-lock.json
 	touch $(NODE_STAMP)
 
 setup: $(STAMP)
+
+# Debian's Chromium for the dashboard's browser tests: Playwright drives it and never downloads a browser.
+# Nothing to do when `chromium` is on PATH; otherwise apt-get installs it, as root or through sudo.
+chromium:
+	@command -v chromium >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then as_root=; elif command -v sudo >/dev/null 2>&1; then as_root=sudo; else \
+		echo "make chromium: chromium is not installed and installing it needs root or sudo;" \
+			"install Debian's chromium package (apt-get install chromium) and run make again" >&2; exit 1; fi; \
+	set -x; $$as_root apt-get update && $$as_root env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends chromium
 
 run: setup
 	$(PY) -m devhost --port $(PORT) --data-dir $(DATA_DIR) $(if $(MICROSHARE),--microshare $(MICROSHARE)) $(if $(REQUIRE_KEYS),--require-keys)
@@ -38,8 +48,8 @@ secrets: setup  # pragma: allowlist secret (a target name, not a secret)
 	$(PY) -m tools.secrets_scan
 
 # The emulators are started by the tests themselves on free loopback ports and stopped afterwards;
-# SENSORPULSE_REQUIRE_EMULATORS turns a missing emulator into a failure instead of a skip.
-test: lint typecheck secrets $(NODE_STAMP)
+# SENSORPULSE_REQUIRE_EMULATORS turns a missing emulator (or chromium for the browser tests) into a failure, not a skip.
+test: lint typecheck secrets $(NODE_STAMP) chromium
 	SENSORPULSE_REQUIRE_EMULATORS=1 $(PY) -m pytest
 
 unit: setup

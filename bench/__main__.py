@@ -17,7 +17,7 @@ from bench.common import machine
 
 BENCHES: dict[str, str] = {
     "summariser": "summariser throughput on embedded SQLite, against the query-per-sensor reference",
-    "dashboard": "PNG chart endpoint: cached (304 and 200) and fresh render times",
+    "dashboard": "PNG chart endpoint times, 50 polling viewers against devhost (CPU), page ready in Chromium",
     "coldstart": "time to `import function_app` in a fresh interpreter",
     "freshness": "reading written -> visible in GET /api/sensors, through a devhost subprocess",
     "state_roundtrip": "window state read + If-Match write on Azurite (needs `npm ci`)",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 import os
 import platform
+import signal
 import statistics
+import subprocess
 import sys
 import uuid
 from collections.abc import Sequence
@@ -59,3 +61,16 @@ def reading_document(
         source="bench",
     )
     return reading.to_document(ttl_seconds or None)
+
+
+def stop_devhost(process: subprocess.Popen[bytes], grace_seconds: float = 10.0) -> int | None:
+    """SIGTERM, as Ctrl-C would; killed when it has not stopped within the grace. Returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(grace_seconds)
+        except subprocess.TimeoutExpired:
+            log(f"devhost did not stop within {grace_seconds:.0f} s of SIGTERM; killing it")
+            process.kill()
+            process.wait(grace_seconds)
+    return process.returncode

@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from bench.common import REPO_ROOT, log, machine, median, percentile, reading_document
+from bench.common import REPO_ROOT, log, machine, median, percentile, reading_document, stop_devhost
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS
 from shared.storage.sqlite_database import SqliteDatabase
 from shared.storage.sqlite_documents import SqliteDocumentStore
@@ -37,7 +36,6 @@ EMIT_INTERVAL_SECONDS = 0.5
 POLL_INTERVAL_SECONDS = 0.02
 STARTUP_TIMEOUT_SECONDS = 60.0
 DRAIN_TIMEOUT_SECONDS = 10.0
-STOP_GRACE_SECONDS = 10.0
 TARGET_P95_SECONDS = 1.5
 
 
@@ -138,18 +136,6 @@ def _poll(port: int, tracker: _Tracker, stop: threading.Event) -> None:
         stop.wait(POLL_INTERVAL_SECONDS)
 
 
-def _stop_devhost(process: subprocess.Popen[bytes]) -> int | None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            log("devhost did not stop within 10 s of SIGTERM; killing it")
-            process.kill()
-            process.wait(STOP_GRACE_SECONDS)
-    return process.returncode
-
-
 def _devhost_env() -> dict[str, str]:
     env = dict(os.environ)
     env["AzureWebJobs.simulate_sensors.Disabled"] = "true"  # the host's own switch: no simulated readings
@@ -217,7 +203,7 @@ def run() -> dict[str, Any]:
                 log("devhost output:\n" + _tail(devhost_log))
                 raise
             finally:
-                exit_code = _stop_devhost(process)
+                exit_code = stop_devhost(process)
             simulator_disabled = b"Function simulate_sensors is disabled" in Path(devhost_log.name).read_bytes()
     latencies = [p.seen - p.emitted for p in tracker.readings if p.seen is not None]
     missing = sum(p.seen is None for p in tracker.readings)

@@ -22,6 +22,7 @@ _SERIES_CACHE_SECONDS = 0.5  # every open page polls every 2 s; one table scan s
 _CHART_CACHE_ENTRIES = 512
 _RATE_WINDOW_SECONDS = 60.0  # readings per minute: over the last minute
 _MIN_RATE_SECONDS = 5.0
+_RENDER_WAIT_SECONDS = 30.0
 
 
 class UnknownSeries(LookupError):
@@ -72,6 +73,7 @@ class DashboardReader:
         self._series_cache: tuple[float, list[dict[str, Any]], int] | None = None
         self._totals: deque[tuple[float, int]] = deque()  # (clock, readings_total over every series)
         self._charts: OrderedDict[str, bytes] = OrderedDict()
+        self._rendering: dict[str, threading.Event] = {}  # ETag -> set when its render ends
         self._lock = threading.Lock()
 
     def series(self) -> list[dict[str, Any]]:
@@ -146,16 +148,27 @@ class DashboardReader:
     def chart(self, sensor_id: str, metric: str | None, scale: int) -> Chart:
         """The PNG for the series' last CHART_POINTS summaries, rendered once per new summary."""
         etag, series = self.chart_etag(sensor_id, metric, scale)
-        with self._lock:
-            png = self._charts.get(etag)
-            if png is not None:
-                self._charts.move_to_end(etag)
-                return Chart(etag, png)
-        png = self._render_series(series, scale)
-        with self._lock:
-            self._charts[etag] = png
-            while len(self._charts) > _CHART_CACHE_ENTRIES:
-                self._charts.popitem(last=False)
+        while True:
+            with self._lock:
+                png = self._charts.get(etag)
+                if png is not None:
+                    self._charts.move_to_end(etag)
+                    return Chart(etag, png)
+                rendering = self._rendering.get(etag)
+                if rendering is None:
+                    # Single flight: the viewers that ask while this render runs wait for it, not render too.
+                    self._rendering[etag] = threading.Event()
+                    break
+            rendering.wait(_RENDER_WAIT_SECONDS)  # then the cache has it, or that render failed: try again
+        try:
+            png = self._render_series(series, scale)
+            with self._lock:
+                self._charts[etag] = png
+                while len(self._charts) > _CHART_CACHE_ENTRIES:
+                    self._charts.popitem(last=False)
+        finally:
+            with self._lock:
+                self._rendering.pop(etag).set()
         return Chart(etag, png)
 
     def _render_series(self, series: dict[str, Any], scale: int) -> bytes:

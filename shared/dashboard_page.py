@@ -34,7 +34,7 @@ def card_html(series: dict[str, Any]) -> str:
         f'<span class="metric">{e(metric.replace("_", " "))} ({unit})</span></header>'
         f'<p class="stats">min <b data-f="min">{_number(latest.get("min"))}</b> · '
         f'avg <b data-f="avg">{_number(latest.get("avg"))}</b> · '
-        f'max <b data-f="max">{_number(latest.get("max"))}</b> {unit}'
+        f'max <b data-f="max">{_number(latest.get("max"))}</b> {unit} '
         f'<time class="ago" datetime="{e(computed_at)}">{e(computed_at)}</time></p>'
         f'<img src="{e(src)}" srcset="{e(src)}&amp;scale=2 2x" '
         f'alt="{e(metric)} of {e(sensor_id)}: min, average and max of the latest readings" '

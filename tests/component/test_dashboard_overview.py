@@ -1,10 +1,16 @@
-"""The dashboard header's totals, from window state on the embedded store: series, readings per minute over
-the last minute, and how far behind the series are. A replayed batch adds no readings."""
+"""The dashboard's read side on the embedded store: the header's totals from window state (series, readings
+per minute over the last minute, how far behind the series are; a replayed batch adds no readings), and
+charts rendered once however many viewers ask at once."""
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from shared.dashboard import DashboardReader
 from shared.storage.names import PARTITION_KEY_PATHS
@@ -77,3 +83,40 @@ def test_a_restarted_summariser_continues_the_count_from_the_stored_state(databa
     restarted.apply(readings("a", 0, 8), source="test")  # the batch again after a restart: nothing new
     restarted.apply(readings("a", 8, 4), source="test")
     assert DashboardReader(documents, state).overview(T0)["readings_total"] == 12
+
+
+def test_viewers_asking_for_the_same_new_chart_at_once_share_one_render(database: SqliteDatabase) -> None:
+    documents, state = SqliteDocumentStore(database, PARTITION_KEY_PATHS), SqliteStateStore(database)
+    Summariser(documents, state, window_size=5).apply(readings("a", 0, 6), source="test")
+    renders: list[int] = []
+    started = threading.Event()
+
+    def slow_render(points: object, *, title: str, unit: str, scale: float) -> bytes:
+        renders.append(1)
+        started.set()
+        time.sleep(0.3)
+        return b"\\x89PNG fake " + title.encode()
+
+    reader = DashboardReader(documents, state, render=slow_render)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        charts = list(pool.map(lambda _: reader.chart("a", "temperature", 1), range(12)))
+    assert len(renders) == 1
+    assert {chart.etag for chart in charts} == {charts[0].etag}
+    assert all(chart.png == charts[0].png for chart in charts)
+
+
+def test_a_failed_render_lets_the_next_viewer_try_again(database: SqliteDatabase) -> None:
+    documents, state = SqliteDocumentStore(database, PARTITION_KEY_PATHS), SqliteStateStore(database)
+    Summariser(documents, state, window_size=5).apply(readings("a", 0, 6), source="test")
+    attempts: list[int] = []
+
+    def flaky_render(points: object, *, title: str, unit: str, scale: float) -> bytes:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("renderer crashed")
+        return b"\\x89PNG ok"
+
+    reader = DashboardReader(documents, state, render=flaky_render)
+    with pytest.raises(RuntimeError):
+        reader.chart("a", "temperature", 1)
+    assert reader.chart("a", "temperature", 1).png == b"\\x89PNG ok"
