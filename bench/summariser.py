@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import random
 import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from bench.common import log, machine, reading_document
-from devhost.console import json_formatter
+from devhost.console import app_records_as_json
 from shared.invocation import observed
-from shared.log_context import APP_LOGGER, LogFieldsFilter
 from shared.metrics import PipelineMetrics
 from shared.readings import format_timestamp
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES
@@ -191,25 +189,6 @@ class _Invocation:
         self.invocation_id = str(uuid.uuid4())
 
 
-@contextlib.contextmanager
-def _json_logs() -> Iterator[None]:
-    """The app's records as devhost writes them outside a terminal: JSON lines with their fields, at INFO."""
-    handler = logging.StreamHandler(io.StringIO())
-    handler.setFormatter(json_formatter())
-    handler.addFilter(LogFieldsFilter())
-    app = logging.getLogger(APP_LOGGER)
-    level, propagate = app.level, app.propagate
-    app.addHandler(handler)
-    app.setLevel(logging.INFO)
-    app.propagate = False
-    try:
-        yield
-    finally:
-        app.removeHandler(handler)
-        app.setLevel(level)
-        app.propagate = propagate
-
-
 def _run_ours(directory: Path, batches: list[Batch], observe: bool = False) -> dict[str, Any]:
     """Ours; with `observe`, exactly as the trigger runs it: metrics, the invocation scope, the JSON log line."""
     database, documents, state = _open(directory)
@@ -225,7 +204,7 @@ def _run_ours(directory: Path, batches: list[Batch], observe: bool = False) -> d
         elapsed = 0.0
         readings_write = 0.0
         written = 0
-        with _json_logs() if observe else contextlib.nullcontext():
+        with app_records_as_json(io.StringIO()) if observe else contextlib.nullcontext():
             for batch in batches:
                 began = time.perf_counter()
                 documents.upsert_many(READINGS, batch)  # untimed: the same work for both methods

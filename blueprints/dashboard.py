@@ -11,7 +11,7 @@ from shared.dashboard_page import render_page
 from shared.log_context import app_logger
 from shared.metrics import PROMETHEUS_CONTENT_TYPE, get_metrics
 from shared.openapi import openapi_document
-from shared.readiness import readiness_body, run_checks
+from shared.readiness import failed_checks, readiness_body, run_checks
 from shared.readings import format_timestamp
 from shared.services import get_dashboard, get_device_registry, readiness_checks
 from shared.settings import get_ingest_limits
@@ -94,7 +94,7 @@ def ready(req: func.HttpRequest) -> func.HttpResponse:
     """Readiness: every backend answers; 503 names the ones that did not."""
     results = run_checks(readiness_checks())
     status, body = readiness_body(results)
-    failed = [result.name for result in results if result.status == "failed"]
+    failed = failed_checks(results)
     if failed:
         logger.warning("not ready: %s", ", ".join(failed), extra={"event": "not_ready", "failed": ",".join(failed)})
     return json_response(body, status, {"Cache-Control": "no-store"})

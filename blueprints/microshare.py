@@ -52,7 +52,12 @@ async def _running(client: df.DurableOrchestrationClient, instance_id: str) -> b
     return status.runtime_status in _ACTIVE
 
 
-async def _forward(rec_type: str, client: df.DurableOrchestrationClient) -> None:
+async def _forward(function: str, rec_type: str, client: df.DurableOrchestrationClient, context: func.Context) -> None:
+    with observed(function, context, trigger="timer", recType=rec_type):
+        await _forward_or_backfill(rec_type, client)
+
+
+async def _forward_or_backfill(rec_type: str, client: df.DurableOrchestrationClient) -> None:
     forwarder = get_forwarder()
     if forwarder is None:
         logger.info("Microshare forwarding is off: MICROSHARE_USERNAME is not set", extra={"recType": rec_type})
@@ -82,8 +87,7 @@ async def _forward(rec_type: str, client: df.DurableOrchestrationClient) -> None
 async def forward_people_counter(
     timer: func.TimerRequest, client: df.DurableOrchestrationClient, context: func.Context
 ) -> None:
-    with observed("forward_people_counter", context, trigger="timer", recType=PEOPLE_COUNTER):
-        await _forward(PEOPLE_COUNTER, client)
+    await _forward("forward_people_counter", PEOPLE_COUNTER, client, context)
 
 
 @bp.function_name("forward_hourly_snapshot")
@@ -92,8 +96,7 @@ async def forward_people_counter(
 async def forward_hourly_snapshot(
     timer: func.TimerRequest, client: df.DurableOrchestrationClient, context: func.Context
 ) -> None:
-    with observed("forward_hourly_snapshot", context, trigger="timer", recType=HOURLY_SNAPSHOT):
-        await _forward(HOURLY_SNAPSHOT, client)
+    await _forward("forward_hourly_snapshot", HOURLY_SNAPSHOT, client, context)
 
 
 @bp.function_name("start_backfill")

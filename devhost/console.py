@@ -7,9 +7,11 @@ the two never garble each other.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
+from collections.abc import Iterator
 from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
@@ -40,6 +42,25 @@ def json_formatter() -> logging.Formatter:
         timestamp="time",  # ISO 8601, UTC
         json_ensure_ascii=False,
     )
+
+
+@contextlib.contextmanager
+def app_records_as_json(stream: TextIO, level: int = logging.INFO) -> Iterator[None]:
+    """Inside the block, the app's records go to `stream` as devhost writes them off a terminal (JSON lines with
+    the invocation's fields), and nowhere else; for benchmarks and tests."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter())
+    handler.addFilter(LogFieldsFilter())
+    app = logging.getLogger(APP_LOGGER)
+    saved = app.level, app.propagate
+    app.addHandler(handler)
+    app.setLevel(level)
+    app.propagate = False
+    try:
+        yield
+    finally:
+        app.removeHandler(handler)
+        app.level, app.propagate = saved
 
 
 class ConsoleHandler(logging.StreamHandler[TextIO]):

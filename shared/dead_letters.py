@@ -82,8 +82,7 @@ class DeadLetterBox:
                     **_item_ids(letter.item),
                 },
             )
-        if self._metrics is not None:
-            for letter in letters:
+            if self._metrics is not None:
                 self._metrics.dead_lettered(letter.source, (letter.reason,))
 
     def list(self, source: str | None = None) -> list[dict[str, Any]]:

@@ -45,12 +45,11 @@ def observed(function: str, context: HasInvocationId | None = None, **fields: ob
             attributes = {name: str(value) for name, value in current_fields().items()}
             tracer = trace.get_tracer(APP_LOGGER)
             stack.enter_context(tracer.start_as_current_span(function, attributes=attributes))
-        started = time.perf_counter()
+        started, outcome = time.perf_counter(), FAILED
         try:
             yield
+            outcome = SUCCEEDED
         except Exception as failure:
-            metrics.invocations.labels(function, FAILED).inc()
-            metrics.invocation_seconds.labels(function).observe(time.perf_counter() - started)
             error = type(failure).__name__
             logger.error(
                 "%s failed: %s: %s",
@@ -60,5 +59,6 @@ def observed(function: str, context: HasInvocationId | None = None, **fields: ob
                 extra={"event": "invocation_failed", "error": error},
             )
             raise
-        metrics.invocations.labels(function, SUCCEEDED).inc()
-        metrics.invocation_seconds.labels(function).observe(time.perf_counter() - started)
+        finally:
+            metrics.invocations.labels(function, outcome).inc()
+            metrics.invocation_seconds.labels(function).observe(time.perf_counter() - started)

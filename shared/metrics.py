@@ -189,15 +189,14 @@ class PipelineMetrics:
     def track_request_charges(self, charges: RequestCharges) -> None:
         self._charges.charges = charges
 
-    def summarised(self, source: str, readings: int, summaries: int, reading_times_ms: Sequence[int]) -> None:
-        """One summariser batch: counts, and the lag of every reading at this moment."""
-        if readings:
-            self.readings_summarised.labels(source).inc(readings)
+    def summarised(self, source: str, readings: int, summaries: int, reading_times_ms: Iterable[int]) -> None:
+        """One summariser batch: counts, and the lag of every reading (its time in ms) at this moment."""
         if summaries:
             self.summaries_written.labels(source).inc(summaries)
-        if reading_times_ms:
+        if readings:
+            self.readings_summarised.labels(source).inc(readings)
             now_ms = time.time() * 1000.0
-            self.lag.observe_many(source, [(now_ms - ms) / 1000.0 for ms in reading_times_ms])
+            self.lag.observe_many(source, ((now_ms - ms) / 1000.0 for ms in reading_times_ms))
 
     def dead_lettered(self, source: str, reasons: Iterable[str]) -> None:
         for reason in reasons:

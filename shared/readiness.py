@@ -78,9 +78,13 @@ def run_checks(checks: Mapping[str, Check], deadline_seconds: float = DEFAULT_DE
     return [answered.get(name, CheckResult(name, "failed", deadline_seconds * 1000, timed_out)) for name in checks]
 
 
+def failed_checks(results: list[CheckResult]) -> list[str]:
+    return [result.name for result in results if result.status == "failed"]
+
+
 def readiness_body(results: list[CheckResult]) -> tuple[int, dict[str, object]]:
     """200 when no check failed, else 503 naming the ones that did."""
-    failed = [result.name for result in results if result.status == "failed"]
+    failed = failed_checks(results)
     body: dict[str, object] = {
         "status": "not ready" if failed else "ready",
         "checks": {result.name: result.to_json() for result in results},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from shared.dashboard import DashboardReader
@@ -68,11 +69,12 @@ def get_device_registry() -> DeviceRegistry:
     return DeviceRegistry(get_stores().state)
 
 
-def _hub_publishers(stores: Stores) -> dict[str, EventPublisher]:
-    """Every hub the forwarder sends to, with the publisher of its namespace."""
+@functools.cache
+def _hub_publishers() -> dict[str, EventPublisher]:
+    """Every hub the forwarder sends to, with the publisher of its namespace; made once, shared with readiness."""
     from shared.hub_delivery import parse_hub_targets
 
-    settings = get_settings()
+    settings, stores = get_settings(), _stores()
     targets = parse_hub_targets(settings.eventhub_name, os.environ.get(EVENTHUB_EXTRA_HUBS))
     publishers: dict[str, EventPublisher] = {}
     for target in targets:
@@ -96,33 +98,25 @@ def get_forwarder() -> Forwarder | None:
 
     stores = _stores()
     client = MicroshareClient(microshare, stores.state)
-    fanout = HubFanout(_hub_publishers(stores), stores.state)
+    fanout = HubFanout(_hub_publishers(), stores.state)
     return Forwarder(client, fanout, stores.state, microshare, metrics=get_metrics())
 
 
+@functools.cache
 def readiness_checks() -> dict[str, Check]:
     """One check per backend: documents, state, and each event hub the app sends to."""
     stores = _stores()
-    checks: dict[str, Check] = {
-        "documents": _probe(stores.documents),
-        "state": _probe(stores.state),
-    }
-    hubs = _hub_publishers(stores) if get_microshare_settings() is not None else {}
+    checks: dict[str, Check] = {"documents": _check_of(stores.documents), "state": _check_of(stores.state)}
+    hubs = dict(_hub_publishers()) if get_microshare_settings() is not None else {}
     hubs.setdefault(get_settings().eventhub_name, stores.events)
     for hub, publisher in hubs.items():
-        checks[f"eventhub:{hub}"] = functools.partial(_probe_hub, publisher, hub)
+        checks[f"eventhub:{hub}"] = functools.partial(_check_of(publisher), hub)
     return checks
 
 
-def _probe(store: object) -> Check:
-    check = getattr(store, "check", None)
+def _check_of(backend: object) -> Callable[..., None]:
+    """The adapter's readiness check (every adapter in shared.storage has one; the ports do not require it)."""
+    check = getattr(backend, "check", None)
     if not callable(check):
-        raise TypeError(f"{type(store).__name__} has no readiness check")
-    return cast(Check, check)
-
-
-def _probe_hub(publisher: EventPublisher, hub: str) -> None:
-    check = getattr(publisher, "check", None)
-    if not callable(check):
-        raise TypeError(f"{type(publisher).__name__} has no readiness check")
-    check(hub)
+        raise TypeError(f"{type(backend).__name__} has no readiness check")
+    return cast(Callable[..., None], check)

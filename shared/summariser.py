@@ -148,7 +148,7 @@ class Summariser:
         received = len(items) + len(rejected)
         outcome = BatchOutcome(received, received - len(letters), len(letters), written)
         if self._metrics is not None:
-            times = [reading.timestamp_ms for readings in groups.values() for reading in readings]
+            times = (reading.timestamp_ms for readings in groups.values() for reading in readings)
             self._metrics.summarised(source, outcome.summarised, written, times)
         return outcome
 

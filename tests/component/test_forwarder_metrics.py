@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
-from devhost.console import json_formatter
+from devhost.console import app_records_as_json
 from devhost.microshare_standin import Fault
 from shared.forwarding import ForwardingIncomplete
-from shared.log_context import APP_LOGGER, LogFieldsFilter
 from shared.metrics import PipelineMetrics
 from shared.microshare import MicroshareError
 from shared.microshare_api import PEOPLE_COUNTER
@@ -35,17 +33,8 @@ def value(metrics: PipelineMetrics, name: str, **labels: str) -> float:
 @pytest.fixture
 def run_lines() -> Iterator[io.StringIO]:
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(json_formatter())
-    handler.addFilter(LogFieldsFilter())
-    logger = logging.getLogger(APP_LOGGER)
-    logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
-    try:
+    with app_records_as_json(stream):
         yield stream
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def runs(stream: io.StringIO) -> list[dict[str, object]]:

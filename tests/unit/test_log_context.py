@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from devhost.console import ConsoleHandler, ReadableFormatter, json_formatter
+from devhost.console import ConsoleHandler, ReadableFormatter, app_records_as_json
 from shared.invocation import observed
-from shared.log_context import APP_LOGGER, LogFieldsFilter, app_logger, log_fields
+from shared.log_context import LogFieldsFilter, app_logger, log_fields
 from shared.metrics import get_metrics
 
 
@@ -26,18 +26,8 @@ class Invocation:
 def lines() -> Iterator[io.StringIO]:
     """The app's records as JSON lines, as devhost writes them outside a terminal."""
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(json_formatter())
-    handler.addFilter(LogFieldsFilter())
-    app = logging.getLogger(APP_LOGGER)
-    app.addHandler(handler)
-    old_level = app.level
-    app.setLevel(logging.DEBUG)
-    try:
+    with app_records_as_json(stream, logging.DEBUG):
         yield stream
-    finally:
-        app.removeHandler(handler)
-        app.setLevel(old_level)
 
 
 def records(stream: io.StringIO) -> list[dict[str, object]]:
