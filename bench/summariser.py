@@ -91,9 +91,11 @@ class _TimedDocuments:
         order_by: str,
         limit: int,
         equals: Mapping[str, str] | None = None,
+        since: str | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[Document]:
         began = time.perf_counter()
-        found = self._inner.latest(container, partition_key, order_by, limit, equals)
+        found = self._inner.latest(container, partition_key, order_by, limit, equals, since, fields)
         self._seconds[f"{container}_queries"] += time.perf_counter() - began
         return found
 

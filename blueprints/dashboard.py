@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
-from blueprints.query_params import bounded_int_param, metric_param
+from blueprints.query_params import bounded_int_param, metric_param, range_param
 from blueprints.responses import error_response, json_response
+from shared.chart_history import DEFAULT_RANGE
 from shared.dashboard import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
 from shared.dashboard_page import render_page
 from shared.log_context import app_logger
@@ -26,7 +27,11 @@ _MAX_SCALE = 3
 # The documented way to own the site root: routePrefix "" in host.json and an optional, empty parameter.
 @bp.route(route="{ignored:maxlength(0)?}", methods=["GET"], auth_level=_ANONYMOUS)
 def dashboard_page(req: func.HttpRequest) -> func.HttpResponse:
-    page = render_page(get_dashboard().series())
+    try:
+        chosen = range_param(req) or DEFAULT_RANGE
+    except ValueError as invalid:
+        return error_response(400, str(invalid))
+    page = render_page(get_dashboard().series(), chosen)
     return func.HttpResponse(page, mimetype="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
@@ -59,12 +64,13 @@ def sensor_chart(req: func.HttpRequest) -> func.HttpResponse:
         sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
         metric = metric_param(req)
         scale = bounded_int_param(req, "scale", 1, 1, _MAX_SCALE)
+        chosen = range_param(req)
         dashboard = get_dashboard()
-        etag, _ = dashboard.chart_etag(sensor_id, metric, scale)
+        etag, _ = dashboard.chart_etag(sensor_id, metric, scale, chosen)
         caching = {"ETag": etag, "Cache-Control": "no-cache"}
         if etag in {tag.strip() for tag in req.headers.get("If-None-Match", "").split(",")}:
             return func.HttpResponse(status_code=304, headers=caching)
-        chart = dashboard.chart(sensor_id, metric, scale)
+        chart = dashboard.chart(sensor_id, metric, scale, chosen)
         return func.HttpResponse(chart.png, mimetype="image/png", headers={**caching, "ETag": chart.etag})
     except ValueError as invalid:
         return error_response(400, str(invalid))

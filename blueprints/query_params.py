@@ -2,6 +2,7 @@
 
 import azure.functions as func
 
+from shared.chart_history import chart_range
 from shared.readings import METRIC_PATTERN
 
 
@@ -20,3 +21,9 @@ def bounded_int_param(req: func.HttpRequest, name: str, default: int, low: int, 
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 6 or not low <= int(raw) <= high:
         raise ValueError(f"{name} must be a whole number from {low} to {high}")
     return int(raw)
+
+
+def range_param(req: func.HttpRequest) -> str | None:
+    """A chart's time range (10m, 1h, 1d), or None when not given."""
+    name: str | None = req.params.get("range")
+    return None if name is None else chart_range(name).name

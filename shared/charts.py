@@ -41,6 +41,9 @@ EMPTY_MESSAGE = "No summaries yet"
 # matplotlib widens the x range to years. Ten minutes either side keeps the tick labels as clock times.
 _SINGLE_INSTANT_PAD = timedelta(minutes=10)
 
+# Past the end of a chosen range, so the latest point (often right at its end) is not cut in half by the edge.
+_SPAN_RIGHT_PAD = 0.015
+
 # Text sizes in points, so they scale with dpi and a 2x chart looks the same, only sharper.
 _TITLE_SIZE = 9.0
 _LABEL_SIZE = 8.0
@@ -63,11 +66,22 @@ def _clamp_scale(scale: float) -> float:
     return min(max(scale, MIN_SCALE), MAX_SCALE)
 
 
-def render_chart(points: Sequence[ChartPoint], *, title: str, unit: str, scale: float = 1.0) -> bytes:
+def render_chart(
+    points: Sequence[ChartPoint],
+    *,
+    title: str,
+    unit: str,
+    scale: float = 1.0,
+    x_span: tuple[datetime, datetime] | None = None,
+    max_gap: timedelta | None = None,
+) -> bytes:
     """PNG of max, min and avg lines over time.
 
     640x260 pixels at `scale` 1; `scale` (clamped to [1, 3]) multiplies the pixel size for high-DPI screens.
-    The same input always gives the same bytes, whatever the order of `points`.
+    `x_span` fixes the time axis (a chosen range) instead of fitting it to the points; lines break where two
+    points are more than `max_gap` apart, so a sensor that was silent shows a gap, not a straight line, and a
+    point with a gap on both sides is drawn as a dot. The same input always gives the same bytes, whatever the
+    order of `points`.
     """
     # Imported here, not at module level: see the module docstring.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -78,7 +92,7 @@ def render_chart(points: Sequence[ChartPoint], *, title: str, unit: str, scale: 
     canvas = FigureCanvasAgg(fig)
 
     if points:
-        _draw_series(fig, points, title=title, unit=unit)
+        _draw_series(fig, points, title=title, unit=unit, x_span=x_span, max_gap=max_gap)
     else:
         _draw_empty(fig, title=title)
 
@@ -105,17 +119,42 @@ def _draw_empty(fig: Figure, *, title: str) -> None:
     fig.text(0.5, 0.5, EMPTY_MESSAGE, ha="center", va="center", fontsize=10.0, color=MUTED_TEXT_COLOR)
 
 
-def _draw_series(fig: Figure, points: Sequence[ChartPoint], *, title: str, unit: str) -> None:
+def _draw_series(
+    fig: Figure,
+    points: Sequence[ChartPoint],
+    *,
+    title: str,
+    unit: str,
+    x_span: tuple[datetime, datetime] | None,
+    max_gap: timedelta | None,
+) -> None:
     from matplotlib import dates as mdates
 
     # Sorting on every field, not only on time, makes points with the same timestamp come out in the same
     # order whatever order they arrived in, so the PNG (and any cache keyed on it) does not flicker.
     ordered = sorted(points, key=lambda p: (p.time, p.min, p.avg, p.max))
     # date2num turns aware datetimes into UTC day numbers; the axis then shows UTC whatever the host's zone.
-    xs = [float(x) for x in mdates.date2num([p.time for p in ordered])]
-    mins = [p.min for p in ordered]
-    maxs = [p.max for p in ordered]
-    avgs = [p.avg for p in ordered]
+    times = [float(x) for x in mdates.date2num([p.time for p in ordered])]
+    xs: list[float] = []
+    mins: list[float] = []
+    maxs: list[float] = []
+    avgs: list[float] = []
+    alone: list[int] = []  # indexes into xs of points with a gap on both sides
+    gap_days = None if max_gap is None else max_gap / timedelta(days=1)
+    for n, point in enumerate(ordered):
+        before = n > 0 and gap_days is not None and times[n] - times[n - 1] > gap_days
+        after = n + 1 < len(ordered) and gap_days is not None and times[n + 1] - times[n] > gap_days
+        if before:
+            xs.append(math.nan)  # NaN breaks the lines and the band
+            mins.append(math.nan)
+            maxs.append(math.nan)
+            avgs.append(math.nan)
+        if (before or n == 0) and (after or n + 1 == len(ordered)) and len(ordered) > 1:
+            alone.append(len(xs))
+        xs.append(times[n])
+        mins.append(point.min)
+        maxs.append(point.max)
+        avgs.append(point.avg)
 
     ax: Axes = fig.add_subplot()
     ax.fill_between(xs, mins, maxs, color=RANGE_FILL_COLOR, alpha=RANGE_FILL_ALPHA, linewidth=0)
@@ -128,15 +167,23 @@ def _draw_series(fig: Figure, points: Sequence[ChartPoint], *, title: str, unit:
         for line in (min_line, avg_line, max_line):
             line.set_marker("o")
             line.set_markersize(3.0)
+    elif alone:
+        for line in (min_line, avg_line, max_line):
+            line.set_marker("o")
+            line.set_markersize(2.5)
+            line.set_markevery(alone)
 
     first, last = ordered[0].time, ordered[-1].time
-    if first == last:
+    if x_span is not None:
+        left, right = (float(x) for x in mdates.date2num(list(x_span)))
+        ax.set_xlim(left, right + (right - left) * _SPAN_RIGHT_PAD)
+    elif first == last:
         ax.set_xlim(
             float(mdates.date2num(first - _SINGLE_INSTANT_PAD)),
             float(mdates.date2num(last + _SINGLE_INSTANT_PAD)),
         )
     else:
-        ax.set_xlim(xs[0], xs[-1])
+        ax.set_xlim(times[0], times[-1])
 
     # tz given explicitly rather than taken from rcParams["timezone"], which any code may change.
     locator = mdates.AutoDateLocator(tz=UTC, minticks=3, maxticks=7)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.chart_history import CHART_FIELDS, MAX_RANGE_DOCUMENTS, ChartRange, RangeHistory, chart_range, max_gap
 from shared.readings import SENSOR_ID_PATTERN, format_timestamp
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import DocumentStore, Entity, StateStore
@@ -23,6 +24,7 @@ _CHART_CACHE_ENTRIES = 512
 _RATE_WINDOW_SECONDS = 60.0  # readings per minute: over the last minute
 _MIN_RATE_SECONDS = 5.0
 _RENDER_WAIT_SECONDS = 30.0
+_HISTORY_ENTRIES = 1024  # (series, range) pairs whose bucketed history is kept between renders
 
 
 class UnknownSeries(LookupError):
@@ -74,6 +76,10 @@ class DashboardReader:
         self._totals: deque[tuple[float, int]] = deque()  # (clock, readings_total over every series)
         self._charts: OrderedDict[str, bytes] = OrderedDict()
         self._rendering: dict[str, threading.Event] = {}  # ETag -> set when its render ends
+        self._histories: OrderedDict[tuple[str, str, str], RangeHistory] = OrderedDict()
+        # (sensor, metric, range, scale) -> (ETag, clock) of the last render of a range that is redrawn at
+        # most every refresh_seconds
+        self._last_render: dict[tuple[str, str, str, int], tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def series(self) -> list[dict[str, Any]]:
@@ -139,15 +145,24 @@ class DashboardReader:
         docs = self._documents.latest(SUMMARIES, sensor_id, "window_end", limit, equals={"metric": series["metric"]})
         return [{k: v for k, v in d.items() if not k.startswith("_")} for d in docs]
 
-    def chart_etag(self, sensor_id: str, metric: str | None, scale: int) -> tuple[str, dict[str, Any]]:
-        """The ETag of the chart as it would be rendered now: cheap, one partition read."""
+    def chart_etag(
+        self, sensor_id: str, metric: str | None, scale: int, range_name: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """The ETag of the chart as it would be answered now: cheap, one partition read. Without a range the
+        chart shows the last CHART_POINTS summaries; with one, the summaries in that range (see chart_history)."""
         series = self._sensor_series(sensor_id, metric)
-        key = f"{sensor_id}\x1f{series['metric']}\x1f{series['latest']['id']}\x1f{scale}"
+        if range_name is not None:
+            refresh = chart_range(range_name).refresh_seconds
+            with self._lock:
+                last = self._last_render.get((sensor_id, series["metric"], range_name, scale))
+            if last is not None and self._clock() - last[1] < refresh:
+                return last[0], series  # drawn moments ago: the same chart until refresh_seconds have passed
+        key = "\x1f".join((sensor_id, series["metric"], series["latest"]["id"], str(scale), range_name or ""))
         return '"' + hashlib.sha256(key.encode()).hexdigest()[:24] + '"', series
 
-    def chart(self, sensor_id: str, metric: str | None, scale: int) -> Chart:
-        """The PNG for the series' last CHART_POINTS summaries, rendered once per new summary."""
-        etag, series = self.chart_etag(sensor_id, metric, scale)
+    def chart(self, sensor_id: str, metric: str | None, scale: int, range_name: str | None = None) -> Chart:
+        """The PNG of the series' chart, rendered once per new summary (per refresh_seconds for a range)."""
+        etag, series = self.chart_etag(sensor_id, metric, scale, range_name)
         while True:
             with self._lock:
                 png = self._charts.get(etag)
@@ -161,15 +176,25 @@ class DashboardReader:
                     break
             rendering.wait(_RENDER_WAIT_SECONDS)  # then the cache has it, or that render failed: try again
         try:
-            png = self._render_series(series, scale)
+            if range_name is None:
+                png = self._render_series(series, scale)
+            else:
+                png = self._render_range(series, scale, chart_range(range_name))
             with self._lock:
                 self._charts[etag] = png
                 while len(self._charts) > _CHART_CACHE_ENTRIES:
                     self._charts.popitem(last=False)
+                if range_name is not None:
+                    self._last_render[(sensor_id, series["metric"], range_name, scale)] = (etag, self._clock())
+                    while len(self._last_render) > _HISTORY_ENTRIES:
+                        self._last_render.pop(next(iter(self._last_render)))
         finally:
             with self._lock:
                 self._rendering.pop(etag).set()
         return Chart(etag, png)
+
+    def _title(self, series: dict[str, Any]) -> str:
+        return f"{series['sensor_id']} · {series['metric'].replace('_', ' ')}"
 
     def _render_series(self, series: dict[str, Any], scale: int) -> bytes:
         from shared.charts import ChartPoint, render_chart  # matplotlib loads on the first chart only
@@ -181,6 +206,45 @@ class DashboardReader:
             ChartPoint(datetime.fromisoformat(d["window_end"]), float(d["min"]), float(d["max"]), float(d["avg"]))
             for d in docs
         ]
-        title = f"{series['sensor_id']} · {series['metric'].replace('_', ' ')}"
         render = self._render or render_chart
-        return render(points, title=title, unit=series["unit"], scale=scale)
+        return render(points, title=self._title(series), unit=series["unit"], scale=scale)
+
+    def _history(self, sensor_id: str, metric: str, chosen: ChartRange) -> RangeHistory:
+        key = (sensor_id, metric, chosen.name)
+        with self._lock:
+            history = self._histories.get(key)
+            if history is None:
+                history = self._histories[key] = RangeHistory(chosen, self._clock)
+                while len(self._histories) > _HISTORY_ENTRIES:
+                    self._histories.popitem(last=False)
+            else:
+                self._histories.move_to_end(key)
+            return history
+
+    def _render_range(self, series: dict[str, Any], scale: int, chosen: ChartRange) -> bytes:
+        from shared.charts import render_chart  # matplotlib loads on the first chart only
+
+        sensor_id, metric = series["sensor_id"], series["metric"]
+
+        def read(since: str) -> list[dict[str, Any]]:
+            return self._documents.latest(
+                SUMMARIES,
+                sensor_id,
+                "window_end",
+                MAX_RANGE_DOCUMENTS,
+                equals={"metric": metric},
+                since=since,
+                fields=CHART_FIELDS,
+            )
+
+        end = datetime.fromisoformat(series["latest"]["window_end"])
+        points = self._history(sensor_id, metric, chosen).update(end, read)
+        render = self._render or render_chart
+        return render(
+            points,
+            title=f"{self._title(series)} · last {chosen.label}",
+            unit=series["unit"],
+            scale=scale,
+            x_span=(end - chosen.span, end),
+            max_gap=max_gap(points, chosen),
+        )

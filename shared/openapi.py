@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.chart_history import DEFAULT_RANGE, RANGES
 from shared.dashboard import MAX_SUMMARIES_LIMIT
 from shared.ingest import READING_ID_PATTERN, IngestLimits
 from shared.reading_intake import MAX_READINGS_LIMIT
@@ -39,6 +40,14 @@ _METRIC: Schema = {
     "in": "query",
     "required": False,
     "schema": {"type": "string", "pattern": f"^{METRIC_PATTERN.pattern}$"},
+}
+
+_RANGE: Schema = {
+    "name": "range",
+    "in": "query",
+    "required": False,
+    "description": "a time range: the chart's summaries over the last 10 minutes, hour or day, bucketed",
+    "schema": {"type": "string", "enum": list(RANGES)},
 }
 
 
@@ -204,7 +213,11 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 "summary": "The live dashboard page",
                 "operationId": "dashboard_page",
                 "security": _ANONYMOUS,
-                "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}},
+                "parameters": [{**_RANGE, "schema": {**_RANGE["schema"], "default": DEFAULT_RANGE}}],
+                "responses": {
+                    "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "400": _error("an unknown range"),
+                },
             }
         },
         "/api/readings": {
@@ -275,7 +288,7 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
         },
         "/api/plots/{sensor_id}.png": {
             "get": {
-                "summary": "Chart of a series' last 120 summaries (max, min, avg); ETag and 304",
+                "summary": "Chart of a series' max, min and avg: its last 120 summaries, or a time range; ETag and 304",
                 "operationId": "sensor_chart",
                 "security": _ANONYMOUS,
                 "parameters": [
@@ -287,6 +300,7 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                         "required": False,
                         "schema": {"type": "integer", "minimum": 1, "maximum": 3, "default": 1},
                     },
+                    _RANGE,
                 ],
                 "responses": {
                     "200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string"}}}},

@@ -136,12 +136,16 @@ class CosmosDocumentStore:
         order_by: str,
         limit: int,
         equals: Mapping[str, str] | None = None,
+        since: str | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[Document]:
         field = self._pk_field(container)
-        names = [field, order_by, *(equals or {})]
+        names = [field, order_by, *(equals or {}), *(fields or ())]
         if not all(FIELD_NAME.match(name) for name in names):
             raise ValueError("field names must be identifiers")
-        query = f"SELECT TOP @limit * FROM c WHERE c.{field} = @pk"
+        # A projection costs the same RU to find the documents but sends only the named fields back.
+        selected = ", ".join(f"c.{name}" for name in fields) if fields else "*"
+        query = f"SELECT TOP @limit {selected} FROM c WHERE c.{field} = @pk"
         parameters: list[dict[str, Any]] = [
             {"name": "@limit", "value": int(limit)},
             {"name": "@pk", "value": partition_key},
@@ -149,6 +153,9 @@ class CosmosDocumentStore:
         for n, (name, value) in enumerate((equals or {}).items()):
             query += f" AND c.{name} = @v{n}"
             parameters.append({"name": f"@v{n}", "value": value})
+        if since is not None:
+            query += f" AND c.{order_by} >= @since"
+            parameters.append({"name": "@since", "value": since})
         query += f" ORDER BY c.{order_by} DESC"
         try:
             items = self._container(container).query_items(

@@ -104,22 +104,32 @@ class SqliteDocumentStore:
         order_by: str,
         limit: int,
         equals: Mapping[str, str] | None = None,
+        since: str | None = None,
+        fields: Sequence[str] | None = None,
     ) -> list[Document]:
-        fields = [container, order_by, *(equals or {})]
-        if not all(FIELD_NAME.match(name) for name in fields):
+        names = [container, order_by, *(equals or {}), *(fields or ())]
+        if not all(FIELD_NAME.match(name) for name in names):
             raise ValueError("container and field names must be identifiers")
+        # A projection reads only the named fields out of the body (as Cosmos leaves out a field a document
+        # lacks, so does this); the whole body is parsed only when the caller wants the whole document.
+        columns = ", ".join(f"json_extract(body, '$.{name}')" for name in fields) if fields else "body, lsn, ts"
         # The container as a literal lets SQLite use the partial index of that container.
-        sql = f"SELECT body, lsn, ts FROM documents WHERE container = '{container}' AND pk = ? "
+        sql = f"SELECT {columns} FROM documents WHERE container = '{container}' AND pk = ? "
         sql += "AND (expires_at IS NULL OR expires_at > ?) "
         params: list[Any] = [partition_key, time.time()]
         for name, value in (equals or {}).items():
             sql += f"AND json_extract(body, '$.{name}') = ? "
             params.append(value)
+        if since is not None:
+            sql += f"AND json_extract(body, '$.{order_by}') >= ? "
+            params.append(since)
         # The literal path matches the expression indexes, so SQLite walks the index backwards.
         sql += f"ORDER BY json_extract(body, '$.{order_by}') DESC LIMIT ?"
         params.append(limit)
         with self._db.connection() as conn:
             rows = conn.execute(sql, params).fetchall()
+        if fields:
+            return [{name: value for name, value in zip(fields, row, strict=True) if value is not None} for row in rows]
         return [self._document(*row) for row in rows]
 
     def read_changes(self, container: str, continuation: str | None, max_items: int) -> ChangeBatch:

@@ -227,7 +227,7 @@ def test_the_page_has_one_chart_per_sensor(handlers: dict[str, Handler]) -> None
     assert page.count("<img ") == len(SENSORS)
     for sensor in SENSORS:
         assert f"<h2>{sensor}</h2>" in page
-        assert f'src="api/plots/{sensor.replace(":", "%3A")}.png?metric=temperature&amp;v=' in page
+        assert f'src="api/plots/{sensor.replace(":", "%3A")}.png?metric=temperature&amp;range=10m&amp;v=' in page
 
 
 def test_sensor_ids_are_html_escaped_on_the_page() -> None:
@@ -239,7 +239,7 @@ def test_sensor_ids_are_html_escaped_on_the_page() -> None:
         "latest": {"id": 'abc"><script>', "min": 1.0, "avg": 2.0, "max": 3.0},
     }
 
-    page = render_page([crafted])
+    page = render_page([crafted], "10m")
 
     assert "<b>x" not in page
     assert "<i>°C" not in page

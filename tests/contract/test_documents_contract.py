@@ -105,6 +105,58 @@ def test_latest_is_newest_first_within_one_partition_with_limit_and_filter(docum
         documents.store.latest(READINGS, "s1", "timestamp", 10, equals={"metric = metric OR 1": "x"})
 
 
+def test_latest_since_keeps_only_documents_at_or_after_the_bound(documents: Subject) -> None:
+    documents.store.upsert_many(
+        SUMMARIES,
+        [
+            {
+                "id": f"w{minute}",
+                "sensor_id": "s1",
+                "metric": "temperature",
+                "window_end": f"2024-05-01T10:{minute:02d}:00Z",
+            }
+            for minute in (1, 3, 5, 7, 9)
+        ],
+    )
+
+    since = documents.store.latest(SUMMARIES, "s1", "window_end", 10, since="2024-05-01T10:05:00Z")
+    limited = documents.store.latest(SUMMARIES, "s1", "window_end", 2, since="2024-05-01T10:02:00Z")
+
+    assert [d["id"] for d in since] == ["w9", "w7", "w5"]  # the bound itself is included
+    assert [d["id"] for d in limited] == ["w9", "w7"]  # the limit still takes the newest
+    assert documents.store.latest(SUMMARIES, "s1", "window_end", 10, since="2024-05-01T11:00:00Z") == []
+
+
+def test_latest_with_fields_returns_only_those_fields(documents: Subject) -> None:
+    documents.store.upsert_many(
+        SUMMARIES,
+        [
+            {
+                "id": "a",
+                "sensor_id": "s1",
+                "metric": "temperature",
+                "window_end": "2024-05-01T10:00:00Z",
+                "min": 1.5,
+                "max": 3,
+                "avg": 2.25,
+                "readings": ["r1", "r2"],
+            },
+            {"id": "b", "sensor_id": "s1", "metric": "temperature", "window_end": "2024-05-01T10:01:00Z", "min": 2.0},
+        ],
+    )
+
+    projected = documents.store.latest(
+        SUMMARIES, "s1", "window_end", 10, equals={"metric": "temperature"}, fields=["window_end", "min", "max"]
+    )
+
+    assert projected == [
+        {"window_end": "2024-05-01T10:01:00Z", "min": 2.0},  # a field the document lacks is left out
+        {"window_end": "2024-05-01T10:00:00Z", "min": 1.5, "max": 3},
+    ]
+    with pytest.raises(ValueError):
+        documents.store.latest(SUMMARIES, "s1", "window_end", 10, fields=["min) FROM x --"])
+
+
 def test_documents_without_partition_key_or_id_are_refused(documents: Subject) -> None:
     with pytest.raises(StorageError):
         documents.store.upsert_many(READINGS, [{"id": "no-sensor", "value": 1.0}])

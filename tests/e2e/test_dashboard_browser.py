@@ -188,6 +188,41 @@ def test_a_new_summary_redraws_its_card_and_flashes_its_dot_without_a_reload(
     _assert_not_reloaded(tab)
 
 
+ALL_CHARTS_OVER = """(range) => {
+  const images = [...document.querySelectorAll("#cards .card img")];
+  return images.length > 0 && images.every((img) =>
+    new URL(img.src).searchParams.get("range") === range && img.srcset.includes("range=" + range) &&
+    img.complete && img.naturalWidth > 0);
+}"""
+
+
+def test_the_range_choice_changes_every_chart_request_and_survives_a_reload(live: DevhostProcess, tab: PageLog) -> None:
+    _open(tab, live)
+    _wait_for_cards(tab, len(SENSORS))
+    page = tab.page
+    expect(page.get_by_role("radio", name="10 min")).to_be_checked()
+    tab.page.wait_for_function(ALL_CHARTS_OVER, arg="10m")
+    before = {img.get_attribute("src") for img in page.locator("#cards .card img").all()}
+
+    with page.expect_response(lambda r: "/api/plots/" in r.url and "range=1h" in r.url) as answer:
+        page.locator("#range label", has_text="1 hour").click()  # what a user clicks: the label
+
+    assert answer.value.status == 200 and answer.value.headers["content-type"] == "image/png"
+    expect(page.get_by_role("radio", name="1 hour")).to_be_checked()
+    page.wait_for_function(ALL_CHARTS_OVER, arg="1h")
+    after = {img.get_attribute("src") for img in page.locator("#cards .card img").all()}
+    assert not before & after
+    assert "over the last 1 hour" in (page.locator("#cards .card img").first.get_attribute("alt") or "")
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded"
+    assert "range=1h" in page.url
+
+    page.reload()  # the choice is in the address, so a reload or a bookmark keeps it
+    expect(page.get_by_role("radio", name="1 hour")).to_be_checked()
+    page.wait_for_function(ALL_CHARTS_OVER, arg="1h")
+    assert tab.console_errors == []
+    assert tab.failed == []
+
+
 def _post_reading(host: DevhostProcess, sensor_id: str, value: float) -> None:
     body = [
         {"sensor_id": sensor_id, "metric": "temperature", "value": value, "timestamp": datetime.now(UTC).isoformat()}

@@ -54,3 +54,49 @@ def test_rendering_never_loads_pyplot() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def _is_red(pixel: float | tuple[int, ...]) -> bool:
+    assert isinstance(pixel, tuple)
+    return pixel[0] > 180 and pixel[1] < 90 and pixel[2] < 90
+
+
+def _red_columns(png: bytes) -> set[int]:
+    """The x of every pixel column where the max line (red) is drawn."""
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    width, height = image.size
+    pixels = image.load()
+    assert pixels is not None
+    return {x for x in range(width) for y in range(height) if _is_red(pixels[x, y])}
+
+
+def test_a_silent_stretch_is_a_gap_not_a_line_and_the_axis_spans_the_chosen_range() -> None:
+    # Readings for the first and last ten minutes of an hour, silence between.
+    early = [ChartPoint(START + timedelta(seconds=15 * i), 20.0, 30.0, 25.0) for i in range(40)]
+    late = [ChartPoint(START + timedelta(minutes=50, seconds=15 * i), 20.0, 30.0, 25.0) for i in range(41)]
+    span = (START, START + timedelta(hours=1))
+
+    joined = _red_columns(render_chart(early + late, title="t", unit="°C", x_span=span))
+    broken = _red_columns(render_chart(early + late, title="t", unit="°C", x_span=span, max_gap=timedelta(minutes=1)))
+    # Only the first ten minutes: the axis still spans the hour, so the line stops a sixth of the way across.
+    alone = _red_columns(render_chart(early, title="t", unit="°C", x_span=span))
+
+    middle = set(range(300, 380))  # the middle of the plot, half an hour in
+    assert middle <= joined
+    assert not middle & broken
+    assert len(broken) > 100  # both stretches are still drawn
+    assert max(alone) < 200
+
+
+def test_a_point_alone_between_gaps_is_drawn_as_a_dot() -> None:
+    lone = ChartPoint(START + timedelta(minutes=30), 20.0, 30.0, 25.0)
+    edges = [ChartPoint(START + timedelta(seconds=15 * i), 20.0, 30.0, 25.0) for i in range(4)]
+    span = (START, START + timedelta(hours=1))
+
+    with_dot = _red_columns(
+        render_chart([*edges, lone], title="t", unit="°C", x_span=span, max_gap=timedelta(minutes=1))
+    )
+    without = _red_columns(render_chart(edges, title="t", unit="°C", x_span=span, max_gap=timedelta(minutes=1)))
+
+    assert with_dot - without  # red pixels near the middle, where the lone point is
+    assert all(280 <= x <= 400 for x in with_dot - without)
