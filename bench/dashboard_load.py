@@ -7,7 +7,7 @@ must be) whatever happens.
 Viewers: 50 threads, each with one keep-alive http.client connection, act as the page's script does. Every
 2 s (each from a random offset in [0, 2) s; a poll that overruns its slot starts the next one at once and is
 counted as late) a viewer GETs /api/sensors, then for each series whose latest summary id changed since its
-previous poll (every series, on its first) GETs `/api/plots/{id}.png?metric=...&v=<latest id>` (the 1x
+previous poll (every series, on its first) GETs `/api/plots/{id}.png?metric=...&range=10m&v=<latest id>` (the 1x
 image only, as a browser at devicePixelRatio 1 does; one after the other, where a browser would use up to 6
 connections), then GETs /api/overview. Each viewer keeps a browser cache (URL -> ETag) and revalidates a URL
 it holds with If-None-Match (a 304 is expected); as the page makes a new URL per summary, a changed chart is
@@ -62,6 +62,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench.common import REPO_ROOT, log, median, ms, percentile, stop_devhost
+from shared.chart_history import DEFAULT_RANGE
 
 HOST = "127.0.0.1"
 SENSOR_COUNT = 20
@@ -208,10 +209,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def chart_path(series: Mapping[str, Any]) -> str:
-    """The chart URL the page builds for a series' latest summary (1x)."""
+    """The chart URL the page builds for a series' latest summary (1x, the page's default range)."""
     return (
         f"/api/plots/{quote(str(series['sensor_id']), safe='')}.png?metric={quote(str(series['metric']), safe='')}"
-        f"&v={quote(str(series['latest']['id']), safe='')}"
+        f"&range={DEFAULT_RANGE}&v={quote(str(series['latest']['id']), safe='')}"
     )
 
 

@@ -3,12 +3,14 @@
 from datetime import UTC, datetime
 
 import azure.functions as func
+from azure.functions.warmup import WarmUpContext  # listed in azure.functions.__all__ but not exported there
 
 from blueprints.query_params import bounded_int_param, metric_param, range_param
 from blueprints.responses import error_response, json_response
 from shared.chart_history import DEFAULT_RANGE
 from shared.dashboard import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
 from shared.dashboard_page import render_page
+from shared.invocation import observed
 from shared.log_context import app_logger
 from shared.metrics import PROMETHEUS_CONTENT_TYPE, get_metrics
 from shared.openapi import openapi_document
@@ -116,3 +118,14 @@ def metrics(req: func.HttpRequest) -> func.HttpResponse:
         status_code=200,
         headers={"Content-Type": PROMETHEUS_CONTENT_TYPE, "Cache-Control": "no-store"},
     )
+
+
+# Named "warmup", as the host requires. The host runs it once on each instance it adds (on plans that support the
+# trigger, not on restarts), before that instance gets traffic; devhost runs it once at start.
+@bp.warm_up_trigger(arg_name="warmup")
+def warmup(warmup: WarmUpContext, context: func.Context) -> None:
+    """A new instance: load the chart library before the first viewer's charts have to."""
+    from shared.charts import warm_up
+
+    with observed("warmup", context):
+        warm_up()

@@ -9,6 +9,7 @@ the keys their authLevel asks for, as in Azure (devhost.host_keys); by default t
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -30,6 +31,7 @@ from devhost.host_keys import FUNCTION_KEY_VARIABLE, MASTER_KEY_VARIABLE, HostKe
 from devhost.http_front import DevHostHttpServer, HttpRoute, http_routes
 from devhost.invoker import Invoker
 from devhost.timer_driver import TimerDriver
+from devhost.warmup_driver import WARMUP_TRIGGER, run_warmup
 from shared.settings import BACKEND_EMBEDDED, EMBEDDED_DATA_DIR, STORAGE_BACKEND, Settings
 from shared.storage.factory import get_stores
 from shared.storage.names import PARTITION_KEY_PATHS
@@ -141,6 +143,7 @@ class DevHost:
         feeds: list[ChangeFeedDriver] = []
         hubs: list[EventHubDriver] = []
         timers: list[TimerDriver] = []
+        warmups: list[FunctionSpec] = []
         for spec in self.specs:
             kind = spec.trigger_type
             if kind == "cosmosDBTrigger":
@@ -151,6 +154,8 @@ class DevHost:
                 hubs.append(EventHubDriver(spec, invoker, hub, self.stop_event, config.max_event_batch_size))
             elif kind == "timerTrigger":
                 timers.append(TimerDriver(spec, invoker, state, self.stop_event))
+            elif kind == WARMUP_TRIGGER:
+                warmups.append(spec)
             elif kind not in ("httpTrigger", ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER):
                 logger.warning("Function %s: devhost cannot drive %s triggers yet; skipped", spec.name, kind)
 
@@ -173,6 +178,7 @@ class DevHost:
         runners: list[tuple[str, Callable[[], None]]] = [(f.spec.name, f.run) for f in feeds]
         runners += [(h.spec.name, h.run) for h in hubs]
         runners += [(t.spec.name, t.run) for t in timers]
+        runners += [(w.name, functools.partial(run_warmup, w, invoker)) for w in warmups]
         for name, run in runners:
             thread = threading.Thread(target=run, name=f"devhost-{name}", daemon=True)
             thread.start()

@@ -60,6 +60,7 @@ def test_the_app_has_exactly_the_expected_functions(bindings: dict[str, list[dic
         "backfill_locations",
         "backfill_window",
         "backfill_finish",
+        "warmup",
         *HTTP_ROUTES,
         *KEYED_ROUTES,
         *ADMIN_ROUTES,
@@ -133,6 +134,13 @@ def test_events_summariser_takes_event_hub_batches(bindings: dict[str, list[dict
     assert hub["connection"] == "EVENTHUB"
     assert hub["eventHubName"] == "%EVENTHUB_NAME%"
     assert str(hub["cardinality"]).lower() == "many"
+
+
+def test_the_warmup_function_has_the_name_and_trigger_the_host_looks_for(
+    bindings: dict[str, list[dict[str, Any]]],
+) -> None:
+    assert trigger(bindings, "warmup")["type"] == "warmupTrigger"
+    assert [b["name"] for b in bindings["warmup"]] == ["warmup"]
 
 
 @pytest.mark.parametrize(("name", "route"), sorted(HTTP_ROUTES.items()))

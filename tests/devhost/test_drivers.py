@@ -14,6 +14,7 @@ from devhost.event_hub_driver import EventHubDriver
 from devhost.function_index import FunctionSpec, RetryPolicy
 from devhost.invoker import Invoker
 from devhost.timer_driver import STATUS_PARTITION, STATUS_TABLE, TimerDriver
+from devhost.warmup_driver import WARMUP_TRIGGER, run_warmup
 from shared.storage.names import PARTITION_KEY_PATHS
 from shared.storage.ports import OutboundEvent
 from shared.storage.sqlite_database import SqliteDatabase
@@ -266,3 +267,21 @@ def test_scheduled_occurrences_fire_on_time(database: SqliteDatabase) -> None:
     stop.set()
     thread.join(5)
     assert 2 <= len(calls) <= 3
+
+
+def test_warmup_is_called_once_with_its_context_and_a_failure_stops_nothing() -> None:
+    calls: list[tuple[object, str]] = []
+
+    def warmup(arg: object, context: func.Context) -> None:
+        calls.append((arg, context.invocation_id))
+
+    def broken(arg: object) -> None:
+        raise OSError("font cache unreadable")
+
+    invoker = Invoker(threading.Event())
+    run_warmup(_spec({"type": WARMUP_TRIGGER}, warmup), invoker)
+    run_warmup(_spec({"type": WARMUP_TRIGGER}, broken), invoker)  # logged by the invoker; does not raise
+
+    assert len(calls) == 1
+    assert type(calls[0][0]).__name__ == "WarmUpContext"
+    assert calls[0][1]

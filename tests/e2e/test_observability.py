@@ -141,6 +141,8 @@ def test_metrics_add_up_to_the_known_run(known_run: dict[tuple[str, frozenset[tu
     succeeded = total(m, "sensorpulse_invocations_total", function="summarise_readings", outcome="succeeded")
     assert succeeded >= 1
     assert total(m, "sensorpulse_invocations_total", outcome="failed") == 0
+    # devhost ran the warmup function once at start, as the host does on a new instance.
+    assert total(m, "sensorpulse_invocations_total", function="warmup", outcome="succeeded") == 1
     summaries = total(m, "sensorpulse_summaries_written_total")
     assert 4 <= summaries <= POSTED_READINGS + GOOD_EVENTS + 1  # one per changed series per batch
 

@@ -100,3 +100,35 @@ def test_a_point_alone_between_gaps_is_drawn_as_a_dot() -> None:
 
     assert with_dot - without  # red pixels near the middle, where the lone point is
     assert all(280 <= x <= 400 for x in with_dot - without)
+
+
+def _gray_columns(png: bytes) -> list[list[int]]:
+    """The image in gray levels (255 is the white background), one list per pixel column."""
+    image = Image.open(io.BytesIO(png)).convert("L")
+    width, height = image.size
+    data = list(image.tobytes())  # mode L: one byte per pixel, row by row
+    return [data[x::width] for x in range(width)]
+
+
+def _first_drawn_column(png: bytes) -> int:
+    return next(x for x, column in enumerate(_gray_columns(png)) if any(v != 255 for v in column))
+
+
+def _spine_column(png: bytes) -> int:
+    """The x of the y axis line: the first column dark over most of the plot's height."""
+    columns = _gray_columns(png)
+    return next(x for x, column in enumerate(columns) if sum(v < 100 for v in column) > len(column) // 2)
+
+
+def test_the_left_margin_makes_room_for_wide_tick_labels_and_no_more() -> None:
+    narrow = [ChartPoint(p.time, p.min, p.max, p.avg) for p in _points(30)]
+    wide = [
+        ChartPoint(p.time, -150_000 + p.min * 10_000, -140_000 + p.max * 10_000, p.avg * 10_000) for p in _points(30)
+    ]
+
+    narrow_png = render_chart(narrow, title="t", unit="°C")
+    wide_png = render_chart(wide, title="t", unit="°C")
+
+    assert _spine_column(wide_png) > _spine_column(narrow_png) + 15  # the axis moved right for "−150000"
+    for png in (narrow_png, wide_png):
+        assert 3 <= _first_drawn_column(png) <= 12  # the unit label is whole, near the edge, never cut off
