@@ -39,7 +39,8 @@ Page ready, on the cached-phase devhost before its viewers: Debian's chromium (n
 headless, through Playwright; 5 navigations to `/`, each in a fresh browser context (cold browser cache). A
 run's figure is `performance.now()` in the page (0 = navigation start) when 20 cards are present and every
 card's chart image is loaded (`complete && naturalWidth > 0`). The first run meets devhost's cold chart cache
-(and its first matplotlib import); the others find every chart cached. The target is on the median of the 5.
+(devhost's warmup run has loaded matplotlib by then, as a user opening the page after `make run` finds it);
+the others find every chart cached. The target is on the median of the 5; the first is reported too.
 """
 
 from __future__ import annotations
