@@ -15,11 +15,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.charts import ChartPoint
-from shared.readings import format_timestamp
+from shared.readings import epoch_ms, format_epoch_ms, from_epoch_ms
 
 BUCKETS = 240
 FULL_READ_SECONDS = 900.0
@@ -75,13 +75,6 @@ class _Bucket:
         self.count += 1
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _epoch_ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
-
-
 def _parsed(document: Mapping[str, Any]) -> tuple[int, float, float, float] | None:
     """(window_end in epoch ms, min, max, avg), or None for a document a chart cannot draw."""
     try:
@@ -91,7 +84,7 @@ def _parsed(document: Mapping[str, Any]) -> tuple[int, float, float, float] | No
         return None
     if end.tzinfo is None:
         return None
-    return _epoch_ms(end), low, high, avg
+    return epoch_ms(end), low, high, avg
 
 
 Reader = Callable[[str], list[dict[str, Any]]]  # since (a window_end) -> documents with CHART_FIELDS
@@ -112,31 +105,30 @@ class RangeHistory:
         """The chart's points for the range ending at `newest` (the series' latest window_end), reading
         through `read` only the summaries that may have changed since the last update."""
         width = self._range.bucket_ms
-        end_ms = _epoch_ms(newest)
+        end_ms = epoch_ms(newest)
         start_ms = end_ms - int(self._range.span.total_seconds() * 1000)
         with self._lock:
             now = self._clock()
-            full = (
-                self._newest_ms is None
+            newest_seen = self._newest_ms
+            if (
+                newest_seen is None
                 or self._full_read_at is None
                 or now - self._full_read_at >= FULL_READ_SECONDS
-                or self._newest_ms < start_ms
-            )
-            if full:
+                or newest_seen < start_ms
+            ):
                 self._buckets.clear()
                 from_ms = start_ms // width * width  # whole buckets, as the kept ones are
                 self._full_read_at = now
             else:
-                assert self._newest_ms is not None
-                from_ms = self._newest_ms // width * width  # the still-open bucket, from its start
+                from_ms = newest_seen // width * width  # the still-open bucket, from its start
                 for index in [i for i in self._buckets if i >= from_ms // width]:
                     del self._buckets[index]
-            self._add(read(format_timestamp(_EPOCH + timedelta(milliseconds=from_ms))))
+            self._add(read(format_epoch_ms(from_ms)))
             first = start_ms // width
             for index in [i for i in self._buckets if i < first]:
                 del self._buckets[index]
             return [
-                ChartPoint(_EPOCH + timedelta(milliseconds=b.last_ms), b.low, b.high, b.avg_sum / b.count)
+                ChartPoint(from_epoch_ms(b.last_ms), b.low, b.high, b.avg_sum / b.count)
                 for _, b in sorted(self._buckets.items())
                 if b.last_ms >= start_ms
             ]

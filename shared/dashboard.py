@@ -60,6 +60,10 @@ def _series(entity: Entity) -> dict[str, Any]:
     }
 
 
+def _chart_title(series: dict[str, Any]) -> str:
+    return f"{series['sensor_id']} · {series['metric'].replace('_', ' ')}"
+
+
 class DashboardReader:
     def __init__(
         self,
@@ -193,9 +197,6 @@ class DashboardReader:
                 self._rendering.pop(etag).set()
         return Chart(etag, png)
 
-    def _title(self, series: dict[str, Any]) -> str:
-        return f"{series['sensor_id']} · {series['metric'].replace('_', ' ')}"
-
     def _render_series(self, series: dict[str, Any], scale: int) -> bytes:
         from shared.charts import ChartPoint, render_chart  # matplotlib loads on the first chart only
 
@@ -207,7 +208,7 @@ class DashboardReader:
             for d in docs
         ]
         render = self._render or render_chart
-        return render(points, title=self._title(series), unit=series["unit"], scale=scale)
+        return render(points, title=_chart_title(series), unit=series["unit"], scale=scale)
 
     def _history(self, sensor_id: str, metric: str, chosen: ChartRange) -> RangeHistory:
         key = (sensor_id, metric, chosen.name)
@@ -242,7 +243,7 @@ class DashboardReader:
         render = self._render or render_chart
         return render(
             points,
-            title=f"{self._title(series)} · last {chosen.label}",
+            title=f"{_chart_title(series)} · last {chosen.label}",
             unit=series["unit"],
             scale=scale,
             x_span=(end - chosen.span, end),

@@ -30,6 +30,8 @@ pytestmark = pytest.mark.e2e
 SENSORS = ["sensor-01", "sensor-02", "sensor-03"]
 LIVE = {"SENSOR_COUNT": str(len(SENSORS)), "SIMULATOR_SCHEDULE": "*/1 * * * * *"}
 QUIET = {"AzureWebJobs.simulate_sensors.Disabled": "true"}
+ONE_SENSOR = {"SENSOR_COUNT": "1", "SIMULATOR_SCHEDULE": "*/1 * * * * *"}
+LOST = re.compile(r"\blost\b")  # the status line's class while polling fails
 WAIT_MS = 20_000  # the page polls every 2 s and the simulator runs every second: anything slower is a failure
 
 # Installed before the page's own script runs: records every animation of a card's dot (the flash is over in
@@ -108,6 +110,13 @@ def _open(log: PageLog, host: DevhostProcess) -> None:
     log.page.evaluate("window.__marker = 1")
 
 
+def _open_with_one_card(log: PageLog, host: DevhostProcess) -> None:
+    """Opens the page on a one-sensor devhost and waits until its card is in and a poll has answered."""
+    _open(log, host)
+    _wait_for_cards(log, 1)
+    expect(log.page.locator("#status")).to_contain_text("updated")
+
+
 def _assert_not_reloaded(log: PageLog) -> None:
     assert log.page.evaluate("window.__marker") == 1, "the page was reloaded"
     assert log.navigations == 1
@@ -151,7 +160,7 @@ def test_the_page_loads_without_errors_and_only_from_devhost(live: DevhostProces
     assert [url for url in tab.requests if origin(url) != live.base_url] == []
     assert tab.console_errors == []
     assert tab.failed == []
-    expect(tab.page.locator("#status")).not_to_have_class(re.compile(r"\blost\b"))
+    expect(tab.page.locator("#status")).not_to_have_class(LOST)
     paths = {url.removeprefix(live.base_url).split("?")[0] for url in tab.requests}
     assert {"/", "/api/sensors", *(f"/api/plots/{s}.png" for s in SENSORS)} <= paths
 
@@ -261,21 +270,18 @@ def test_an_empty_store_says_so_until_the_first_reading_arrives(tmp_path: Path, 
 
 
 def test_a_lost_devhost_shows_connection_lost_and_the_page_recovers_by_itself(tmp_path: Path, tab: PageLog) -> None:
-    settings = {"SENSOR_COUNT": "1", "SIMULATOR_SCHEDULE": "*/1 * * * * *"}
-    host = DevhostProcess(tmp_path, settings)
+    host = DevhostProcess(tmp_path, ONE_SENSOR)
     status = tab.page.locator("#status")
     try:
-        _open(tab, host)
-        _wait_for_cards(tab, 1)
-        expect(status).to_contain_text("updated")
+        _open_with_one_card(tab, host)
 
         assert host.stop() == 0
-        expect(status).to_have_class(re.compile(r"\blost\b"), timeout=6_000)
+        expect(status).to_have_class(LOST, timeout=6_000)
         expect(status).to_contain_text("connection lost")
         expect(tab.page.locator("#cards .card")).to_have_count(1)  # the last figures stay on screen
 
-        host = restart_on_same_port(host, tmp_path, settings)
-        expect(status).not_to_have_class(re.compile(r"\blost\b"), timeout=10_000)
+        host = restart_on_same_port(host, tmp_path, ONE_SENSOR)
+        expect(status).not_to_have_class(LOST, timeout=10_000)
         expect(status).to_contain_text("live · updated")
         # Polling has resumed: the restarted simulator's next summary reaches the card.
         _wait_for_new_chart_and_flash(tab, "sensor-01|temperature")
@@ -287,19 +293,16 @@ def test_a_lost_devhost_shows_connection_lost_and_the_page_recovers_by_itself(tm
 def test_a_devhost_that_hangs_shows_connection_lost_and_the_page_recovers_when_it_answers(
     tmp_path: Path, tab: PageLog
 ) -> None:
-    settings = {"SENSOR_COUNT": "1", "SIMULATOR_SCHEDULE": "*/1 * * * * *"}
-    host = DevhostProcess(tmp_path, settings)
+    host = DevhostProcess(tmp_path, ONE_SENSOR)
     status = tab.page.locator("#status")
     try:
-        _open(tab, host)
-        _wait_for_cards(tab, 1)
-        expect(status).to_contain_text("updated")
+        _open_with_one_card(tab, host)
         host.process.send_signal(signal.SIGSTOP)  # accepts connections (the kernel does), answers nothing
         try:
-            expect(status).to_have_class(re.compile(r"\blost\b"), timeout=10_000)
+            expect(status).to_have_class(LOST, timeout=10_000)
         finally:
             host.process.send_signal(signal.SIGCONT)
-        expect(status).not_to_have_class(re.compile(r"\blost\b"), timeout=10_000)
+        expect(status).not_to_have_class(LOST, timeout=10_000)
         _wait_for_new_chart_and_flash(tab, "sensor-01|temperature")
         _assert_not_reloaded(tab)
     finally:
