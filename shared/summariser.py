@@ -165,84 +165,92 @@ class Summariser:
                 pending = {key: groups[key] for key in conflicts}
             raise StorageError(f"window state kept changing for {len(pending)} series; the batch will be retried")
 
-    def _known_window(self, key: SeriesKey) -> _KnownWindow:
-        known = self._known.get(key)
-        if known is None:
-            entity = self._state.get(WINDOWS_TABLE, key[0], key[1])
-            if entity is None:
-                known = _KnownWindow(SlidingWindow(self.window_size), "", None, None, summary_written=True)
-            else:
-                window = SlidingWindow.from_json(self.window_size, str(entity.properties.get("entries", "")))
-                latest = entity.properties.get("latest")
-                total = entity.properties.get("readings_total")
-                known = _KnownWindow(
-                    window,
-                    str(entity.properties.get("unit", "")),
-                    entity.etag,
-                    latest if isinstance(latest, str) else None,
-                    # Read from the store: this process cannot know the summary write after it happened.
-                    summary_written=False,
-                    readings_total=total if isinstance(total, int) else 0,
-                )
-            self._known[key] = known
+    def _load_window(self, key: SeriesKey) -> _KnownWindow:
+        """A series' window as stored (an empty one when it has none yet), cached for the next batches."""
+        entity = self._state.get(WINDOWS_TABLE, key[0], key[1])
+        if entity is None:
+            known = _KnownWindow(SlidingWindow(self.window_size), "", None, None, summary_written=True)
+        else:
+            window = SlidingWindow.from_json(self.window_size, str(entity.properties.get("entries", "")))
+            latest = entity.properties.get("latest")
+            total = entity.properties.get("readings_total")
+            known = _KnownWindow(
+                window,
+                str(entity.properties.get("unit", "")),
+                entity.etag,
+                latest if isinstance(latest, str) else None,
+                # Read from the store: this process cannot know the summary write after it happened.
+                summary_written=False,
+                readings_total=total if isinstance(total, int) else 0,
+            )
+        self._known[key] = known
         return known
 
     def _write_round(self, pending: dict[SeriesKey, list[Reading]]) -> tuple[int, set[SeriesKey]]:
         """Merge, write states (If-Match), then the summaries of the states written; returns how many
-        summaries changed and which series changed under us."""
+        summaries changed and which series changed under us. Cached windows are merged in place; a series
+        whose state is not written leaves the cache, so it is read again from storage."""
         now = format_timestamp(self._clock())
-        changed: list[tuple[SeriesKey, SlidingWindow, str, dict[str, Any], str, int]] = []
+        merged: list[tuple[SeriesKey, _KnownWindow, dict[str, Any]]] = []
+        touched: list[SeriesKey] = []
+        writes: list[EntityWrite] = []
         repairs: list[tuple[SeriesKey, dict[str, Any]]] = []
-        for key, readings in pending.items():
-            known = self._known_window(key)
-            window = known.window.copy()
-            entries = [(r.timestamp_ms, r.id, r.value) for r in readings]
-            entered = window.merge(entries)
-            if not entered:
-                # Already summarised: a redelivery. If the process that wrote this state died before its
-                # summary write, the state still carries that summary: one point read finds out, once.
-                if not known.summary_written and known.latest is not None:
-                    latest = orjson.loads(known.latest)
-                    if _stored_summary(self._documents, key[0], str(latest["id"])) != latest:
-                        repairs.append((key, latest))
-                    else:
-                        known.summary_written = True
-                continue
-            newest = max(range(len(entries)), key=entries.__getitem__)  # by (timestamp, id)
-            unit = readings[newest].unit or known.unit
-            summary = build_summary(key[0], key[1], unit, window, now, self._ttl)
-            if summary is not None:
-                total = known.readings_total + entered
-                changed.append((key, window, unit, summary, orjson.dumps(summary).decode(), total))
-        conflicts: set[SeriesKey] = set()
-        accepted: list[tuple[SeriesKey, dict[str, Any]]] = []
-        if changed:
-            results = self._state.write_many(
-                WINDOWS_TABLE,
-                [
+        try:
+            for key, readings in pending.items():
+                known = self._known.get(key) or self._load_window(key)
+                entries = [(r.timestamp_ms, r.id, r.value) for r in readings]
+                entered = known.window.merge(entries)
+                if not entered:
+                    # Already summarised: a redelivery. If the process that wrote this state died before its
+                    # summary write, the state still carries that summary: one point read finds out, once.
+                    if not known.summary_written and known.latest is not None:
+                        latest = orjson.loads(known.latest)
+                        if _stored_summary(self._documents, key[0], str(latest["id"])) != latest:
+                            repairs.append((key, latest))
+                        else:
+                            known.summary_written = True
+                    continue
+                touched.append(key)
+                newest = (
+                    readings[0] if len(readings) == 1 else readings[max(range(len(entries)), key=entries.__getitem__)]
+                )
+                summary = build_summary(key[0], key[1], newest.unit or known.unit, known.window, now, self._ttl)
+                if summary is None:
+                    continue
+                writes.append(
                     EntityWrite(
                         key[0],
                         key[1],
                         {
-                            "entries": window.to_json(),
-                            "unit": unit,
+                            "entries": known.window.to_json(),
+                            "unit": summary["unit"],
                             # Table properties are flat: the latest summary travels as JSON text.
-                            "latest": latest,
-                            "updated_at": summary["computed_at"],
-                            "readings_total": total,
+                            "latest": orjson.dumps(summary).decode(),
+                            "updated_at": now,
+                            "readings_total": known.readings_total + entered,
                         },
-                        self._known[key].etag,
+                        known.etag,
                     )
-                    for key, window, unit, summary, latest, total in changed
-                ],
-            )
-            for (key, window, unit, summary, latest, total), result in zip(changed, results, strict=True):
-                if isinstance(result, ConcurrencyConflict):
-                    self._known.pop(key, None)  # re-read on the next round; nothing of ours was written
-                    conflicts.add(key)
-                else:
-                    self._known[key] = _KnownWindow(window, unit, result.etag, latest, False, total)
-                    accepted.append((key, summary))
+                )
+                merged.append((key, known, summary))
+            results = self._state.write_many(WINDOWS_TABLE, writes) if writes else []
+        except BaseException:
+            for key in touched:
+                self._known.pop(key, None)  # merged but not written
+            raise
+        conflicts: set[SeriesKey] = set()
+        accepted: list[tuple[SeriesKey, dict[str, Any]]] = []
+        for (key, known, summary), write, result in zip(merged, writes, results, strict=True):
+            if isinstance(result, ConcurrencyConflict):
+                self._known.pop(key, None)  # re-read on the next round; nothing of ours was written
+                conflicts.add(key)
+            else:
+                known.etag = result.etag
+                known.unit = write.properties["unit"]
+                known.latest = write.properties["latest"]
+                known.readings_total = write.properties["readings_total"]
+                known.summary_written = False
+                accepted.append((key, summary))
         to_write = accepted + repairs
         if to_write:
             try:

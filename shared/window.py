@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ import orjson
 WindowEntry = tuple[int, str, float]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made for every changed window, and a frozen one costs 5x to make
 class WindowStats:
     count: int
     min: float
@@ -72,21 +73,15 @@ class SlidingWindow:
         return changed
 
     def stats(self) -> WindowStats | None:
-        if not self._entries:
+        entries = self._entries
+        if not entries:
             return None
-        values = [entry[2] for entry in self._entries]
-        total = 0.0
-        for value in values:  # fixed order (sorted entries) keeps the float sum identical on every replay
-            total += value
-        return WindowStats(
-            count=len(values),
-            min=min(values),
-            max=max(values),
-            avg=total / len(values),
-            first_ms=self._entries[0][0],
-            last_ms=self._entries[-1][0],
-            newest_id=self._entries[-1][1],
-        )
+        values = [entry[2] for entry in entries]
+        count = len(values)
+        # fsum is exactly rounded, so the average is the same for any order and on every replay.
+        average = math.fsum(values) / count
+        newest = entries[-1]
+        return WindowStats(count, min(values), max(values), average, entries[0][0], newest[0], newest[1])
 
     def to_json(self) -> str:
         return orjson.dumps(self._entries).decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -13,9 +14,27 @@ from shared.storage.ports import MAX_ATOMIC_WRITES, ConcurrencyConflict, Entity,
 from shared.storage.sqlite_database import SqliteDatabase
 
 
-def _new_etag() -> str:
-    # Random, not a counter: several processes (devhost, tests, benches) may share one database file.
-    return f'W/"{os.urandom(12).hex()}"'
+class _Etags:
+    """New ETags: a random prefix per process (several processes may share one database file, and a forked
+    child draws its own) and a counter, which is cheaper than asking the OS for random bytes every write."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def new(self) -> str:
+        return f'W/"{self._prefix}{next(self._counter):08x}"'
+
+
+_new_etag = _Etags().new
+_INSERT_IF_ABSENT = (
+    "INSERT INTO entities (tbl, pk, rk, props, etag) VALUES (?,?,?,?,?) ON CONFLICT (tbl, pk, rk) DO NOTHING"
+)
+_UPDATE_IF_MATCH = "UPDATE entities SET props = ?, etag = ? WHERE tbl = ? AND pk = ? AND rk = ? AND etag = ?"
 
 
 def _conflict(table: str, change: EntityWrite) -> ConcurrencyConflict:
@@ -27,15 +46,9 @@ def _conditional_write(conn: sqlite3.Connection, table: str, change: EntityWrite
     etag = _new_etag()
     body = orjson.dumps(dict(change.properties)).decode()
     if change.etag is None:
-        cursor = conn.execute(
-            "INSERT INTO entities (tbl, pk, rk, props, etag) VALUES (?,?,?,?,?) ON CONFLICT (tbl, pk, rk) DO NOTHING",
-            (table, change.partition_key, change.row_key, body, etag),
-        )
+        cursor = conn.execute(_INSERT_IF_ABSENT, (table, change.partition_key, change.row_key, body, etag))
     else:
-        cursor = conn.execute(
-            "UPDATE entities SET props = ?, etag = ? WHERE tbl = ? AND pk = ? AND rk = ? AND etag = ?",
-            (body, etag, table, change.partition_key, change.row_key, change.etag),
-        )
+        cursor = conn.execute(_UPDATE_IF_MATCH, (body, etag, table, change.partition_key, change.row_key, change.etag))
     if cursor.rowcount != 1:
         return None
     return Entity(change.partition_key, change.row_key, dict(change.properties), etag)
@@ -88,12 +101,36 @@ class SqliteStateStore:
         return result
 
     def write_many(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity | ConcurrencyConflict]:
-        results: list[Entity | ConcurrencyConflict] = []
+        """One transaction; the inserts and the updates each go to SQLite in one call. Only when fewer rows
+        changed than were asked (a conflict) is each write's outcome read back: it won if its new ETag is
+        the one stored."""
+        written: list[Entity] = []
+        inserts: list[tuple[str, str, str, str, str]] = []
+        updates: list[tuple[str, str, str, str, str, str]] = []
+        for change in changes:
+            entity = Entity(change.partition_key, change.row_key, dict(change.properties), _new_etag())
+            written.append(entity)
+            body = orjson.dumps(entity.properties).decode()
+            if change.etag is None:
+                inserts.append((table, entity.partition_key, entity.row_key, body, entity.etag))
+            else:
+                updates.append((body, entity.etag, table, entity.partition_key, entity.row_key, change.etag))
         with self._db.transaction() as conn:
-            for change in changes:
-                written = _conditional_write(conn, table, change)
-                results.append(written if written is not None else _conflict(table, change))
-        return results
+            rows = conn.executemany(_INSERT_IF_ABSENT, inserts).rowcount if inserts else 0
+            rows += conn.executemany(_UPDATE_IF_MATCH, updates).rowcount if updates else 0
+            if rows == len(changes):
+                return list(written)
+            stored = [
+                conn.execute(
+                    "SELECT etag FROM entities WHERE tbl = ? AND pk = ? AND rk = ?",
+                    (table, entity.partition_key, entity.row_key),
+                ).fetchone()
+                for entity in written
+            ]
+        return [
+            entity if found is not None and found[0] == entity.etag else _conflict(table, change)
+            for change, entity, found in zip(changes, written, stored, strict=True)
+        ]
 
     def write_atomically(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity]:
         if len(changes) > MAX_ATOMIC_WRITES:

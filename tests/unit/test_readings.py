@@ -1,11 +1,13 @@
 """Reading validation: every way a document can be unusable gives a short, specific reason."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.readings import InvalidReading, format_timestamp, parse_reading
+from shared.readings import InvalidReading, format_epoch_ms, format_timestamp, parse_reading
 
 
 def _doc(**changes: Any) -> dict[str, Any]:
@@ -42,6 +44,9 @@ def test_a_good_reading_is_normalised() -> None:
         ({"sensor_id": _DROP}, "missing field: sensor_id"),
         ({"value": _DROP}, "missing field: value"),
         ({"timestamp": _DROP}, "missing field: timestamp"),
+        ({"id": None}, "missing field: id"),
+        ({"value": None}, "missing field: value"),
+        ({"sensor_id": 42}, "sensor_id must be a string"),
         ({"value": "hot"}, "value is not a number"),
         ({"value": True}, "value is not a number"),
         ({"value": float("nan")}, "value is not finite"),
@@ -68,3 +73,20 @@ def test_non_object_is_rejected() -> None:
 def test_format_timestamp_is_utc_with_milliseconds() -> None:
     moment = datetime(2026, 3, 1, 12, 0, 0, 999999, tzinfo=UTC)
     assert format_timestamp(moment) == "2026-03-01T12:00:00.999Z"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@given(st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999))  # years 1 to 9999
+def test_epoch_milliseconds_format_like_any_other_timestamp(ms: int) -> None:
+    assert format_epoch_ms(ms) == format_timestamp(_EPOCH + timedelta(milliseconds=ms))
+
+
+def test_epoch_milliseconds_of_one_second_keep_their_own_milliseconds() -> None:
+    assert [format_epoch_ms(ms) for ms in (1_000, 1_001, 1_999, -1)] == [
+        "1970-01-01T00:00:01.000Z",
+        "1970-01-01T00:00:01.001Z",
+        "1970-01-01T00:00:01.999Z",
+        "1969-12-31T23:59:59.999Z",
+    ]
