@@ -3,15 +3,18 @@ the cases every adapter shares are in tests/contract."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS
 from shared.storage.ports import Document, OutboundEvent
-from shared.storage.sqlite_database import SqliteDatabase
+from shared.storage.sqlite_database import PAGE_SIZE, SqliteDatabase
 from shared.storage.sqlite_documents import SqliteDocumentStore
 from shared.storage.sqlite_events import SqliteEventHub
 from shared.storage.sqlite_state import SqliteStateStore
@@ -264,3 +267,27 @@ def test_committed_pages_reach_the_database_file_without_any_writer_checkpointin
     assert database.path.stat().st_size >= before + 1_000_000  # about 2 MB were written
     with database.connection() as conn:
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+
+
+def test_a_new_database_file_gets_the_large_pages(database: SqliteDatabase) -> None:
+    with database.connection() as conn:
+        assert conn.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
+
+
+def test_a_database_file_made_with_small_pages_keeps_them_and_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as old:
+        old.execute("PRAGMA page_size=4096")
+        old.execute("PRAGMA journal_mode=WAL")
+        old.execute("CREATE TABLE kept (n INTEGER)")
+        old.execute("INSERT INTO kept VALUES (7)")
+        old.commit()
+    database = SqliteDatabase(path)
+    try:
+        SqliteDocumentStore(database, PARTITION_KEY_PATHS).upsert_many(READINGS, [_reading("r1")])
+        with database.connection() as conn:
+            assert conn.execute("PRAGMA page_size").fetchone() == (4096,)
+            assert conn.execute("SELECT n FROM kept").fetchall() == [(7,)]
+        assert SqliteDocumentStore(database, PARTITION_KEY_PATHS).read(READINGS, "s1", "r1") is not None
+    finally:
+        database.close()
