@@ -55,8 +55,9 @@ def test_occupancy_from_the_stand_in_shows_beside_the_sensors_with_its_unit(demo
 
 
 def test_the_devices_that_sent_events_are_listed(demo: DevhostProcess) -> None:
-    listing = wait_for(lambda: (d := demo.get_json("/api/devices")) and d["count"] > 0 and d, 60, "devices")
-    assert listing["count"] == len(listing["devices"]) == 12  # the demo's 3 buildings x 4 counters
+    # The demo's 3 buildings x 4 counters; their events may reach the hub trigger in more than one batch.
+    listing = wait_for(lambda: (d := demo.get_json("/api/devices")) and d["count"] >= 12 and d, 60, "12 devices")
+    assert listing["count"] == len(listing["devices"]) == 12
     device = listing["devices"][0]
     assert device["source"] == "microshare" and device["count"] >= 1
     assert device["first_seen"] <= device["last_seen"]
