@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from collections import OrderedDict, deque
@@ -15,7 +14,8 @@ from typing import Any
 from shared.chart_history import CHART_FIELDS, MAX_RANGE_DOCUMENTS, ChartRange, RangeHistory, chart_range, max_gap
 from shared.readings import SENSOR_ID_PATTERN, format_timestamp
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
-from shared.storage.ports import DocumentStore, Entity, StateStore
+from shared.storage.ports import DocumentStore, Entity, StateStore, public_fields
+from shared.summariser import summary_from_state
 
 CHART_POINTS = 120
 MAX_SUMMARIES_LIMIT = 500
@@ -51,12 +51,11 @@ def _readings_total(entity: Entity) -> int:
 
 
 def _series(entity: Entity) -> dict[str, Any]:
-    latest = entity.properties.get("latest")
     return {
         "sensor_id": entity.partition_key,
         "metric": entity.row_key,
         "unit": entity.properties.get("unit", ""),
-        "latest": json.loads(latest) if isinstance(latest, str) else None,
+        "latest": summary_from_state(entity.partition_key, entity.row_key, entity.properties),
     }
 
 
@@ -134,7 +133,7 @@ class DashboardReader:
         entities = self._state.query(WINDOWS_TABLE, check_sensor_id(sensor_id))
         if metric is not None:
             entities = [e for e in entities if e.row_key == metric]
-        found = [_series(e) for e in entities if e.properties.get("latest")]
+        found = [s for s in map(_series, entities) if s["latest"] is not None]
         if not found:
             raise UnknownSeries(
                 f"no summaries for sensor {sensor_id!r}" + (f" and metric {metric!r}" if metric else "")
@@ -147,7 +146,7 @@ class DashboardReader:
             raise ValueError(f"limit must be between 1 and {MAX_SUMMARIES_LIMIT}")
         series = self._sensor_series(sensor_id, metric)
         docs = self._documents.latest(SUMMARIES, sensor_id, "window_end", limit, equals={"metric": series["metric"]})
-        return [{k: v for k, v in d.items() if not k.startswith("_")} for d in docs]
+        return [public_fields(d) for d in docs]
 
     def chart_etag(
         self, sensor_id: str, metric: str | None, scale: int, range_name: str | None = None

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from shared.ingest import IngestLimits, check_content_type, decode_body, validate_batch
 from shared.readings import Reading
 from shared.storage.names import READINGS
-from shared.storage.ports import Document, DocumentStore
+from shared.storage.ports import Document, DocumentStore, public_fields
 
 MAX_READINGS_LIMIT = 500
 
@@ -40,8 +39,4 @@ class ReadingIntake:
         """The newest readings of a sensor (of one metric, when given), newest first, without storage fields."""
         equals = {"metric": metric} if metric else None
         found = self._documents.latest(READINGS, sensor_id, "timestamp", limit, equals)
-        return [_public(doc) for doc in found]
-
-
-def _public(document: Document) -> dict[str, Any]:
-    return {k: v for k, v in document.items() if not k.startswith("_") and k != "ttl"}
+        return [public_fields(doc) for doc in found]

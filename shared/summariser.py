@@ -1,21 +1,19 @@
 """The sliding-window summariser: readings in, one summary per changed series out, idempotently.
 
 Per batch and per series: one window-state write (If-Match) and one summary upsert, never a query.
-The state is written first and carries the summary it implies, so a summary is only ever written from a
-window that won its If-Match; a crash between the two writes is repaired when the redelivered batch finds
-the window unchanged and writes the summary stored with the state.
+The state is written first and implies its summary (entries, unit and the time it was computed), so a
+summary is only ever written from a window that won its If-Match; a crash between the two writes is repaired
+when the redelivered batch finds the window unchanged and writes the summary its state implies.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-import orjson
 
 from shared.dead_letters import DeadLetter, DeadLetterBox
 from shared.log_context import app_logger
@@ -69,7 +67,7 @@ class _KnownWindow:
     window: SlidingWindow
     unit: str
     etag: str | None
-    latest: str | None  # the summary of this window as JSON, as stored with the state
+    computed_at: str | None  # when this window's summary was computed, as stored with the state
     summary_written: bool  # whether this process saw that summary's write succeed
     readings_total: int = 0  # readings that ever entered this window: the dashboard's readings per minute
 
@@ -105,6 +103,19 @@ def _stored_summary(documents: DocumentStore, sensor_id: str, document_id: str) 
     reading that joins a window without changing its newest reading changes the summary but not its id."""
     stored = documents.read(SUMMARIES, sensor_id, document_id)
     return None if stored is None else {k: v for k, v in stored.items() if k not in SYSTEM_PROPERTIES}
+
+
+def summary_from_state(
+    sensor_id: str, metric: str, properties: Mapping[str, Any], ttl_seconds: int = 0
+) -> dict[str, Any] | None:
+    """The summary a stored window state implies, exactly as the summariser built it (the dashboard's latest
+    summary of a series); None for a state that has none."""
+    entries = properties.get("entries")
+    computed_at = properties.get("updated_at")
+    if not isinstance(entries, str) or not isinstance(computed_at, str):
+        return None
+    window = SlidingWindow.as_stored(entries)
+    return build_summary(sensor_id, metric, str(properties.get("unit", "")), window, computed_at, ttl_seconds)
 
 
 class Summariser:
@@ -172,13 +183,13 @@ class Summariser:
             known = _KnownWindow(SlidingWindow(self.window_size), "", None, None, summary_written=True)
         else:
             window = SlidingWindow.from_json(self.window_size, str(entity.properties.get("entries", "")))
-            latest = entity.properties.get("latest")
+            computed_at = entity.properties.get("updated_at")
             total = entity.properties.get("readings_total")
             known = _KnownWindow(
                 window,
                 str(entity.properties.get("unit", "")),
                 entity.etag,
-                latest if isinstance(latest, str) else None,
+                computed_at if isinstance(computed_at, str) else None,
                 # Read from the store: this process cannot know the summary write after it happened.
                 summary_written=False,
                 readings_total=total if isinstance(total, int) else 0,
@@ -202,11 +213,11 @@ class Summariser:
                 entered = known.window.merge(entries)
                 if not entered:
                     # Already summarised: a redelivery. If the process that wrote this state died before its
-                    # summary write, the state still carries that summary: one point read finds out, once.
-                    if not known.summary_written and known.latest is not None:
-                        latest = orjson.loads(known.latest)
-                        if _stored_summary(self._documents, key[0], str(latest["id"])) != latest:
-                            repairs.append((key, latest))
+                    # summary write, the state still implies that summary: one point read finds out, once.
+                    if not known.summary_written and known.computed_at is not None:
+                        implied = build_summary(*key, known.unit, known.window, known.computed_at, self._ttl)
+                        if implied is not None and _stored_summary(self._documents, key[0], implied["id"]) != implied:
+                            repairs.append((key, implied))
                         else:
                             known.summary_written = True
                     continue
@@ -224,9 +235,7 @@ class Summariser:
                         {
                             "entries": known.window.to_json(),
                             "unit": summary["unit"],
-                            # Table properties are flat: the latest summary travels as JSON text.
-                            "latest": orjson.dumps(summary).decode(),
-                            "updated_at": now,
+                            "updated_at": now,  # the summary's computed_at: with entries and unit, it implies it
                             "readings_total": known.readings_total + entered,
                         },
                         known.etag,
@@ -247,7 +256,7 @@ class Summariser:
             else:
                 known.etag = result.etag
                 known.unit = write.properties["unit"]
-                known.latest = write.properties["latest"]
+                known.computed_at = now
                 known.readings_total = write.properties["readings_total"]
                 known.summary_written = False
                 accepted.append((key, summary))
@@ -256,7 +265,7 @@ class Summariser:
             try:
                 self._documents.upsert_many(SUMMARIES, [summary for _, summary in to_write])
             except Exception:
-                # The states are written; the retry finds the windows unchanged and repairs from `latest`.
+                # The states are written; the retry finds the windows unchanged and repairs from them.
                 for key, _ in to_write:
                     self._known.pop(key, None)
                 raise

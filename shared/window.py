@@ -88,8 +88,17 @@ class SlidingWindow:
 
     @classmethod
     def from_json(cls, size: int, text: str) -> SlidingWindow:
-        raw = orjson.loads(text) if text else []
-        return cls(size, ((int(ts), str(rid), float(value)) for ts, rid, value in raw))
+        return cls(size, _stored_entries(text))
+
+    @classmethod
+    def as_stored(cls, text: str) -> SlidingWindow:
+        """A stored window read by someone who does not know the window size: exactly its entries."""
+        entries = _stored_entries(text)
+        return cls(max(1, len(entries)), entries)
+
+
+def _stored_entries(text: str) -> list[WindowEntry]:
+    return [(int(ts), str(rid), float(value)) for ts, rid, value in (orjson.loads(text) if text else [])]
 
 
 def summary_id(sensor_id: str, metric: str, newest_reading_id: str) -> str:

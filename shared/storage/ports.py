@@ -15,6 +15,11 @@ FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SYSTEM_PROPERTIES = frozenset({"_rid", "_self", "_etag", "_attachments", "_ts", "_lsn"})
 
 
+def public_fields(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A document as the API shows it: without the store's system fields and its storage lifetime (ttl)."""
+    return {k: v for k, v in document.items() if not k.startswith("_") and k != "ttl"}
+
+
 class StorageError(RuntimeError):
     """A storage call failed in a way the caller cannot fix by re-reading (retry the invocation)."""
 

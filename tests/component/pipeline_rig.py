@@ -35,6 +35,7 @@ from shared.storage.sqlite_database import SqliteDatabase
 from shared.storage.sqlite_documents import SqliteDocumentStore
 from shared.storage.sqlite_events import SqliteEventHub
 from shared.storage.sqlite_state import SqliteStateStore
+from shared.summariser import summary_from_state
 from tests.faults import FaultInjector, FaultyDocumentStore, FaultyEventHub, FaultyStateStore, FeedDocumentStore
 
 APP_DIR = Path(__file__).resolve().parents[2]
@@ -199,7 +200,7 @@ class PipelineState:
 
     readings: dict[str, Document]
     summaries: dict[str, Document]  # by id, without the store's system fields
-    windows: dict[tuple[str, str], dict[str, Any]]  # by (sensor, metric): entries, unit, latest (parsed)
+    windows: dict[tuple[str, str], dict[str, Any]]  # by (sensor, metric): entries, unit, the summary it implies
     dead_letters: dict[str, str]  # key → reason
     devices: dict[str, Device]
 
@@ -215,7 +216,7 @@ def stored_state(database: SqliteDatabase) -> PipelineState:
         (e.partition_key, e.row_key): {
             "entries": json.loads(e.properties["entries"]),
             "unit": e.properties["unit"],
-            "latest": json.loads(e.properties["latest"]),
+            "latest": summary_from_state(e.partition_key, e.row_key, e.properties),
         }
         for e in state.query(WINDOWS_TABLE)
     }

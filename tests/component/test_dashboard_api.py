@@ -119,7 +119,7 @@ def test_summaries_are_newest_first_with_ids_and_a_limit(handlers: dict[str, Han
     assert all(isinstance(s["id"], str) and s["id"] for s in listed)
     assert len({s["id"] for s in listed}) == 8
     assert all(s["sensor_id"] == "sensor-01" for s in listed)
-    assert not any(key.startswith("_") for s in listed for key in s)
+    assert not any(key.startswith("_") or key == "ttl" for s in listed for key in s)  # storage fields stay in
     assert body_json(three) == listed[:3]
     latest = {s["sensor_id"]: s["latest"] for s in body_json(get(handlers["list_sensors"], "api/sensors"))}
     assert listed[0] == latest["sensor-01"]

@@ -20,7 +20,7 @@ from shared.storage.ports import Document, StorageError
 from shared.storage.sqlite_database import SqliteDatabase
 from shared.storage.sqlite_documents import SqliteDocumentStore
 from shared.storage.sqlite_state import SqliteStateStore
-from shared.summariser import Summariser
+from shared.summariser import Summariser, summary_from_state
 from shared.window import summary_id
 
 WINDOW = 5
@@ -46,9 +46,11 @@ class Stores:
         return {d["id"]: {k: v for k, v in d.items() if not k.startswith("_")} for d in batch.documents}
 
     def latest(self, sensor_id: str, metric: str = "temperature") -> dict[str, Any]:
+        """The summary the series' stored window state implies (what the dashboard lists as its latest)."""
         entity = self.state.get(WINDOWS_TABLE, sensor_id, metric)
         assert entity is not None
-        latest: dict[str, Any] = json.loads(entity.properties["latest"])
+        latest = summary_from_state(sensor_id, metric, entity.properties)
+        assert latest is not None
         return latest
 
     def window_ids(self, sensor_id: str, metric: str = "temperature") -> list[str]:
