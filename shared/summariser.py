@@ -28,7 +28,7 @@ from shared.storage.ports import (
     StateStore,
     StorageError,
 )
-from shared.window import SlidingWindow, summary_id
+from shared.window import SlidingWindow, WindowEntry, summary_id
 
 logger = app_logger(__name__)
 
@@ -103,6 +103,11 @@ def _stored_summary(documents: DocumentStore, sensor_id: str, document_id: str) 
     reading that joins a window without changing its newest reading changes the summary but not its id."""
     stored = documents.read(SUMMARIES, sensor_id, document_id)
     return None if stored is None else {k: v for k, v in stored.items() if k not in SYSTEM_PROPERTIES}
+
+
+def _newest(readings: list[Reading], entries: list[WindowEntry]) -> Reading:
+    """The batch's newest reading of a series, by (timestamp, id) as the window orders them."""
+    return readings[0] if len(readings) == 1 else readings[max(range(len(entries)), key=entries.__getitem__)]
 
 
 def summary_from_state(
@@ -197,6 +202,17 @@ class Summariser:
         self._known[key] = known
         return known
 
+    def _unwritten_summary(self, key: SeriesKey, known: _KnownWindow) -> dict[str, Any] | None:
+        """The summary a window's stored state implies, if it is not in `summaries`: the process that wrote the
+        state may have died before its summary write. One point read finds out, once per loaded window."""
+        if known.summary_written or known.computed_at is None:
+            return None
+        implied = build_summary(key[0], key[1], known.unit, known.window, known.computed_at, self._ttl)
+        if implied is None or _stored_summary(self._documents, key[0], implied["id"]) == implied:
+            known.summary_written = True
+            return None
+        return implied
+
     def _write_round(self, pending: dict[SeriesKey, list[Reading]]) -> tuple[int, set[SeriesKey]]:
         """Merge, write states (If-Match), then the summaries of the states written; returns how many
         summaries changed and which series changed under us. Cached windows are merged in place; a series
@@ -211,21 +227,14 @@ class Summariser:
                 known = self._known.get(key) or self._load_window(key)
                 entries = [(r.timestamp_ms, r.id, r.value) for r in readings]
                 entered = known.window.merge(entries)
-                if not entered:
-                    # Already summarised: a redelivery. If the process that wrote this state died before its
-                    # summary write, the state still implies that summary: one point read finds out, once.
-                    if not known.summary_written and known.computed_at is not None:
-                        implied = build_summary(*key, known.unit, known.window, known.computed_at, self._ttl)
-                        if implied is not None and _stored_summary(self._documents, key[0], implied["id"]) != implied:
-                            repairs.append((key, implied))
-                        else:
-                            known.summary_written = True
+                if not entered:  # already summarised: a redelivery
+                    unwritten = self._unwritten_summary(key, known)
+                    if unwritten is not None:
+                        repairs.append((key, unwritten))
                     continue
                 touched.append(key)
-                newest = (
-                    readings[0] if len(readings) == 1 else readings[max(range(len(entries)), key=entries.__getitem__)]
-                )
-                summary = build_summary(key[0], key[1], newest.unit or known.unit, known.window, now, self._ttl)
+                unit = _newest(readings, entries).unit or known.unit
+                summary = build_summary(key[0], key[1], unit, known.window, now, self._ttl)
                 if summary is None:
                     continue
                 writes.append(

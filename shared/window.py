@@ -40,13 +40,6 @@ class SlidingWindow:
         self._ids: set[str] = set()
         self.merge(entries)
 
-    def copy(self) -> SlidingWindow:
-        clone = SlidingWindow.__new__(SlidingWindow)
-        clone.size = self.size
-        clone._entries = list(self._entries)
-        clone._ids = set(self._ids)
-        return clone
-
     @property
     def entries(self) -> list[WindowEntry]:
         return list(self._entries)
