@@ -9,7 +9,6 @@ when the redelivered batch finds the window unchanged and writes the summary its
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from typing import Any
 from shared.dead_letters import DeadLetter, DeadLetterBox
 from shared.log_context import app_logger
 from shared.metrics import PipelineMetrics
-from shared.readings import InvalidReading, Reading, format_epoch_ms, format_timestamp, parse_reading
+from shared.readings import InvalidReading, format_epoch_ms, format_timestamp, parse_reading
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import (
     SYSTEM_PROPERTIES,
@@ -33,6 +32,7 @@ from shared.window import SlidingWindow, WindowEntry, summary_id
 logger = app_logger(__name__)
 
 SeriesKey = tuple[str, str]  # (sensor_id, metric)
+SeriesReadings = tuple[list[WindowEntry], list[str]]  # one series' readings in a batch: window entries, units
 MAX_CONFLICT_ROUNDS = 5
 
 
@@ -105,9 +105,10 @@ def _stored_summary(documents: DocumentStore, sensor_id: str, document_id: str) 
     return None if stored is None else {k: v for k, v in stored.items() if k not in SYSTEM_PROPERTIES}
 
 
-def _newest(readings: list[Reading], entries: list[WindowEntry]) -> Reading:
-    """The batch's newest reading of a series, by (timestamp, id) as the window orders them."""
-    return readings[0] if len(readings) == 1 else readings[max(range(len(entries)), key=entries.__getitem__)]
+def _unit_of_newest(readings: SeriesReadings) -> str:
+    """The unit of a series' newest reading in the batch, by (timestamp, id) as the window orders them."""
+    entries, units = readings
+    return units[0] if len(units) == 1 else units[max(range(len(entries)), key=entries.__getitem__)]
 
 
 def summary_from_state(
@@ -149,7 +150,7 @@ class Summariser:
     def apply(self, items: Sequence[object], source: str, rejected: Sequence[DeadLetter] = ()) -> BatchOutcome:
         """Summarise a batch of raw reading documents; invalid ones are dead-lettered, the rest go on.
         `rejected` are items the trigger could not even decode; they are parked with the rest."""
-        groups: dict[SeriesKey, list[Reading]] = defaultdict(list)
+        groups: dict[SeriesKey, SeriesReadings] = {}
         letters: list[DeadLetter] = list(rejected)
         for item in items:
             try:
@@ -157,18 +158,25 @@ class Summariser:
             except InvalidReading as invalid:
                 letters.append(DeadLetter(source, invalid.reason, item))
                 continue
-            groups[(reading.sensor_id, reading.metric)].append(reading)
+            key = (reading.sensor_id, reading.metric)
+            entry = (reading.timestamp_ms, reading.id, reading.value)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = ([entry], [reading.unit])
+            else:
+                group[0].append(entry)
+                group[1].append(reading.unit)
         if letters:
             self._dead_letters.park(letters)
         written = self._summarise(groups) if groups else 0
         received = len(items) + len(rejected)
         outcome = BatchOutcome(received, received - len(letters), len(letters), written)
         if self._metrics is not None:
-            times = (reading.timestamp_ms for readings in groups.values() for reading in readings)
+            times = (entry[0] for entries, _ in groups.values() for entry in entries)
             self._metrics.summarised(source, outcome.summarised, written, times)
         return outcome
 
-    def _summarise(self, groups: dict[SeriesKey, list[Reading]]) -> int:
+    def _summarise(self, groups: dict[SeriesKey, SeriesReadings]) -> int:
         # Serialised per process: both triggers share the cache, and SQLite or Tables would serialise anyway.
         with self._lock:
             pending = groups
@@ -213,7 +221,7 @@ class Summariser:
             return None
         return implied
 
-    def _write_round(self, pending: dict[SeriesKey, list[Reading]]) -> tuple[int, set[SeriesKey]]:
+    def _write_round(self, pending: dict[SeriesKey, SeriesReadings]) -> tuple[int, set[SeriesKey]]:
         """Merge, write states (If-Match), then the summaries of the states written; returns how many
         summaries changed and which series changed under us. Cached windows are merged in place; a series
         whose state is not written leaves the cache, so it is read again from storage."""
@@ -225,15 +233,14 @@ class Summariser:
         try:
             for key, readings in pending.items():
                 known = self._known.get(key) or self._load_window(key)
-                entries = [(r.timestamp_ms, r.id, r.value) for r in readings]
-                entered = known.window.merge(entries)
+                entered = known.window.merge(readings[0])
                 if not entered:  # already summarised: a redelivery
                     unwritten = self._unwritten_summary(key, known)
                     if unwritten is not None:
                         repairs.append((key, unwritten))
                     continue
                 touched.append(key)
-                unit = _newest(readings, entries).unit or known.unit
+                unit = _unit_of_newest(readings) or known.unit
                 summary = build_summary(key[0], key[1], unit, known.window, now, self._ttl)
                 if summary is None:
                     continue
