@@ -276,8 +276,13 @@ def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-summariser-") as tmp:
         log(f"{total} readings in {len(batches)} batches; {REPEATS} runs of each method, alternating")
         for n in range(REPEATS):
-            ours = _run_ours(Path(tmp) / f"ours-{n}", batches)
-            watched = _run_ours(Path(tmp) / f"observed-{n}", batches, observe=True)
+            # Ours and ours-observed swap places every run, so neither always follows the reference method.
+            if n % 2 == 0:
+                ours = _run_ours(Path(tmp) / f"ours-{n}", batches)
+                watched = _run_ours(Path(tmp) / f"observed-{n}", batches, observe=True)
+            else:
+                watched = _run_ours(Path(tmp) / f"observed-{n}", batches, observe=True)
+                ours = _run_ours(Path(tmp) / f"ours-{n}", batches)
             reference = _run_reference(Path(tmp) / f"reference-{n}", batches)
             log(
                 f"run {n + 1}: ours {ours['seconds']:.2f} s, with metrics and logs {watched['seconds']:.2f} s, "
