@@ -100,17 +100,17 @@ def parse_timestamp(value: object) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _require_str(doc: Mapping[str, Any], field: str) -> str:
-    value = doc.get(field)
-    if isinstance(value, str):
-        return value
-    raise InvalidReading(f"missing field: {field}" if value is None else f"{field} must be a string")
-
-
 def _require(doc: Mapping[str, Any], field: str) -> object:
     value = doc.get(field)
     if value is None:
         raise InvalidReading(f"missing field: {field}")
+    return value
+
+
+def _require_str(doc: Mapping[str, Any], field: str) -> str:
+    value = _require(doc, field)
+    if not isinstance(value, str):
+        raise InvalidReading(f"{field} must be a string")
     return value
 
 

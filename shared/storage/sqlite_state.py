@@ -41,17 +41,31 @@ def _conflict(table: str, change: EntityWrite) -> ConcurrencyConflict:
     return ConcurrencyConflict(f"{table}/{change.partition_key}/{change.row_key} changed since read")
 
 
-def _conditional_write(conn: sqlite3.Connection, table: str, change: EntityWrite) -> Entity | None:
-    """Insert-if-absent (no etag) or update-if-match; None when the condition failed."""
-    etag = _new_etag()
-    body = orjson.dumps(dict(change.properties)).decode()
-    if change.etag is None:
-        cursor = conn.execute(_INSERT_IF_ABSENT, (table, change.partition_key, change.row_key, body, etag))
-    else:
-        cursor = conn.execute(_UPDATE_IF_MATCH, (body, etag, table, change.partition_key, change.row_key, change.etag))
-    if cursor.rowcount != 1:
-        return None
-    return Entity(change.partition_key, change.row_key, dict(change.properties), etag)
+_Insert = tuple[str, str, str, str, str]
+_Update = tuple[str, str, str, str, str, str]
+
+
+def _prepare(table: str, changes: Sequence[EntityWrite]) -> tuple[list[Entity], list[_Insert], list[_Update]]:
+    """Each change as the entity it writes (with its new ETag), and the rows to insert-if-absent (no etag) and
+    to update-if-match; prepared before the transaction, so the write lock is not held for the JSON work."""
+    written: list[Entity] = []
+    inserts: list[_Insert] = []
+    updates: list[_Update] = []
+    for change in changes:
+        entity = Entity(change.partition_key, change.row_key, dict(change.properties), _new_etag())
+        written.append(entity)
+        body = orjson.dumps(entity.properties).decode()
+        if change.etag is None:
+            inserts.append((table, entity.partition_key, entity.row_key, body, entity.etag))
+        else:
+            updates.append((body, entity.etag, table, entity.partition_key, entity.row_key, change.etag))
+    return written, inserts, updates
+
+
+def _execute(conn: sqlite3.Connection, inserts: list[_Insert], updates: list[_Update]) -> int:
+    """The conditional writes, each kind in one call; returns how many rows they changed."""
+    rows = conn.executemany(_INSERT_IF_ABSENT, inserts).rowcount if inserts else 0
+    return rows + (conn.executemany(_UPDATE_IF_MATCH, updates).rowcount if updates else 0)
 
 
 class SqliteStateStore:
@@ -104,20 +118,9 @@ class SqliteStateStore:
         """One transaction; the inserts and the updates each go to SQLite in one call. Only when fewer rows
         changed than were asked (a conflict) is each write's outcome read back: it won if its new ETag is
         the one stored."""
-        written: list[Entity] = []
-        inserts: list[tuple[str, str, str, str, str]] = []
-        updates: list[tuple[str, str, str, str, str, str]] = []
-        for change in changes:
-            entity = Entity(change.partition_key, change.row_key, dict(change.properties), _new_etag())
-            written.append(entity)
-            body = orjson.dumps(entity.properties).decode()
-            if change.etag is None:
-                inserts.append((table, entity.partition_key, entity.row_key, body, entity.etag))
-            else:
-                updates.append((body, entity.etag, table, entity.partition_key, entity.row_key, change.etag))
+        written, inserts, updates = _prepare(table, changes)
         with self._db.transaction() as conn:
-            rows = conn.executemany(_INSERT_IF_ABSENT, inserts).rowcount if inserts else 0
-            rows += conn.executemany(_UPDATE_IF_MATCH, updates).rowcount if updates else 0
+            rows = _execute(conn, inserts, updates)
             if rows == len(changes):
                 return list(written)
             stored = [
@@ -137,14 +140,12 @@ class SqliteStateStore:
             raise ValueError(f"a transaction holds at most {MAX_ATOMIC_WRITES} entities")
         if len({change.partition_key for change in changes}) > 1:
             raise ValueError("a transaction's entities must share one partition key")
-        results: list[Entity] = []
+        written, inserts, updates = _prepare(table, changes)
         with self._db.transaction() as conn:
-            for change in changes:
-                written = _conditional_write(conn, table, change)
-                if written is None:
-                    raise _conflict(table, change)  # raised inside the transaction: every write is rolled back
-                results.append(written)
-        return results
+            if _execute(conn, inserts, updates) != len(changes):
+                # Raised inside the transaction: every write is rolled back.
+                raise ConcurrencyConflict(f"{table}/{changes[0].partition_key}: an entity changed since read")
+        return written
 
     def delete(self, table: str, partition_key: str, row_key: str) -> None:
         with self._db.transaction() as conn:
