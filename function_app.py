@@ -6,7 +6,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from blueprints import dashboard, ingest, microshare, sensors, summariser
-from shared.observability import configure_observability
+from shared.ops.observability import configure_observability
 
 configure_observability(os.environ)
 

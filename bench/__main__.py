@@ -1,7 +1,7 @@
 """python -m bench <name>: run one benchmark and print its result as ONE JSON line on stdout.
 
 Diagnostics go to stderr. Each bench module is imported only when it is chosen: the dashboard bench must set
-the storage settings before anything imports `shared.services`.
+the storage settings before anything imports `shared.app`.
 """
 
 from __future__ import annotations

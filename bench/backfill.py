@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import log
-from devhost.durable_store import DurableStore
-from devhost.microshare_dataset import MicroshareDataset
-from devhost.microshare_standin import MicroshareStandIn
-from shared.storage.sqlite_database import SqliteDatabase
+from devhost.durable.store import DurableStore
+from devhost.standins.microshare.dataset import MicroshareDataset
+from devhost.standins.microshare.server import MicroshareStandIn
+from shared.storage.sqlite.database import SqliteDatabase
 from tests.e2e.devhost_process import DevhostProcess, wait_for
 
 INSTANCE = "backfill-people-counter"

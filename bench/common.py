@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from shared.readings import Reading
+from shared.readings.reading import Reading
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The simulator's namespace is private; a bench namespace keeps bench ids apart from simulated ones.

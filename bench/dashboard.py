@@ -96,10 +96,10 @@ def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         data_dir = Path(tmp).resolve()
         _configure(data_dir)
-        from shared.services import get_summariser
+        from shared.app import get_summariser
         from shared.storage.factory import get_stores
         from shared.storage.names import SUMMARIES
-        from shared.storage.sqlite_documents import SqliteDocumentStore
+        from shared.storage.sqlite.documents import SqliteDocumentStore
 
         handler = _chart_handler()
         summariser = get_summariser()

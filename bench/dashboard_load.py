@@ -63,7 +63,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench.common import REPO_ROOT, log, median, ms, percentile, stop_devhost
-from shared.chart_history import DEFAULT_RANGE
+from shared.dashboard.range_history import DEFAULT_RANGE
 
 HOST = "127.0.0.1"
 SENSOR_COUNT = 20

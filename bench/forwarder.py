@@ -18,18 +18,18 @@ from typing import Any
 from azure.eventhub import EventDataBatch
 
 from bench.common import log
-from devhost.microshare_dataset import MicroshareDataset
-from devhost.microshare_standin import MicroshareStandIn
-from shared.forwarding import Forwarder
-from shared.hub_delivery import HubFanout
-from shared.microshare import MicroshareClient
-from shared.microshare_api import PEOPLE_COUNTER
-from shared.storage.azure_events import AzureEventPublisher
+from devhost.standins.microshare.dataset import MicroshareDataset
+from devhost.standins.microshare.server import MicroshareStandIn
+from shared.microshare.api import PEOPLE_COUNTER
+from shared.microshare.client import MicroshareClient
+from shared.microshare.forwarder import Forwarder
+from shared.microshare.hub_fanout import HubFanout
+from shared.storage.azure.events import AzureEventPublisher
 from shared.storage.names import DELIVERIES_TABLE
 from shared.storage.ports import MAX_EVENT_BYTES, OutboundEvent, PublishOutcome
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_events import SqliteEventHub
-from shared.storage.sqlite_state import SqliteStateStore
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.events import SqliteEventHub
+from shared.storage.sqlite.state import SqliteStateStore
 from tests.component.microshare_rig import Clock, settings_for
 
 T0 = datetime(2025, 6, 2, tzinfo=UTC)  # a Monday

@@ -26,8 +26,8 @@ from typing import IO, Any
 
 from bench.common import REPO_ROOT, log, machine, median, percentile, reading_document, stop_devhost
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
 
 HOST = "127.0.0.1"
 SENSORS = ["fresh-01", "fresh-02", "fresh-03"]

@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 from bench.common import log, machine, median, percentile
-from shared.storage.azure_clients import Connection, table_service
+from shared.storage.azure.clients import Connection, table_service
+from shared.storage.azure.table_state import TableStateStore
 from shared.storage.names import WINDOWS_TABLE
 from shared.storage.ports import EntityWrite
-from shared.storage.table_state import TableStateStore
 from tests.emulators import start_azurite_tables
 
 ROUND_TRIPS = 500

@@ -28,15 +28,15 @@ from typing import Any
 
 from bench.common import log, machine, reading_document
 from devhost.console import app_records_as_json
-from shared.invocation import observed
-from shared.metrics import PipelineMetrics
-from shared.readings import format_timestamp
+from shared.ops.invocation import observed
+from shared.ops.metrics import PipelineMetrics
+from shared.readings.reading import format_timestamp
+from shared.readings.summariser import Summariser
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES
 from shared.storage.ports import ChangeBatch, ConcurrencyConflict, Document, Entity, EntityWrite
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_state import SqliteStateStore
-from shared.summariser import Summariser
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.state import SqliteStateStore
 
 SENSORS = 1_000
 READINGS_PER_SENSOR = 20

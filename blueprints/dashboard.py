@@ -7,16 +7,16 @@ from azure.functions.warmup import WarmUpContext  # listed in azure.functions.__
 
 from blueprints.query_params import bounded_int_param, metric_param, range_param
 from blueprints.responses import error_response, json_response
-from shared.chart_history import DEFAULT_RANGE
-from shared.dashboard import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
-from shared.dashboard_page import render_page
-from shared.invocation import observed
-from shared.log_context import app_logger
-from shared.metrics import PROMETHEUS_CONTENT_TYPE, get_metrics
-from shared.openapi import openapi_document
-from shared.readiness import failed_checks, readiness_body, run_checks
-from shared.readings import format_timestamp
-from shared.services import get_dashboard, get_device_registry, readiness_checks
+from shared.app import get_dashboard, get_device_registry, readiness_checks
+from shared.dashboard.page import render_page
+from shared.dashboard.range_history import DEFAULT_RANGE
+from shared.dashboard.reader import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
+from shared.ops.invocation import observed
+from shared.ops.log_context import app_logger
+from shared.ops.metrics import PROMETHEUS_CONTENT_TYPE, get_metrics
+from shared.ops.openapi import openapi_document
+from shared.ops.readiness import failed_checks, readiness_body, run_checks
+from shared.readings.reading import format_timestamp
 from shared.settings import get_ingest_limits
 
 logger = app_logger(__name__)
@@ -125,7 +125,7 @@ def metrics(req: func.HttpRequest) -> func.HttpResponse:
 @bp.warm_up_trigger(arg_name="warmup")
 def warmup(warmup: WarmUpContext, context: func.Context) -> None:
     """A new instance: load the chart library before the first viewer's charts have to."""
-    from shared.charts import warm_up
+    from shared.dashboard.charts import warm_up
 
     with observed("warmup", context):
         warm_up()

@@ -4,13 +4,13 @@ import azure.functions as func
 
 from blueprints.query_params import bounded_int_param, metric_param
 from blueprints.responses import error_response, json_response
-from shared.dashboard import check_sensor_id
-from shared.ingest import IngestRejected, accepted_body
-from shared.invocation import observed
-from shared.log_context import app_logger
-from shared.metrics import get_metrics
-from shared.reading_intake import MAX_READINGS_LIMIT
-from shared.services import get_reading_intake
+from shared.app import get_reading_intake
+from shared.dashboard.reader import check_sensor_id
+from shared.intake.ingest import IngestRejected, accepted_body
+from shared.intake.reading_intake import MAX_READINGS_LIMIT
+from shared.ops.invocation import observed
+from shared.ops.log_context import app_logger
+from shared.ops.metrics import get_metrics
 
 logger = app_logger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated

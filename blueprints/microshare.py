@@ -1,7 +1,7 @@
 """Microshare forwarding: the people-counter timer (every 15 minutes), the hourly-snapshot timer, and the
 Durable Functions backfill (HTTP starter and status, orchestrator, activities) for gaps too long for one run.
 
-Both timers share one forwarding routine (shared.forwarding.Forwarder) and keep their own watermark and
+Both timers share one forwarding routine (shared.microshare.forwarder.Forwarder) and keep their own watermark and
 delivery records, keyed by recType. Timer triggers run on one instance at a time (the host holds a lease),
 and a schedule missed while the app was down is made up at start (use_monitor)."""
 
@@ -13,7 +13,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from blueprints.responses import error_response, json_response, request_json
-from shared.backfill import (
+from shared.app import get_forwarder
+from shared.microshare.api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
+from shared.microshare.backfill import (
     FINISH_ACTIVITY,
     INSTANCE_ID_PATTERN,
     INSTANCE_IDS,
@@ -26,12 +28,10 @@ from shared.backfill import (
     parse_request,
     window_output,
 )
-from shared.forwarding import Forwarder
-from shared.invocation import observed
-from shared.log_context import app_logger
-from shared.microshare_api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
-from shared.readings import parse_timestamp
-from shared.services import get_forwarder
+from shared.microshare.forwarder import Forwarder
+from shared.ops.invocation import observed
+from shared.ops.log_context import app_logger
+from shared.readings.reading import parse_timestamp
 from shared.settings import get_microshare_settings
 
 logger = app_logger(__name__)

@@ -2,8 +2,8 @@
 
 import azure.functions as func
 
-from shared.chart_history import chart_range
-from shared.readings import METRIC_PATTERN
+from shared.dashboard.range_history import chart_range
+from shared.readings.reading import METRIC_PATTERN
 
 
 def metric_param(req: func.HttpRequest) -> str | None:

@@ -4,12 +4,12 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
-from shared.invocation import observed
-from shared.log_context import app_logger
-from shared.metrics import get_metrics
-from shared.services import get_simulator
+from shared.app import get_simulator
+from shared.intake.simulator import sensor_ids
+from shared.ops.invocation import observed
+from shared.ops.log_context import app_logger
+from shared.ops.metrics import get_metrics
 from shared.settings import get_settings
-from shared.simulator import sensor_ids
 
 logger = app_logger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated

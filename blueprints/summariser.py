@@ -5,12 +5,12 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.invocation import observed
-from shared.metrics import get_metrics
-from shared.services import get_device_registry, get_summariser
+from shared.app import get_device_registry, get_summariser
+from shared.intake.telemetry import route_events
+from shared.ops.invocation import observed
+from shared.ops.metrics import get_metrics
 from shared.settings import get_settings
 from shared.storage.names import LEASES, READINGS
-from shared.telemetry import route_events
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
 

@@ -11,17 +11,17 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from devhost.app_settings import AppSettingError
+from devhost.app.function_index import AppIndexError
+from devhost.app.host_config import HostConfigError
+from devhost.app.settings import AppSettingError
 from devhost.console import configure_console
-from devhost.function_index import AppIndexError
 from devhost.host import DevHost, HostOptions
-from devhost.host_config import HostConfigError
-from devhost.host_keys import HostKeysError
-from devhost.microshare_demo import FORWARDERS, start_demo
-from devhost.routes import RouteTemplateError
-from devhost.schedule import ScheduleError
+from devhost.http.host_keys import HostKeysError
+from devhost.http.routes import RouteTemplateError
+from devhost.standins.microshare.demo import FORWARDERS, start_demo
 from devhost.status_line import DEFAULT_PLAIN_EVERY_SECONDS, StatusReporter
-from shared.metrics import get_metrics
+from devhost.triggers.schedule import ScheduleError
+from shared.ops.metrics import get_metrics
 from shared.settings import BACKEND_AZURE, BACKEND_EMBEDDED, SettingsError, log_level_from_env
 
 _STARTUP_ERRORS = (

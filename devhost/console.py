@@ -16,7 +16,7 @@ from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
-from shared.log_context import APP_LOGGER, LogFieldsFilter
+from shared.ops.log_context import APP_LOGGER, LogFieldsFilter
 
 NOISY_LOGGERS = ("azure", "urllib3", "matplotlib", "PIL", "opentelemetry")
 _CLEAR_LINE = "\r\x1b[2K"

@@ -4,7 +4,7 @@ It indexes the app from its own binding metadata, reads local.settings.json and 
 trigger: HTTP from a local web server, timers from their schedules, the Cosmos DB change feed and Event
 Hubs from the embedded SQLite store the app itself writes to, and Durable Functions (orchestrators,
 activities, durable clients) on tables of its own in the same SQLite file. With require_keys, HTTP routes take
-the keys their authLevel asks for, as in Azure (devhost.host_keys); by default they are open, as under func start.
+the keys their authLevel asks for, as in Azure (devhost.http.host_keys); by default they are open, as under func start.
 """
 
 from __future__ import annotations
@@ -19,27 +19,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from devhost.app_settings import apply_values, find_settings_file, is_disabled, read_values
-from devhost.change_feed_driver import ChangeFeedDriver, ChangeFeedSource
-from devhost.durable_engine import ACTIVITY_TRIGGER, DURABLE_CLIENT, ORCHESTRATION_TRIGGER, DurableRuntime
-from devhost.durable_rpc import DurableHttpApi, close_client_session
-from devhost.durable_store import DurableStore
-from devhost.event_hub_driver import EventHubDriver
-from devhost.function_index import FunctionSpec, load_functions
-from devhost.host_config import HostConfig
-from devhost.host_keys import FUNCTION_KEY_VARIABLE, MASTER_KEY_VARIABLE, HostKeys
-from devhost.http_front import DevHostHttpServer, HttpRoute, http_routes
-from devhost.invoker import Invoker
-from devhost.timer_driver import TimerDriver
-from devhost.warmup_driver import WARMUP_TRIGGER, run_warmup
+from devhost.app.function_index import FunctionSpec, load_functions
+from devhost.app.host_config import HostConfig
+from devhost.app.invoker import Invoker
+from devhost.app.settings import apply_values, find_settings_file, is_disabled, read_values
+from devhost.durable.engine import ACTIVITY_TRIGGER, DURABLE_CLIENT, ORCHESTRATION_TRIGGER, DurableRuntime
+from devhost.durable.rpc import DurableHttpApi, close_client_session
+from devhost.durable.store import DurableStore
+from devhost.http.front import DevHostHttpServer, HttpRoute, http_routes
+from devhost.http.host_keys import FUNCTION_KEY_VARIABLE, MASTER_KEY_VARIABLE, HostKeys
+from devhost.triggers.change_feed import ChangeFeedDriver, ChangeFeedSource
+from devhost.triggers.event_hub import EventHubDriver
+from devhost.triggers.timer import TimerDriver
+from devhost.triggers.warmup import WARMUP_TRIGGER, run_warmup
 from shared.settings import BACKEND_EMBEDDED, EMBEDDED_DATA_DIR, STORAGE_BACKEND, Settings
 from shared.storage.factory import get_stores
 from shared.storage.names import PARTITION_KEY_PATHS
 from shared.storage.ports import StateStore
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_events import SqliteEventHub
-from shared.storage.sqlite_state import SqliteStateStore
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.events import SqliteEventHub
+from shared.storage.sqlite.state import SqliteStateStore
 
 logger = logging.getLogger("devhost")
 

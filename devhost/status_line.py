@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from devhost.console import ConsoleHandler
-from shared.metrics import PipelineMetrics, Totals
+from shared.ops.metrics import PipelineMetrics, Totals
 
 logger = logging.getLogger("devhost.status")
 

@@ -90,7 +90,7 @@ param eventHubName string = 'telemetry'
 @maxValue(32)
 param eventHubPartitionCount int = 4
 
-@description('Further hubs the forwarder delivers to, as a JSON list (see shared/hub_delivery.py).')
+@description('Further hubs the forwarder delivers to, as a JSON list (see shared/microshare/hub_fanout.py).')
 param eventHubExtraHubs string = '[]'
 
 // ----- App -----

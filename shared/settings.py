@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from shared.ingest import IngestLimits, IngestSettingsError, parse_metric_rules
+from shared.intake.ingest import IngestLimits, IngestSettingsError, parse_metric_rules
 
 STORAGE_BACKEND = "STORAGE_BACKEND"
 EMBEDDED_DATA_DIR = "EMBEDDED_DATA_DIR"
@@ -22,16 +22,16 @@ SENSOR_COUNT = "SENSOR_COUNT"
 SUMMARY_TTL_SECONDS = "SUMMARY_TTL_SECONDS"
 READING_TTL_SECONDS = "READING_TTL_SECONDS"
 EVENTHUB_NAME = "EVENTHUB_NAME"
-EVENTHUB_EXTRA_HUBS = "EVENTHUB_EXTRA_HUBS"  # JSON list of further hubs; see shared.hub_delivery
+EVENTHUB_EXTRA_HUBS = "EVENTHUB_EXTRA_HUBS"  # JSON list of further hubs; see shared.microshare.hub_fanout
 LOG_LEVEL = "LOG_LEVEL"  # the app's own log records: DEBUG, INFO (default), WARNING or ERROR
 
-# The ingest API (shared.ingest).
+# The ingest API (shared.intake.ingest).
 INGEST_MAX_BATCH = "INGEST_MAX_BATCH"
 INGEST_MAX_BODY_BYTES = "INGEST_MAX_BODY_BYTES"
 INGEST_MAX_FUTURE_SECONDS = "INGEST_MAX_FUTURE_SECONDS"
 INGEST_METRICS = "INGEST_METRICS"  # JSON: metric -> {"unit", "min", "max"}, added to or replacing the defaults
 
-# Microshare forwarding (shared.microshare, shared.forwarding). Unset MICROSHARE_USERNAME: forwarding is off.
+# Microshare forwarding (shared.microshare). Unset MICROSHARE_USERNAME: forwarding is off.
 MICROSHARE_AUTH_URL = "MICROSHARE_AUTH_URL"
 MICROSHARE_API_URL = "MICROSHARE_API_URL"
 MICROSHARE_USERNAME = "MICROSHARE_USERNAME"

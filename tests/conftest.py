@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.storage.sqlite_database import SqliteDatabase
+from shared.storage.sqlite.database import SqliteDatabase
 from tests.emulators import (
     Emulator,
     EmulatorUnavailable,

@@ -20,9 +20,9 @@ from azure.core.exceptions import HttpResponseError, ServiceResponseTimeoutError
 from azure.cosmos.exceptions import CosmosHttpResponseError
 from azure.eventhub.exceptions import ConnectionLostError, EventHubError, OperationTimeoutError
 
-from devhost.change_feed_driver import ChangeFeedSource
-from shared.storage import cosmos_documents, table_state
-from shared.storage.azure_events import EventHubSendError
+from devhost.triggers.change_feed import ChangeFeedSource
+from shared.storage.azure import cosmos_documents, table_state
+from shared.storage.azure.events import EventHubSendError
 from shared.storage.ports import (
     ChangeBatch,
     ConcurrencyConflict,
@@ -35,8 +35,8 @@ from shared.storage.ports import (
     StateStore,
     StorageError,
 )
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_events import DEFAULT_PARTITIONS, HubEvent, SqliteEventHub
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.events import DEFAULT_PARTITIONS, HubEvent, SqliteEventHub
 
 T = TypeVar("T")
 DEFAULT_RATE = 0.05

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shared.readings import epoch_ms, parse_timestamp
-from shared.window import SlidingWindow, WindowEntry
+from shared.readings.reading import epoch_ms, parse_timestamp
+from shared.readings.window import SlidingWindow, WindowEntry
 
 
 def window_entries(readings: Iterable[Mapping[str, Any]]) -> list[WindowEntry]:

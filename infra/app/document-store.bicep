@@ -133,7 +133,7 @@ resource readings 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers
 
 // The dashboard reads the history of one series:
 //   SELECT TOP @limit * FROM c WHERE c.sensor_id = @pk AND c.metric = @v0 ORDER BY c.window_end DESC
-// (shared/storage/cosmos_documents.py, latest()); the sensors list comes from the `windows` table, not from here.
+// (shared/storage/azure/cosmos_documents.py, latest()); the sensors list comes from the `windows` table, not from here.
 // A single-property ORDER BY is served by the range index on that path; a composite index would be used only if the
 // filtered fields were also in the ORDER BY, and within one partition and one metric there is little left to filter.
 resource summaries 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-11-15' = {

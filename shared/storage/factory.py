@@ -7,9 +7,9 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from shared.readiness import NotConfigured
+from shared.ops.readiness import NotConfigured
 from shared.settings import BACKEND_EMBEDDED, Settings, SettingsError, get_settings
-from shared.storage.azure_clients import (
+from shared.storage.azure.clients import (
     COSMOS,
     EVENTHUB,
     STATE,
@@ -18,15 +18,15 @@ from shared.storage.azure_clients import (
     resolve_connection,
     table_service,
 )
-from shared.storage.azure_events import AzureEventPublisher
-from shared.storage.cosmos_documents import CosmosDocumentStore
+from shared.storage.azure.cosmos_documents import CosmosDocumentStore
+from shared.storage.azure.events import AzureEventPublisher
+from shared.storage.azure.table_state import TableStateStore
 from shared.storage.names import PARTITION_KEY_PATHS
 from shared.storage.ports import DocumentStore, EventPublisher, OutboundEvent, PublishOutcome, StateStore
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_events import SqliteEventHub
-from shared.storage.sqlite_state import SqliteStateStore
-from shared.storage.table_state import TableStateStore
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.events import SqliteEventHub
+from shared.storage.sqlite.state import SqliteStateStore
 
 
 @dataclass(frozen=True, slots=True)

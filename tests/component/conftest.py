@@ -9,7 +9,7 @@ from typing import cast
 import azure.functions as func
 import pytest
 
-from shared import services
+from shared import app as services
 from shared.settings import get_ingest_limits, get_settings
 from shared.storage.factory import get_stores
 from tests.component.app_functions import app_functions, as_the_host_calls

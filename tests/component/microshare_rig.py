@@ -10,17 +10,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from devhost.microshare_dataset import MicroshareDataset
-from devhost.microshare_standin import MicroshareStandIn
-from shared.forwarding import Forwarder
-from shared.hub_delivery import HubFanout
-from shared.metrics import PipelineMetrics
-from shared.microshare import MicroshareClient, default_retry
+from devhost.standins.microshare.dataset import MicroshareDataset
+from devhost.standins.microshare.server import MicroshareStandIn
+from shared.microshare.client import MicroshareClient, default_retry
+from shared.microshare.forwarder import Forwarder
+from shared.microshare.hub_fanout import HubFanout
+from shared.ops.metrics import PipelineMetrics
 from shared.settings import MicroshareSettings
 from shared.storage.ports import EventPublisher
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_events import SqliteEventHub
-from shared.storage.sqlite_state import SqliteStateStore
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.events import SqliteEventHub
+from shared.storage.sqlite.state import SqliteStateStore
 
 T0 = datetime(2025, 6, 9, tzinfo=UTC)
 PASSWORD = "demo-password"

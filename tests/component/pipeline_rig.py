@@ -3,7 +3,7 @@
 Readings written to `readings` reach the app's summarise_readings through devhost's ChangeFeedDriver, and
 events published to the telemetry hub reach summarise_events through its EventHubDriver; each invocation is
 retried by the app's own retry policy, whose delays are recorded rather than waited. The app finds its
-stores where it always does (shared.services); the rig hands it the stores of the run, faulty or not.
+stores where it always does (shared.app); the rig hands it the stores of the run, faulty or not.
 """
 
 from __future__ import annotations
@@ -19,23 +19,23 @@ from typing import Any
 import pytest
 
 import function_app
-from devhost.app_settings import find_settings_file, read_values
-from devhost.change_feed_driver import ChangeFeedDriver
-from devhost.event_hub_driver import EventHubDriver
-from devhost.function_index import FunctionSpec, load_functions
-from devhost.host_config import HostConfig
-from devhost.invoker import Invoker
-from shared import services
-from shared.dead_letters import DeadLetterBox
-from shared.devices import Device, DeviceRegistry
+from devhost.app.function_index import FunctionSpec, load_functions
+from devhost.app.host_config import HostConfig
+from devhost.app.invoker import Invoker
+from devhost.app.settings import find_settings_file, read_values
+from devhost.triggers.change_feed import ChangeFeedDriver
+from devhost.triggers.event_hub import EventHubDriver
+from shared import app as services
+from shared.intake.devices import Device, DeviceRegistry
+from shared.readings.dead_letters import DeadLetterBox
+from shared.readings.summariser import summary_from_state
 from shared.storage.factory import Stores
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import Document, OutboundEvent, StateStore, StorageError
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_events import SqliteEventHub
-from shared.storage.sqlite_state import SqliteStateStore
-from shared.summariser import summary_from_state
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.events import SqliteEventHub
+from shared.storage.sqlite.state import SqliteStateStore
 from tests.faults import FaultInjector, FaultyDocumentStore, FaultyEventHub, FaultyStateStore, FeedDocumentStore
 
 APP_DIR = Path(__file__).resolve().parents[2]

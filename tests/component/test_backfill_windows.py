@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shared.backfill import day_windows
-from shared.microshare_api import PEOPLE_COUNTER
-from shared.storage.sqlite_database import SqliteDatabase
+from shared.microshare.api import PEOPLE_COUNTER
+from shared.microshare.backfill import day_windows
+from shared.storage.sqlite.database import SqliteDatabase
 from tests.component.microshare_rig import T0, day_of_data, microshare_rig
 
 WEEK_END = T0 + timedelta(days=7)

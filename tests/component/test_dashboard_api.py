@@ -12,9 +12,9 @@ import azure.functions as func
 import pytest
 from PIL import Image
 
-from shared import services
-from shared.dashboard_page import render_page
-from shared.devices import Sighting
+from shared import app as services
+from shared.dashboard.page import render_page
+from shared.intake.devices import Sighting
 from tests.component.conftest import Handler
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from shared.dashboard import DashboardReader
+from shared.dashboard.reader import DashboardReader
+from shared.readings.summariser import Summariser
 from shared.storage.names import PARTITION_KEY_PATHS
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_state import SqliteStateStore
-from shared.summariser import Summariser
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.state import SqliteStateStore
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 

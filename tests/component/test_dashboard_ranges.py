@@ -13,16 +13,16 @@ import azure.functions as func
 import pytest
 from PIL import Image
 
-from shared import services
-from shared.chart_history import RANGES
-from shared.charts import ChartPoint
-from shared.dashboard import DashboardReader
-from shared.readings import format_timestamp
+from shared import app as services
+from shared.dashboard.charts import ChartPoint
+from shared.dashboard.range_history import RANGES
+from shared.dashboard.reader import DashboardReader
+from shared.readings.reading import format_timestamp
+from shared.readings.summariser import Summariser
 from shared.storage.names import PARTITION_KEY_PATHS, SUMMARIES
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_state import SqliteStateStore
-from shared.summariser import Summariser
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.state import SqliteStateStore
 from tests.component.conftest import Handler
 from tests.component.test_dashboard_api import T0, reading
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.devices import DEVICE_PARTITION, DeviceRegistry, Sighting, device_key
+from shared.intake.devices import DEVICE_PARTITION, DeviceRegistry, Sighting, device_key
 from shared.storage.names import DEVICES_TABLE
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_state import SqliteStateStore
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.state import SqliteStateStore
 
 T0 = datetime(2025, 6, 9, 10, 0, tzinfo=UTC)
 NOW = datetime(2025, 6, 9, 12, 0, tzinfo=UTC)

@@ -9,15 +9,15 @@ from datetime import timedelta
 
 import pytest
 
-from devhost.microshare_dataset import MicroshareDataset
-from devhost.microshare_standin import Fault
-from shared.dead_letters import DeadLetterBox
-from shared.forwarding import ForwardingIncomplete
-from shared.microshare_api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
+from devhost.standins.microshare.dataset import MicroshareDataset
+from devhost.standins.microshare.server import Fault
+from shared.microshare.api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
+from shared.microshare.forwarder import ForwardingIncomplete
+from shared.readings.dead_letters import DeadLetterBox
 from shared.storage.names import DELIVERIES_TABLE
 from shared.storage.ports import EventPublisher, OutboundEvent, PublishOutcome, StorageError
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_events import SqliteEventHub
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.events import SqliteEventHub
 from tests.component.microshare_rig import API_KEY, PASSWORD, T0, day_of_data, microshare_rig
 
 END_OF_DAY = T0 + timedelta(days=1)

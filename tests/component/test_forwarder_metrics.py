@@ -11,13 +11,13 @@ from datetime import timedelta
 import pytest
 
 from devhost.console import app_records_as_json
-from devhost.microshare_standin import Fault
-from shared.forwarding import ForwardingIncomplete
-from shared.metrics import PipelineMetrics
-from shared.microshare import MicroshareError
-from shared.microshare_api import PEOPLE_COUNTER
+from devhost.standins.microshare.server import Fault
+from shared.microshare.api import PEOPLE_COUNTER
+from shared.microshare.client import MicroshareError
+from shared.microshare.forwarder import ForwardingIncomplete
+from shared.ops.metrics import PipelineMetrics
 from shared.storage.ports import EventPublisher
-from shared.storage.sqlite_database import SqliteDatabase
+from shared.storage.sqlite.database import SqliteDatabase
 from tests.component.microshare_rig import T0, day_of_data, microshare_rig
 from tests.component.test_forwarder import CrashingHub
 

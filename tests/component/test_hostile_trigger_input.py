@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared import services
-from shared.dead_letters import DeadLetterBox
+from shared import app as services
+from shared.readings.dead_letters import DeadLetterBox
 from shared.storage.factory import get_stores
 from tests.component.app_functions import app_functions, as_the_host_calls
 from tests.component.test_summarise_events import EventsHandler, hub_event

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.dead_letters import DeadLetterBox
-from shared.hub_delivery import HubFanout, HubTarget, KeyedEvent, parse_hub_targets
+from shared.microshare.hub_fanout import HubFanout, HubTarget, KeyedEvent, parse_hub_targets
+from shared.readings.dead_letters import DeadLetterBox
 from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
 from shared.storage.ports import OutboundEvent, PublishOutcome, StorageError
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_events import SqliteEventHub
-from shared.storage.sqlite_state import SqliteStateStore
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.events import SqliteEventHub
+from shared.storage.sqlite.state import SqliteStateStore
 
 STREAM = "summaries"
 TABLE = "deliveries"

@@ -11,12 +11,12 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from shared import services
+from shared import app as services
 from shared.settings import get_ingest_limits
 from shared.storage.factory import get_stores
 from shared.storage.names import READINGS
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
 from tests.component.conftest import Handler
 
 pytestmark = pytest.mark.usefixtures("app_on_temp_store")

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import requests
 
-from devhost.microshare_dataset import ClusterDevice, DeviceCluster, MicroshareDataset
-from devhost.microshare_standin import Fault, MicroshareStandIn
-from shared.microshare_api import (
+from devhost.standins.microshare.dataset import ClusterDevice, DeviceCluster, MicroshareDataset
+from devhost.standins.microshare.server import Fault, MicroshareStandIn
+from shared.microshare.api import (
     DASHBOARD_VIEW_PATH,
     DEVICE_CLUSTER,
     DEVICE_PATH,
@@ -508,7 +508,7 @@ def test_faults_that_cannot_happen_are_refused() -> None:
 
 def test_the_stand_in_runs_as_a_process_controlled_over_http() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "devhost.microshare_standin", "--port", "0", "--locations", "2", "--days", "1"],
+        [sys.executable, "-m", "devhost.standins.microshare.server", "--port", "0", "--locations", "2", "--days", "1"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

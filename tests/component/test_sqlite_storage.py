@@ -14,10 +14,10 @@ import pytest
 
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS
 from shared.storage.ports import Document, OutboundEvent
-from shared.storage.sqlite_database import PAGE_SIZE, SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_events import SqliteEventHub
-from shared.storage.sqlite_state import SqliteStateStore
+from shared.storage.sqlite.database import PAGE_SIZE, SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.events import SqliteEventHub
+from shared.storage.sqlite.state import SqliteStateStore
 
 TABLE = "things"
 HUB = "telemetry"

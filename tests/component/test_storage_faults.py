@@ -17,10 +17,13 @@ from typing import Any, TypeVar
 
 import pytest
 
-from shared.dead_letters import DeadLetterBox
-from shared.readings import format_timestamp
+from shared.readings.dead_letters import DeadLetterBox
+from shared.readings.reading import format_timestamp
+from shared.readings.summariser import Summariser, summary_from_state
+from shared.readings.window import summary_id
 from shared.settings import get_settings
-from shared.storage.cosmos_documents import CosmosStorageError
+from shared.storage.azure.cosmos_documents import CosmosStorageError
+from shared.storage.azure.table_state import TableStorageError
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import (
     ConcurrencyConflict,
@@ -31,12 +34,9 @@ from shared.storage.ports import (
     StorageError,
     public_fields,
 )
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_state import SqliteStateStore
-from shared.storage.table_state import TableStorageError
-from shared.summariser import Summariser, summary_from_state
-from shared.window import summary_id
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.state import SqliteStateStore
 from tests.component.pipeline_rig import Backend, Delivery, PipelineState, app_specs, run_pipeline
 from tests.faults import FaultInjector, FaultKind, FaultyDocumentStore, FaultyStateStore, Phase
 from tests.true_windows import true_window

@@ -11,9 +11,9 @@ from typing import Any, cast
 import azure.functions as func
 import pytest
 
-from shared import services
-from shared.dead_letters import DeadLetterBox
-from shared.microshare_api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
+from shared import app as services
+from shared.microshare.api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
+from shared.readings.dead_letters import DeadLetterBox
 from shared.storage.factory import get_stores
 from shared.storage.names import SUMMARIES
 from tests.component.app_functions import app_functions, as_the_host_calls

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from shared.dead_letters import DeadLetterBox
-from shared.event_bodies import readings_from_events
+from shared.intake.event_bodies import readings_from_events
+from shared.readings.dead_letters import DeadLetterBox
+from shared.readings.summariser import Summariser, summary_from_state
+from shared.readings.window import summary_id
 from shared.storage.names import DEAD_LETTERS_TABLE, PARTITION_KEY_PATHS, SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import Document, StorageError
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_state import SqliteStateStore
-from shared.summariser import Summariser, summary_from_state
-from shared.window import summary_id
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.state import SqliteStateStore
 
 WINDOW = 5
 Batch = list[dict[str, object]]

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from azure.cosmos import CosmosClient, PartitionKey
 
-from shared.storage.azure_clients import COSMOS_RETRY, Connection, table_service
-from shared.storage.cosmos_documents import CosmosDocumentStore
+from shared.storage.azure.clients import COSMOS_RETRY, Connection, table_service
+from shared.storage.azure.cosmos_documents import CosmosDocumentStore
+from shared.storage.azure.table_state import TableStateStore
 from shared.storage.names import PARTITION_KEY_PATHS
 from shared.storage.ports import DocumentStore, StateStore
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_state import SqliteStateStore
-from shared.storage.table_state import TableStateStore
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.state import SqliteStateStore
 from tests.emulators import Emulator
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from azure.cosmos import CosmosClient
 
-from shared.storage.cosmos_documents import CosmosDocumentStore
+from shared.storage.azure.cosmos_documents import CosmosDocumentStore
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS
 from shared.storage.ports import StateStore
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_state import SqliteStateStore
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.state import SqliteStateStore
 from tests.cosmos_http import CONTAINER_PATH, RECORDING, RecordedCosmos, RecordedCosmosHandler, serving
 
 DOCS_PATH = f"{CONTAINER_PATH}/docs/"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from azure.cosmos import CosmosClient
 
-from shared.storage.azure_clients import COSMOS_RETRY
-from shared.storage.cosmos_documents import CosmosDocumentStore
+from shared.storage.azure.clients import COSMOS_RETRY
+from shared.storage.azure.cosmos_documents import CosmosDocumentStore
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS
 from shared.storage.ports import StorageError
 from tests.cosmos_http import RecordedCosmos, RecordedCosmosHandler, serving

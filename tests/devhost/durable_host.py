@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from devhost.durable_rpc import WEBHOOK_ROOT
+from devhost.durable.rpc import WEBHOOK_ROOT
 from devhost.host import DevHost, HostOptions
-from devhost.host_keys import KEY_HEADER
+from devhost.http.host_keys import KEY_HEADER
 
 APP_DIR = Path(__file__).parent / "durable_app"
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")

@@ -9,18 +9,18 @@ from typing import Any
 
 import azure.functions as func
 
-from devhost.change_feed_driver import ChangeFeedDriver
-from devhost.event_hub_driver import EventHubDriver
-from devhost.function_index import FunctionSpec, RetryPolicy
-from devhost.invoker import Invoker
-from devhost.timer_driver import STATUS_PARTITION, STATUS_TABLE, TimerDriver
-from devhost.warmup_driver import WARMUP_TRIGGER, run_warmup
+from devhost.app.function_index import FunctionSpec, RetryPolicy
+from devhost.app.invoker import Invoker
+from devhost.triggers.change_feed import ChangeFeedDriver
+from devhost.triggers.event_hub import EventHubDriver
+from devhost.triggers.timer import STATUS_PARTITION, STATUS_TABLE, TimerDriver
+from devhost.triggers.warmup import WARMUP_TRIGGER, run_warmup
 from shared.storage.names import PARTITION_KEY_PATHS
 from shared.storage.ports import OutboundEvent
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_events import SqliteEventHub
-from shared.storage.sqlite_state import SqliteStateStore
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.events import SqliteEventHub
+from shared.storage.sqlite.state import SqliteStateStore
 
 NO_WAIT_RETRY = RetryPolicy("fixed_delay", 2, timedelta(0), timedelta(0), timedelta(0))
 

@@ -8,8 +8,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from devhost.function_index import FunctionSpec
-from devhost.invoker import Invoker
+from devhost.app.function_index import FunctionSpec
+from devhost.app.invoker import Invoker
 
 
 def _spec(function: Any, bindings: list[dict[str, Any]]) -> FunctionSpec:

@@ -1,4 +1,4 @@
-"""The extension's replay of an orchestrator's actions against its history (devhost.durable_replay), and the
+"""The extension's replay of an orchestrator's actions against its history (devhost.durable.replay), and the
 episode messages around it, checked against the azure-functions-durable library itself where it decides."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 import azure.durable_functions as df
 import pytest
 
-from devhost import durable_history as ev
-from devhost.durable_episode import orchestration_context, read_answer, read_failure
-from devhost.durable_replay import ReplayFailure, replay
+from devhost.durable import history as ev
+from devhost.durable.episode import orchestration_context, read_answer, read_failure
+from devhost.durable.replay import ReplayFailure, replay
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 RETRY = {"firstRetryIntervalInMilliseconds": 1000, "maxNumberOfAttempts": 3}

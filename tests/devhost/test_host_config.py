@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devhost.host_config import HostConfig, HostConfigError
+from devhost.app.host_config import HostConfig, HostConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

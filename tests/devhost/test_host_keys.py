@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from devhost.durable_rpc import WEBHOOK_ROOT
-from devhost.host_keys import (
+from devhost.durable.rpc import WEBHOOK_ROOT
+from devhost.http.host_keys import (
     FUNCTION_KEY_VARIABLE,
     KEYS_FILE,
     MASTER_KEY_VARIABLE,

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import azure.functions as func
 import pytest
 
-from devhost.function_index import FunctionSpec
-from devhost.http_front import DevHostHttpServer, http_routes
-from devhost.invoker import Invoker
+from devhost.app.function_index import FunctionSpec
+from devhost.app.invoker import Invoker
+from devhost.http.front import DevHostHttpServer, http_routes
 
 
 def _echo(req: func.HttpRequest) -> func.HttpResponse:

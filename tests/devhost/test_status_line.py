@@ -10,7 +10,7 @@ import time
 
 from devhost.console import ConsoleHandler, json_formatter
 from devhost.status_line import StatusReporter, measure, render
-from shared.metrics import PipelineMetrics
+from shared.ops.metrics import PipelineMetrics
 
 
 class Clock:

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from shared.metrics import LAG_BUCKETS
+from shared.ops.metrics import LAG_BUCKETS
 from tests.e2e.devhost_process import DevhostProcess
 
 pytestmark = pytest.mark.e2e

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from devhost.microshare_dataset import MicroshareDataset
-from devhost.microshare_standin import Fault, MicroshareStandIn
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_events import SqliteEventHub
+from devhost.standins.microshare.dataset import MicroshareDataset
+from devhost.standins.microshare.server import Fault, MicroshareStandIn
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.events import SqliteEventHub
 from tests.e2e.devhost_process import DevhostProcess, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ import pytest
 from azure.cosmos import CosmosClient
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
-from shared.storage.azure_clients import COSMOS_RETRY
+from shared.storage.azure.clients import COSMOS_RETRY
 from tests.e2e.devhost_process import DevhostProcess, wait_for
 from tests.emulators import Emulator
 
@@ -77,7 +77,7 @@ def test_devhost_on_the_azure_adapters_stores_readings_in_cosmos_and_serves_summ
     summaries = client.get_database_client(database_name).get_container_client("summaries")
 
     def stored_summary() -> dict[str, Any] | None:
-        # The window state is written first and the summary just after it (shared/summariser.py).
+        # The window state is written first and the summary just after it (shared/readings/summariser.py).
         try:
             return dict(summaries.read_item(latest["id"], partition_key=series[0]["sensor_id"]))
         except CosmosResourceNotFoundError:

@@ -24,8 +24,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shared.ingest import IngestLimits
-from shared.openapi import openapi_document
+from shared.intake.ingest import IngestLimits
+from shared.ops.openapi import openapi_document
 from tests.e2e.devhost_process import DevhostProcess, wait_for
 
 pytestmark = pytest.mark.e2e

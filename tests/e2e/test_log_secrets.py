@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from devhost.microshare_dataset import MicroshareDataset
-from devhost.microshare_standin import Fault, MicroshareStandIn
+from devhost.standins.microshare.dataset import MicroshareDataset
+from devhost.standins.microshare.server import Fault, MicroshareStandIn
 from tests.e2e.devhost_process import REPO, DevhostProcess, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.microshare_api import PEOPLE_COUNTER
+from shared.microshare.api import PEOPLE_COUNTER
 from shared.storage.ports import OutboundEvent
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_events import SqliteEventHub
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.events import SqliteEventHub
 from tests.e2e.devhost_process import DevhostProcess, wait_for
 
 pytestmark = pytest.mark.e2e

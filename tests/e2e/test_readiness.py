@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared.readiness import DEFAULT_DEADLINE_SECONDS
+from shared.ops.readiness import DEFAULT_DEADLINE_SECONDS
 from tests.e2e.devhost_process import DevhostProcess, wait_for
 from tests.emulators import Emulator, EmulatorUnavailable, emulators_required, start_azurite_tables
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from devhost.host_keys import FUNCTION_KEY_VARIABLE, KEY_HEADER, KEYS_FILE
-from devhost.microshare_dataset import MicroshareDataset
-from devhost.microshare_standin import MicroshareStandIn
+from devhost.http.host_keys import FUNCTION_KEY_VARIABLE, KEY_HEADER, KEYS_FILE
+from devhost.standins.microshare.dataset import MicroshareDataset
+from devhost.standins.microshare.server import MicroshareStandIn
 from tests.e2e.devhost_process import DevhostProcess, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from shared.readings import parse_timestamp
+from shared.readings.reading import parse_timestamp
+from shared.readings.window import SlidingWindow, summary_id
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES, WINDOWS_TABLE
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_state import SqliteStateStore
-from shared.window import SlidingWindow, summary_id
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.state import SqliteStateStore
 from tests.e2e.devhost_process import DevhostProcess, wait_for
 from tests.true_windows import true_window
 

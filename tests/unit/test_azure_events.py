@@ -12,7 +12,7 @@ from azure.eventhub.amqp import AmqpAnnotatedMessage
 from azure.eventhub.exceptions import EventHubError
 
 from shared.settings import SettingsError
-from shared.storage.azure_events import RETRY_OPTIONS, AzureEventPublisher
+from shared.storage.azure.events import RETRY_OPTIONS, AzureEventPublisher
 from shared.storage.ports import OutboundEvent, StorageError
 
 MAX_BATCH_BYTES = 4096  # small, so that a few events fill a batch

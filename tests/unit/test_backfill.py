@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from azure.durable_functions.testing import orchestrator_generator_wrapper
 
-from shared.backfill import (
+from shared.microshare.api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
+from shared.microshare.backfill import (
     FINISH_ACTIVITY,
     LOCATIONS_ACTIVITY,
     RETRY,
@@ -20,7 +21,6 @@ from shared.backfill import (
     orchestrate,
     parse_request,
 )
-from shared.microshare_api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
 
 NOW = datetime(2025, 6, 20, 12, 0, tzinfo=UTC)
 MAX = timedelta(days=31)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from shared.charts import AVG_COLOR, MAX_COLOR, MIN_COLOR, ChartPoint, render_chart
+from shared.dashboard.charts import AVG_COLOR, MAX_COLOR, MIN_COLOR, ChartPoint, render_chart
 
 BASELINES = Path(__file__).resolve().parents[1] / "baselines"
 UPDATE = os.environ.get("SENSORPULSE_UPDATE_BASELINES", "") not in ("", "0")

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.chart_history import BUCKETS, FULL_READ_SECONDS, RANGES, RangeHistory, chart_range, max_gap
-from shared.charts import ChartPoint
-from shared.readings import format_timestamp
+from shared.dashboard.charts import ChartPoint
+from shared.dashboard.range_history import BUCKETS, FULL_READ_SECONDS, RANGES, RangeHistory, chart_range, max_gap
+from shared.readings.reading import format_timestamp
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

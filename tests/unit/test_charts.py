@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from PIL import Image
 
-from shared.charts import ChartPoint, render_chart
+from shared.dashboard.charts import ChartPoint, render_chart
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -48,7 +48,7 @@ def test_empty_and_single_point_charts_render() -> None:
 
 def test_rendering_never_loads_pyplot() -> None:
     code = (
-        "import sys; from shared.charts import render_chart, ChartPoint; from datetime import datetime, UTC;"
+        "import sys; from shared.dashboard.charts import render_chart, ChartPoint; from datetime import datetime, UTC;"
         "render_chart([ChartPoint(datetime.now(UTC), 1, 2, 1.5)], title='t', unit='u');"
         "print('matplotlib.pyplot' in sys.modules)"
     )

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from shared.forwarding import _Progress, people_counter_event, snapshot_event
-from shared.microshare import Page
-from shared.microshare_api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
-from shared.readings import InvalidReading
+from shared.microshare.api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
+from shared.microshare.client import Page
+from shared.microshare.forwarder import _Progress, people_counter_event, snapshot_event
+from shared.readings.reading import InvalidReading
 
 T0 = datetime(2025, 6, 9, 10, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.ingest import (
+from shared.intake.ingest import (
     DEFAULT_METRICS,
     IngestLimits,
     IngestRejected,

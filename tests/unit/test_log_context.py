@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from devhost.console import ConsoleHandler, ReadableFormatter, app_records_as_json
-from shared.invocation import observed
-from shared.log_context import LogFieldsFilter, app_logger, log_fields
-from shared.metrics import get_metrics
+from shared.ops.invocation import observed
+from shared.ops.log_context import LogFieldsFilter, app_logger, log_fields
+from shared.ops.metrics import get_metrics
 
 
 class Invocation:

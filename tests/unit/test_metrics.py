@@ -8,14 +8,14 @@ import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.metrics import (
+from shared.ops.metrics import (
     LAG_BUCKETS,
     MAX_REASONS,
     OTHER_REASON,
     PipelineMetrics,
     bucket_quantile,
 )
-from shared.storage.request_charges import RequestCharges
+from shared.storage.azure.request_charges import RequestCharges
 
 
 def scrape(metrics: PipelineMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

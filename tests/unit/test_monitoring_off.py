@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 from azure.identity import ManagedIdentityCredential
 
-from shared.metrics import PipelineMetrics
-from shared.monitoring import (
+from shared.ops.app_insights import (
     AUTHENTICATION_STRING,
     CONNECTION_STRING,
     MonitoringSettingError,
@@ -27,6 +26,7 @@ from shared.monitoring import (
     monitoring_enabled,
     sample_names,
 )
+from shared.ops.metrics import PipelineMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 MARKER = "Zq7MonitorLeak"
@@ -48,8 +48,8 @@ SCRIPT = textwrap.dedent(
 
     import azure.functions as func
     import function_app
-    from shared.invocation import observed
-    from shared.metrics import get_metrics
+    from shared.ops.invocation import observed
+    from shared.ops.metrics import get_metrics
 
     functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
     summarise = functions["summarise_readings"].get_user_function()
@@ -107,7 +107,7 @@ def test_the_app_without_a_connection_string_imports_no_exporter_starts_no_threa
     finished, report = run_app_without_monitoring(tmp_path)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert finished.stderr == ""  # -W error: a warning would have failed the run; nothing else may be said
-    # The batch really ran, through the app's own function and shared.invocation, both as succeeded.
+    # The batch really ran, through the app's own function and shared.ops.invocation, both as succeeded.
     assert report["readings_summarised"] == 3
     assert report["invocations"] == {"summarise_readings/succeeded": 1.0, "f/succeeded": 1.0}
     # The app added no OpenTelemetry module to what azure.durable_functions imports, and set no provider.
@@ -134,7 +134,7 @@ def test_the_check_of_added_modules_would_see_the_exporter(tmp_path: Path) -> No
     assert any(name.startswith(MONITORING_MODULES) for name in added), added
 
 
-# -- shared.monitoring's settings -------------------------------------------------------------------------------
+# -- shared.ops.app_insights's settings -------------------------------------------------------------------------------
 
 
 def test_without_a_connection_string_monitoring_stays_off() -> None:
@@ -176,8 +176,8 @@ BAD_SHAPES = {
 CONFIGURE_EACH = textwrap.dedent(
     """
     import json, sys
-    from shared.metrics import PipelineMetrics
-    from shared.monitoring import CONNECTION_STRING, configure_monitoring
+    from shared.ops.metrics import PipelineMetrics
+    from shared.ops.app_insights import CONNECTION_STRING, configure_monitoring
     outcomes = {}
     for case, value in json.loads(sys.argv[1]).items():
         try:
@@ -222,7 +222,7 @@ def test_an_instrumentation_key_the_exporter_would_refuse_is_named_but_not_shown
 
 
 def test_a_connection_string_the_exporters_parser_refuses_fails_without_showing_its_value() -> None:
-    # Not checked ahead by shared.monitoring: the exporter's parser refuses these; its ValueError is replaced
+    # Not checked ahead by shared.ops.app_insights: the exporter's parser refuses these; its ValueError is replaced
     # by one that names the setting and not the value.
     for case, (error, message, _) in configure_each(BAD_SHAPES).items():
         assert error == "MonitoringSettingError", (case, error, message)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.ingest import IngestLimits
-from shared.openapi import openapi_document
+from shared.intake.ingest import IngestLimits
+from shared.ops.openapi import openapi_document
 from tests.component.app_functions import app_functions
 
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\??\}")

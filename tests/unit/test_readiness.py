@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from shared.readiness import NotConfigured, readiness_body, run_checks
+from shared.ops.readiness import NotConfigured, readiness_body, run_checks
 
 
 class StatusError(RuntimeError):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.readings import InvalidReading, format_epoch_ms, format_timestamp, parse_reading
+from shared.readings.reading import InvalidReading, format_epoch_ms, format_timestamp, parse_reading
 
 
 def _doc(**changes: Any) -> dict[str, Any]:

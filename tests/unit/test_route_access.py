@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from devhost.routes import join_route
+from devhost.http.routes import join_route
 from tests.component.app_functions import app_functions
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from devhost.routes import RouteTemplate, RouteTemplateError, join_route
+from devhost.http.routes import RouteTemplate, RouteTemplateError, join_route
 
 
 def test_literal_route_matches_case_insensitively_and_only_itself() -> None:

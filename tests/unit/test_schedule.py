@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devhost.schedule import ScheduleError, parse_schedule
+from devhost.triggers.schedule import ScheduleError, parse_schedule
 
 START = datetime(2026, 3, 1, 12, 0, 3, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import shared.settings
-from shared.storage.azure_clients import AZURE_CLIENT_ID, ENDPOINT_SUFFIXES
+from shared.storage.azure.clients import AZURE_CLIENT_ID, ENDPOINT_SUFFIXES
 from tests.component.app_functions import app_functions
 from tests.infra_bicep import bicep_app_settings
 
@@ -32,7 +32,7 @@ _EXPRESSION = re.compile(r"%([^%]+)%")
 # Read by the Functions host or the platform, not by our code; why each is set.
 HOST_SETTINGS = {
     "AzureWebJobsDisableHomepage": "the dashboard serves / instead of the host's default page",
-    # Also read by the app (shared.monitoring): unset locally, so nothing is exported and nothing imported.
+    # Also read by the app (shared.ops.app_insights): unset locally, so nothing is exported and nothing imported.
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "the host and the app send telemetry to Application Insights",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Application Insights ingestion with the managed identity",
 }

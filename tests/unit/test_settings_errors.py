@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 import pytest
 
 import shared.settings as settings_module
-from shared.hub_delivery import parse_hub_targets
+from shared.microshare.hub_fanout import parse_hub_targets
 from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
 
 MARKER = "Zq7LeakCheck"

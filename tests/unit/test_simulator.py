@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.readings import epoch_ms
-from shared.simulator import MAX_C, MIN_C, SensorSimulator, emit_due, first_cursor, sensor_ids
+from shared.intake.simulator import MAX_C, MIN_C, SensorSimulator, emit_due, first_cursor, sensor_ids
+from shared.readings.reading import epoch_ms
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS
 from shared.storage.ports import ConcurrencyConflict, Entity, EntityWrite, StorageError
-from shared.storage.sqlite_database import SqliteDatabase
-from shared.storage.sqlite_documents import SqliteDocumentStore
-from shared.storage.sqlite_state import SqliteStateStore
+from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.documents import SqliteDocumentStore
+from shared.storage.sqlite.state import SqliteStateStore
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.devices import Sighting
-from shared.microshare_api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
-from shared.telemetry import route_events
+from shared.intake.devices import Sighting
+from shared.intake.telemetry import route_events
+from shared.microshare.api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
 
 SOURCE = "eventhub-telemetry"
 ENQUEUED = datetime(2025, 6, 9, 10, 16, tzinfo=UTC)

@@ -5,7 +5,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.window import SlidingWindow, WindowEntry, summary_id
+from shared.readings.window import SlidingWindow, WindowEntry, summary_id
 
 entries = st.lists(
     st.tuples(

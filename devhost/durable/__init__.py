@@ -1,0 +1,1 @@
+"""Durable Functions on devhost: store, history, replay, episodes, timers, the extension's HTTP API."""

@@ -1,0 +1,1 @@
+"""devhost's HTTP front: route templates, the web server, host keys."""

@@ -1,0 +1,1 @@
+"""The Microshare stand-in: its data, its server and the `make run MICROSHARE=demo` wiring."""

@@ -1,0 +1,1 @@
+"""Trigger drivers: timers, the Cosmos DB change feed, Event Hubs, warmup."""

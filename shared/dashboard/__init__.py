@@ -1,0 +1,1 @@
+"""The dashboard: its read side, range history, PNG charts and the page."""

@@ -1,0 +1,1 @@
+"""Ways readings come in: the ingest API, Event Hub events, Microshare occupancy, the device registry, the simulator."""

@@ -1,0 +1,1 @@
+"""Microshare to Event Hubs: the API's names, its client, record-to-event mapping, forwarding, hub fan-out, backfill."""

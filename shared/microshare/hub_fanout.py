@@ -1,0 +1,289 @@
+"""Delivery to several event hubs: each hub keeps its own record of what reached it, so a failing hub neither
+holds the others back nor makes them receive the same events again when the delivery is retried."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from shared.ops.log_context import app_logger
+from shared.readings.dead_letters import DeadLetter, DeadLetterBox
+from shared.readings.reading import InvalidReading, format_timestamp, parse_timestamp
+from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
+from shared.storage.names import DELIVERIES_TABLE
+from shared.storage.ports import Entity, EntityWrite, EventPublisher, OutboundEvent, StateStore, StorageError
+
+logger = app_logger(__name__)
+
+
+# Event Hubs' naming rule. It also keeps "|" out of hub names, which makes "{hub}|{stream}" unambiguous.
+_HUB_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?")
+_SETTING_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HUB_NAME_RULE = "1-256 letters, digits, '.', '-' or '_', starting and ending with a letter or digit"
+
+# Table Storage refuses these in PartitionKey and RowKey.
+_FORBIDDEN_IN_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+MAX_PLAIN_KEY_CHARS = 200  # keys are capped at 1 KiB; 200 characters of any UTF-16 text stay under it
+_DIGEST_PREFIX = "sha256-"
+
+KeyedEvent = tuple[str, OutboundEvent]  # (dedup key, event)
+
+
+@dataclass(frozen=True, slots=True)
+class HubTarget:
+    """A hub to deliver to; `connection` is the app-setting prefix of another namespace (None: the primary one)."""
+
+    name: str
+    connection: str | None = None
+
+
+def parse_hub_targets(primary: str, extra_json: str | None) -> list[HubTarget]:
+    """The primary hub, then those of EVENTHUB_EXTRA_HUBS in their order.
+
+    Each item is a hub name or {"name": ..., "connection": ...}. Names must be unique, ignoring case as Event Hubs
+    does, even across namespaces: delivery records are kept per hub name."""
+    if not _HUB_NAME.fullmatch(primary):
+        raise SettingsError(f"{EVENTHUB_NAME} must be an event hub name: {_HUB_NAME_RULE}")
+    targets = [HubTarget(primary)]
+    if extra_json is None or not extra_json.strip():
+        return targets
+    try:
+        items = json.loads(extra_json)
+    except ValueError:
+        # `from None`: a JSONDecodeError carries the whole text, which is not ours to log.
+        raise SettingsError(f"{EVENTHUB_EXTRA_HUBS} is not valid JSON") from None
+    if not isinstance(items, list):
+        raise SettingsError(f'{EVENTHUB_EXTRA_HUBS} must be a JSON list of hub names or {{"name", "connection"}}')
+    seen = {primary.lower()}
+    for position, item in enumerate(items, start=1):
+        target = _hub_target(f"{EVENTHUB_EXTRA_HUBS} item {position}", item)
+        if target.name.lower() in seen:
+            raise SettingsError(f"{EVENTHUB_EXTRA_HUBS} item {position} names a hub that is already configured")
+        seen.add(target.name.lower())
+        targets.append(target)
+    return targets
+
+
+def _hub_target(where: str, item: object) -> HubTarget:
+    connection: object = None
+    if isinstance(item, str):
+        name: object = item
+    elif isinstance(item, dict):
+        if not set(item) <= {"name", "connection"}:
+            raise SettingsError(f"{where} may have only the fields 'name' and 'connection'")
+        name, connection = item.get("name"), item.get("connection")
+    else:
+        raise SettingsError(f"{where} must be a hub name or an object with 'name' and optional 'connection'")
+    if not isinstance(name, str) or not name.strip():
+        raise SettingsError(f"{where} needs a non-empty hub name")
+    if not _HUB_NAME.fullmatch(name):
+        raise SettingsError(f"{where}: a hub name is {_HUB_NAME_RULE}")
+    if connection is not None and not (isinstance(connection, str) and _SETTING_PREFIX.fullmatch(connection)):
+        raise SettingsError(f"{where}: 'connection' must be an app-setting prefix (letters, digits and '_')")
+    return HubTarget(name, connection)
+
+
+@dataclass(frozen=True, slots=True)
+class HubDelivery:
+    """One hub's part of a delivery. `too_large` events can never be sent: the caller dead-letters them."""
+
+    sent: int = 0
+    skipped: int = 0  # delivered by an earlier call
+    too_large: list[KeyedEvent] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutResult:
+    """Per-hub outcomes of one delivery, and which of its keys a watermark may move past."""
+
+    hubs: dict[str, HubDelivery]
+    everywhere: frozenset[str]  # keys of this call that every hub has now had (or refused as too large)
+
+    def delivered_everywhere(self, keys: Iterable[str]) -> bool:
+        """Whether all of `keys` reached every hub: only then may a watermark move past them."""
+        return all(key in self.everywhere for key in keys)
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Hub name to error message, for the hubs whose publish raised."""
+        return {hub: d.error for hub, d in self.hubs.items() if d.error is not None}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class HubFanout:
+    """Sends a stream's events to several hubs, remembering per hub and stream which dedup keys arrived.
+
+    Delivery is at least once: a key is recorded only after its publish returned, so a hub that failed part-way,
+    or a crash before the record, means a few events go to that hub again on the retry. Events a hub refuses as
+    too large are recorded as delivered too: they can never be sent, and retrying them on every call would keep
+    the watermark from ever moving; each is parked as a dead letter (source `eventhub:<hub>`) with its reason."""
+
+    def __init__(
+        self,
+        publishers: Mapping[str, EventPublisher],
+        state: StateStore,
+        table: str = DELIVERIES_TABLE,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        if not publishers:
+            raise ValueError("HubFanout needs at least one hub")
+        for hub in publishers:
+            if not _HUB_NAME.fullmatch(hub):
+                raise ValueError(f"not an event hub name: a hub name is {_HUB_NAME_RULE}")
+        self._publishers = dict(publishers)
+        self._state = state
+        self._table = table
+        self._clock = clock
+
+    @property
+    def hubs(self) -> list[str]:
+        return list(self._publishers)
+
+    def open(
+        self, stream: str, forget_before: datetime | None = None, failed: dict[str, str] | None = None
+    ) -> FanoutSession:
+        """A session for one run over `stream`: each hub's delivery records are read once, here (one partition
+        query per hub), and records delivered before `forget_before` are deleted on the way. Sessions of one
+        run that share `failed` do not try again a hub that failed in any of them."""
+        if forget_before is not None and forget_before.tzinfo is None:
+            raise ValueError("forget_before must carry a timezone")
+        recorded: dict[str, set[str]] = {}
+        forgotten = 0
+        for hub in self._publishers:
+            partition = _partition_key(hub, stream)
+            keys: set[str] = set()
+            for entity in self._state.query(self._table, partition):
+                if forget_before is not None and _recorded_at(entity) < forget_before:
+                    self._state.delete(self._table, partition, entity.row_key)
+                    forgotten += 1
+                else:
+                    keys.add(entity.row_key)
+            recorded[hub] = keys
+        return FanoutSession(self, stream, recorded, forgotten, {} if failed is None else failed)
+
+    def deliver(self, stream: str, events: Sequence[KeyedEvent]) -> FanoutResult:
+        """Publish to each hub what it has not had yet (see FanoutSession.deliver)."""
+        return self.open(stream).deliver(events)
+
+    def forget(self, stream: str) -> int:
+        """Delete every delivery record of `stream` on every hub; returns how many went."""
+        removed = 0
+        for hub in self._publishers:
+            partition = _partition_key(hub, stream)
+            for entity in self._state.query(self._table, partition):
+                self._state.delete(self._table, partition, entity.row_key)
+                removed += 1
+        return removed
+
+    def purge_older_than(self, stream: str, cutoff: datetime) -> int:
+        """Forget this stream's deliveries recorded before `cutoff` on every hub; returns how many went.
+
+        Run it with the age after which a dedup key cannot come again: older records only cost reads."""
+        if cutoff.tzinfo is None:
+            raise ValueError("cutoff must carry a timezone")
+        return self.open(stream, forget_before=cutoff).forgotten
+
+
+class FanoutSession:
+    """One run's deliveries over one stream. A hub whose publish failed is not tried again in the same session:
+    it gets everything it missed in the next run, and meanwhile the other hubs go on without waiting for it."""
+
+    def __init__(
+        self, fanout: HubFanout, stream: str, recorded: dict[str, set[str]], forgotten: int, failed: dict[str, str]
+    ) -> None:
+        self._fanout = fanout
+        self._stream = stream
+        self._recorded = recorded
+        self._failed = failed
+        self.forgotten = forgotten
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Hub name to the error of its failed publish in this session."""
+        return dict(self._failed)
+
+    def deliver(self, events: Sequence[KeyedEvent]) -> FanoutResult:
+        """Publish to each hub what it has not had yet. A hub whose publish raises StorageError is reported with
+        the error and keeps its records unchanged; the other hubs go on. A key repeated in `events` is sent once.
+        State-store errors propagate: they are not one hub's problem, and retrying the run is safe."""
+        first: dict[str, OutboundEvent] = {}
+        for key, event in events:
+            first.setdefault(key, event)
+        unique = list(first.items())
+        everywhere = set(first)
+        hubs: dict[str, HubDelivery] = {}
+        for hub, publisher in self._fanout._publishers.items():
+            hubs[hub], delivered = self._deliver_to(hub, publisher, unique)
+            everywhere &= delivered
+        return FanoutResult(hubs, frozenset(everywhere))
+
+    def _deliver_to(
+        self, hub: str, publisher: EventPublisher, events: list[KeyedEvent]
+    ) -> tuple[HubDelivery, set[str]]:
+        recorded = self._recorded[hub]
+        done = {key for key, _ in events if _table_key(key) in recorded}
+        pending = [(key, event) for key, event in events if key not in done]
+        if not pending:
+            return HubDelivery(skipped=len(done)), done
+        if hub in self._failed:
+            return HubDelivery(skipped=len(done), error=f"not tried again this run: {self._failed[hub]}"), done
+        try:
+            outcome = publisher.publish(hub, [event for _, event in pending])
+        except StorageError as error:
+            self._failed[hub] = str(error)
+            logger.warning(
+                "delivery to event hub %s failed, will retry: %s",
+                hub,
+                error,
+                extra={"hub": hub, "stream": self._stream},
+            )
+            return HubDelivery(skipped=len(done), error=str(error)), done
+        refused = {id(event) for event in outcome.too_large}  # the port returns the very objects it was given
+        fanout = self._fanout
+        now = format_timestamp(fanout._clock())
+        partition = _partition_key(hub, self._stream)
+        # Insert-only writes: a conflict means a concurrent delivery recorded the key first, which is as good.
+        fanout._state.write_many(
+            fanout._table,
+            [
+                EntityWrite(partition, _table_key(key), {"delivered_at": now, "too_large": id(event) in refused})
+                for key, event in pending
+            ],
+        )
+        recorded.update(_table_key(key) for key, _ in pending)
+        too_large = [(key, event) for key, event in pending if id(event) in refused]
+        if too_large:
+            DeadLetterBox(fanout._state).park(
+                [
+                    DeadLetter(f"eventhub:{hub}", "event larger than the hub accepts", event.body)
+                    for _, event in too_large
+                ]
+            )
+        return HubDelivery(outcome.sent, len(done), too_large), done | {key for key, _ in pending}
+
+
+def _recorded_at(entity: Entity) -> datetime:
+    try:
+        return parse_timestamp(entity.properties.get("delivered_at"))
+    except InvalidReading:
+        return datetime.min.replace(tzinfo=UTC)  # not a record this module wrote: nothing to keep it for
+
+
+def _partition_key(hub: str, stream: str) -> str:
+    return f"{hub}|{_table_key(stream)}"
+
+
+def _table_key(text: str) -> str:
+    """`text` itself when Table Storage accepts it as a key, else its digest. Plain text that starts like a
+    digest is hashed too, so two different texts never share a key."""
+    if len(text) <= MAX_PLAIN_KEY_CHARS and not text.startswith(_DIGEST_PREFIX) and not _FORBIDDEN_IN_KEYS.search(text):
+        return text
+    return _DIGEST_PREFIX + hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()

@@ -1,0 +1,416 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at /api/openapi.json.
+
+Written by hand next to the routes it describes; tests/unit/test_openapi.py fails when a route, a method, a path
+parameter or an auth level here differs from the app's own binding metadata.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.dashboard.range_history import DEFAULT_RANGE, RANGES
+from shared.dashboard.reader import MAX_SUMMARIES_LIMIT
+from shared.intake.ingest import READING_ID_PATTERN, IngestLimits
+from shared.intake.reading_intake import MAX_READINGS_LIMIT
+from shared.readings.reading import METRIC_PATTERN, SENSOR_ID_PATTERN
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> Schema:
+    return _json(_ref("Error"), description)
+
+
+_SENSOR_ID: Schema = {
+    "name": "sensor_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": f"^{SENSOR_ID_PATTERN.pattern}$", "maxLength": 64},
+}
+_METRIC: Schema = {
+    "name": "metric",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "pattern": f"^{METRIC_PATTERN.pattern}$"},
+}
+
+_RANGE: Schema = {
+    "name": "range",
+    "in": "query",
+    "required": False,
+    "description": "a time range: the chart's summaries over the last 10 minutes, hour or day, bucketed",
+    "schema": {"type": "string", "enum": list(RANGES)},
+}
+
+
+def _limit(default: int, high: int) -> Schema:
+    schema = {"type": "integer", "minimum": 1, "maximum": high, "default": default}
+    return {"name": "limit", "in": "query", "required": False, "schema": schema}
+
+
+_FUNCTION_KEY: list[Schema] = [{"functionKey": []}, {"functionKeyQuery": []}]
+_ANONYMOUS: list[Schema] = []
+
+
+def _schemas(limits: IngestLimits) -> dict[str, Schema]:
+    metrics = sorted(limits.metrics)
+    reading_in: Schema = {
+        "type": "object",
+        "required": ["sensor_id", "metric", "value", "timestamp"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {
+                "type": "string",
+                "pattern": f"^{READING_ID_PATTERN.pattern}$",
+                "description": "client-chosen id: a retry with the same id rewrites the same reading",
+            },
+            "sensor_id": _SENSOR_ID["schema"],
+            "metric": {"type": "string", "enum": metrics},
+            "value": {"type": "number", "description": "finite, within the metric's bounds"},
+            "unit": {"type": "string", "description": "the metric's unit (or an accepted spelling of it)"},
+            "timestamp": {
+                "type": "string",
+                "format": "date-time",
+                "description": "ISO 8601 with a UTC offset, at most INGEST_MAX_FUTURE_SECONDS ahead",
+            },
+            "source": {"type": "string", "minLength": 1, "maxLength": 64},
+        },
+    }
+    summary: Schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "sensor_id": {"type": "string"},
+            "metric": {"type": "string"},
+            "unit": {"type": "string"},
+            "count": {"type": "integer"},
+            "min": {"type": "number"},
+            "max": {"type": "number"},
+            "avg": {"type": "number"},
+            "window_start": {"type": "string", "format": "date-time"},
+            "window_end": {"type": "string", "format": "date-time"},
+            "newest_reading_id": {"type": "string"},
+            "computed_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "Overview": {
+            "type": "object",
+            "required": ["series", "readings_total", "readings_per_minute", "lag_seconds", "time"],
+            "properties": {
+                "series": {"type": "integer", "minimum": 0},
+                "readings_total": {"type": "integer", "minimum": 0},
+                "readings_per_minute": {"type": ["number", "null"], "minimum": 0},
+                "lag_seconds": {
+                    "type": "object",
+                    "properties": {
+                        "median": {"type": ["number", "null"]},
+                        "max": {"type": ["number", "null"]},
+                    },
+                },
+                "time": {"type": "string", "format": "date-time"},
+            },
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "checks"],
+            "properties": {
+                "status": {"enum": ["ready", "not ready"]},
+                "checks": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["status", "ms"],
+                        "properties": {
+                            "status": {"enum": ["ok", "failed", "not configured"]},
+                            "ms": {"type": "number"},
+                            "error": {"type": "string"},
+                        },
+                    },
+                },
+                "failed": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "IngestError": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {"type": "string"},
+                "errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "index": {"type": "integer"},
+                            "field": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+        "ReadingIn": reading_in,
+        "Reading": {
+            "type": "object",
+            "properties": {
+                name: {"type": "string"} for name in ("id", "sensor_id", "metric", "unit", "timestamp", "source")
+            }
+            | {"value": {"type": "number"}},
+        },
+        "Accepted": {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer"},
+                "ids": {"type": "array", "items": {"type": "string"}},
+                "received_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "Summary": summary,
+        "Series": {
+            "type": "object",
+            "properties": {
+                "sensor_id": {"type": "string"},
+                "metric": {"type": "string"},
+                "unit": {"type": "string"},
+                "latest": summary,
+            },
+        },
+        "Devices": {
+            "type": "object",
+            "properties": {
+                "count": {"type": "integer"},
+                "devices": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "BackfillRequest": {
+            "type": "object",
+            "required": ["recType", "from", "to"],
+            "additionalProperties": False,
+            "properties": {
+                "recType": {"type": "string"},
+                "from": {"type": "string", "format": "date-time"},
+                "to": {"type": "string", "format": "date-time"},
+            },
+        },
+        "BackfillStatus": {"type": "object", "properties": {"id": {"type": "string"}, "runtimeStatus": {}}},
+    }
+
+
+def openapi_document(limits: IngestLimits) -> dict[str, Any]:
+    """The document; `limits` puts the configured batch size and metrics into it."""
+    paths: dict[str, Any] = {
+        "/": {
+            "get": {
+                "summary": "The live dashboard page",
+                "operationId": "dashboard_page",
+                "security": _ANONYMOUS,
+                "parameters": [{**_RANGE, "schema": {**_RANGE["schema"], "default": DEFAULT_RANGE}}],
+                "responses": {
+                    "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+                    "400": _error("an unknown range"),
+                },
+            }
+        },
+        "/api/readings": {
+            "post": {
+                "summary": f"Post one reading, or a batch of at most {limits.max_batch} (all or nothing)",
+                "operationId": "post_readings",
+                "security": _FUNCTION_KEY,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [
+                                    _ref("ReadingIn"),
+                                    {
+                                        "type": "array",
+                                        "minItems": 1,
+                                        "maxItems": limits.max_batch,
+                                        "items": _ref("ReadingIn"),
+                                    },
+                                ]
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(_ref("Accepted"), "every reading was written; their ids, in order"),
+                    "400": _json(_ref("IngestError"), "some reading is invalid; nothing was written"),
+                    "401": {"description": "no valid function key"},
+                    "413": _error(f"the body is larger than {limits.max_body_bytes} bytes"),
+                    "415": _error("the Content-Type is not application/json"),
+                },
+            }
+        },
+        "/api/sensors": {
+            "get": {
+                "summary": "Every series with its latest summary",
+                "operationId": "list_sensors",
+                "security": _ANONYMOUS,
+                "responses": {"200": _json({"type": "array", "items": _ref("Series")}, "the series")},
+            }
+        },
+        "/api/sensors/{sensor_id}/summaries": {
+            "get": {
+                "summary": "A series' summaries, newest first",
+                "operationId": "list_summaries",
+                "security": _ANONYMOUS,
+                "parameters": [_SENSOR_ID, _METRIC, _limit(20, MAX_SUMMARIES_LIMIT)],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Summary")}, "summaries"),
+                    "400": _error("an invalid parameter"),
+                    "404": _error("no such series"),
+                },
+            }
+        },
+        "/api/sensors/{sensor_id}/readings": {
+            "get": {
+                "summary": "A sensor's latest readings, newest first",
+                "operationId": "list_readings",
+                "security": _ANONYMOUS,
+                "parameters": [_SENSOR_ID, _METRIC, _limit(20, MAX_READINGS_LIMIT)],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Reading")}, "readings"),
+                    "400": _error("an invalid parameter"),
+                    "404": _error("no readings for this sensor"),
+                },
+            }
+        },
+        "/api/plots/{sensor_id}.png": {
+            "get": {
+                "summary": "Chart of a series' max, min and avg: its last 120 summaries, or a time range; ETag and 304",
+                "operationId": "sensor_chart",
+                "security": _ANONYMOUS,
+                "parameters": [
+                    _SENSOR_ID,
+                    _METRIC,
+                    {
+                        "name": "scale",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 3, "default": 1},
+                    },
+                    _RANGE,
+                ],
+                "responses": {
+                    "200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string"}}}},
+                    "304": {"description": "unchanged since the ETag in If-None-Match"},
+                    "400": _error("an invalid parameter"),
+                    "404": _error("no such series"),
+                },
+            }
+        },
+        "/api/devices": {
+            "get": {
+                "summary": "Devices seen on Event Hubs",
+                "operationId": "list_devices",
+                "security": _ANONYMOUS,
+                "responses": {"200": _json(_ref("Devices"), "devices")},
+            }
+        },
+        "/api/health": {
+            "get": {
+                "summary": "Liveness (touches no backend)",
+                "operationId": "health",
+                "security": _ANONYMOUS,
+                "responses": {"200": _json({"type": "object"}, "alive")},
+            }
+        },
+        "/api/overview": {
+            "get": {
+                "summary": "The dashboard header: series, readings per minute over the last minute, lag",
+                "operationId": "overview",
+                "security": _ANONYMOUS,
+                "responses": {"200": _json(_ref("Overview"), "totals")},
+            }
+        },
+        "/api/ready": {
+            "get": {
+                "summary": "Readiness: every backend answers (documents, state, each event hub)",
+                "operationId": "ready",
+                "security": _ANONYMOUS,
+                "responses": {
+                    "200": _json(_ref("Readiness"), "every backend answered"),
+                    "503": _json(_ref("Readiness"), "a backend did not answer; `failed` names it"),
+                },
+            }
+        },
+        "/api/metrics": {
+            "get": {
+                "summary": "This process's metrics in the Prometheus text format",
+                "operationId": "metrics",
+                "security": _FUNCTION_KEY,
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format 0.0.4",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": {"description": "no valid function key"},
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "operationId": "openapi_json",
+                "security": _ANONYMOUS,
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+            }
+        },
+        "/api/microshare/backfill": {
+            "post": {
+                "summary": "Start a Durable backfill of a recType over a time range",
+                "operationId": "start_backfill",
+                "security": _FUNCTION_KEY,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("BackfillRequest")}}},
+                "responses": {
+                    "202": _json({"type": "object"}, "started; statusUrl and the management URLs"),
+                    "400": _error("an invalid request"),
+                    "401": {"description": "no valid function key"},
+                    "409": _json({"type": "object"}, "a backfill of this recType is running"),
+                    "503": _error("Microshare forwarding is not configured"),
+                },
+            }
+        },
+        "/api/microshare/backfill/{instance_id}": {
+            "get": {
+                "summary": "Status, progress and result of a backfill",
+                "operationId": "backfill_status",
+                "security": _FUNCTION_KEY,
+                "parameters": [{"name": "instance_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": _json(_ref("BackfillStatus"), "status"),
+                    "400": _error("not a backfill instance id"),
+                    "401": {"description": "no valid function key"},
+                    "404": _error("no such backfill"),
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Sensor Pulse",
+            "version": "1.0.0",
+            "description": "Readings in, sliding-window summaries and charts out.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(limits),
+            "securitySchemes": {
+                "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
+                "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
+            },
+        },
+    }

@@ -1,0 +1,1 @@
+"""Storage adapters on Azure services: Cosmos DB, Table Storage, Event Hubs."""

@@ -1,0 +1,1 @@
+"""Embedded storage adapters on one SQLite file."""

@@ -1,0 +1,152 @@
+"""Embedded state store: Table-Storage-like entities with ETags, in SQLite."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from shared.storage.ports import MAX_ATOMIC_WRITES, ConcurrencyConflict, Entity, EntityWrite
+from shared.storage.sqlite.database import SqliteDatabase
+
+
+class _Etags:
+    """New ETags: a random prefix per process (several processes may share one database file, and a forked
+    child draws its own) and a counter, which is cheaper than asking the OS for random bytes every write."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def new(self) -> str:
+        return f'W/"{self._prefix}{next(self._counter):08x}"'
+
+
+_new_etag = _Etags().new
+_INSERT_IF_ABSENT = (
+    "INSERT INTO entities (tbl, pk, rk, props, etag) VALUES (?,?,?,?,?) ON CONFLICT (tbl, pk, rk) DO NOTHING"
+)
+_UPDATE_IF_MATCH = "UPDATE entities SET props = ?, etag = ? WHERE tbl = ? AND pk = ? AND rk = ? AND etag = ?"
+
+
+def _conflict(table: str, change: EntityWrite) -> ConcurrencyConflict:
+    return ConcurrencyConflict(f"{table}/{change.partition_key}/{change.row_key} changed since read")
+
+
+_Insert = tuple[str, str, str, str, str]
+_Update = tuple[str, str, str, str, str, str]
+
+
+def _prepare(table: str, changes: Sequence[EntityWrite]) -> tuple[list[Entity], list[_Insert], list[_Update]]:
+    """Each change as the entity it writes (with its new ETag), and the rows to insert-if-absent (no etag) and
+    to update-if-match; prepared before the transaction, so the write lock is not held for the JSON work."""
+    written: list[Entity] = []
+    inserts: list[_Insert] = []
+    updates: list[_Update] = []
+    for change in changes:
+        entity = Entity(change.partition_key, change.row_key, dict(change.properties), _new_etag())
+        written.append(entity)
+        body = orjson.dumps(entity.properties).decode()
+        if change.etag is None:
+            inserts.append((table, entity.partition_key, entity.row_key, body, entity.etag))
+        else:
+            updates.append((body, entity.etag, table, entity.partition_key, entity.row_key, change.etag))
+    return written, inserts, updates
+
+
+def _execute(conn: sqlite3.Connection, inserts: list[_Insert], updates: list[_Update]) -> int:
+    """The conditional writes, each kind in one call; returns how many rows they changed."""
+    rows = conn.executemany(_INSERT_IF_ABSENT, inserts).rowcount if inserts else 0
+    return rows + (conn.executemany(_UPDATE_IF_MATCH, updates).rowcount if updates else 0)
+
+
+class SqliteStateStore:
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._db = database
+
+    def check(self) -> None:
+        """Readiness: the embedded database answers."""
+        self._db.check()
+
+    def get(self, table: str, partition_key: str, row_key: str) -> Entity | None:
+        with self._db.connection() as conn:
+            row = conn.execute(
+                "SELECT props, etag FROM entities WHERE tbl = ? AND pk = ? AND rk = ?",
+                (table, partition_key, row_key),
+            ).fetchone()
+        return None if row is None else Entity(partition_key, row_key, orjson.loads(row[0]), row[1])
+
+    def query(self, table: str, partition_key: str | None = None) -> list[Entity]:
+        with self._db.connection() as conn:
+            if partition_key is None:
+                rows = conn.execute(
+                    "SELECT pk, rk, props, etag FROM entities WHERE tbl = ? ORDER BY pk, rk", (table,)
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT pk, rk, props, etag FROM entities WHERE tbl = ? AND pk = ? ORDER BY rk",
+                    (table, partition_key),
+                ).fetchall()
+        return [Entity(pk, rk, orjson.loads(props), etag) for pk, rk, props, etag in rows]
+
+    def upsert(self, table: str, partition_key: str, row_key: str, properties: Mapping[str, Any]) -> Entity:
+        etag = _new_etag()
+        body = orjson.dumps(dict(properties)).decode()
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO entities (tbl, pk, rk, props, etag) VALUES (?,?,?,?,?) "
+                "ON CONFLICT (tbl, pk, rk) DO UPDATE SET props = excluded.props, etag = excluded.etag",
+                (table, partition_key, row_key, body, etag),
+            )
+        return Entity(partition_key, row_key, dict(properties), etag)
+
+    def write(self, table: str, change: EntityWrite) -> Entity:
+        (result,) = self.write_many(table, [change])
+        if isinstance(result, ConcurrencyConflict):
+            raise result
+        return result
+
+    def write_many(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity | ConcurrencyConflict]:
+        """One transaction; the inserts and the updates each go to SQLite in one call. Only when fewer rows
+        changed than were asked (a conflict) is each write's outcome read back: it won if its new ETag is
+        the one stored."""
+        written, inserts, updates = _prepare(table, changes)
+        with self._db.transaction() as conn:
+            rows = _execute(conn, inserts, updates)
+            if rows == len(changes):
+                return list(written)
+            stored = [
+                conn.execute(
+                    "SELECT etag FROM entities WHERE tbl = ? AND pk = ? AND rk = ?",
+                    (table, entity.partition_key, entity.row_key),
+                ).fetchone()
+                for entity in written
+            ]
+        return [
+            entity if found is not None and found[0] == entity.etag else _conflict(table, change)
+            for change, entity, found in zip(changes, written, stored, strict=True)
+        ]
+
+    def write_atomically(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity]:
+        if len(changes) > MAX_ATOMIC_WRITES:
+            raise ValueError(f"a transaction holds at most {MAX_ATOMIC_WRITES} entities")
+        if len({change.partition_key for change in changes}) > 1:
+            raise ValueError("a transaction's entities must share one partition key")
+        written, inserts, updates = _prepare(table, changes)
+        with self._db.transaction() as conn:
+            if _execute(conn, inserts, updates) != len(changes):
+                # Raised inside the transaction: every write is rolled back.
+                raise ConcurrencyConflict(f"{table}/{changes[0].partition_key}: an entity changed since read")
+        return written
+
+    def delete(self, table: str, partition_key: str, row_key: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM entities WHERE tbl = ? AND pk = ? AND rk = ?", (table, partition_key, row_key))
