@@ -6,13 +6,14 @@ import importlib
 import json
 import re
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from azure.functions.decorators.function_app import FunctionRegister
+from azure.functions.decorators.function_app import Function, FunctionRegister
 
 from devhost.app.settings import resolve
 
@@ -93,13 +94,27 @@ def find_app(module: Any) -> FunctionRegister:
     return apps[0]
 
 
+_indexed: dict[int, tuple[FunctionRegister, list[Function]]] = {}
+_index_lock = threading.Lock()
+
+
+def indexed_functions(app: FunctionRegister) -> list[Function]:
+    """The app's functions, listed once per process as the worker lists them (the library refuses to list a
+    function name a second time), and the same list for every later host or test in the process."""
+    with _index_lock:
+        found = _indexed.get(id(app))
+        if found is None or found[0] is not app:
+            found = _indexed[id(app)] = (app, app.get_functions())
+        return found[1]
+
+
 def load_functions(app_dir: Path, environ: Mapping[str, str], module_name: str = "function_app") -> list[FunctionSpec]:
     """Import the app from app_dir and describe every function, with %SETTING% expressions resolved."""
     if str(app_dir) not in sys.path:
         sys.path.insert(0, str(app_dir))
     module = importlib.import_module(module_name)
     specs: list[FunctionSpec] = []
-    for function in find_app(module).get_functions():
+    for function in indexed_functions(find_app(module)):
         name = function.get_function_name() or function.get_user_function().__name__
         bindings = [resolve(b, environ, name) for b in json.loads(function.get_function_json())["bindings"]]
         triggers = [b for b in bindings if str(b.get("type", "")).endswith("Trigger")]

@@ -15,16 +15,15 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import azure.functions as func
-from azure.functions import _abc as functions_abc
-
 from devhost.app.function_index import FunctionSpec
 from shared.ops.log_context import log_fields
 
 logger = logging.getLogger("devhost")
 
 
-class _TraceContext(functions_abc.TraceContext):
+class _TraceContext:
+    """The worker's trace context: devhost starts no distributed trace."""
+
     @property
     def trace_state(self) -> str:
         return ""
@@ -38,7 +37,7 @@ class _TraceContext(functions_abc.TraceContext):
         return {}
 
 
-class _RetryContext(functions_abc.RetryContext):
+class _RetryContext:
     def __init__(self, retry_count: int, max_retry_count: int) -> None:
         self._count = retry_count
         self._max = max_retry_count
@@ -56,7 +55,10 @@ class _RetryContext(functions_abc.RetryContext):
         return None
 
 
-class InvocationContext(func.Context):
+class InvocationContext:
+    """The `context` argument the worker passes, with the same members as azure.functions.Context (whose
+    trace and retry types the library does not export)."""
+
     def __init__(self, spec: FunctionSpec, retry_count: int, max_retry_count: int, invocation_id: str) -> None:
         self._invocation_id = invocation_id
         self._function_name = spec.name
@@ -80,11 +82,11 @@ class InvocationContext(func.Context):
         return ""
 
     @property
-    def trace_context(self) -> functions_abc.TraceContext:
+    def trace_context(self) -> _TraceContext:
         return _TraceContext()
 
     @property
-    def retry_context(self) -> functions_abc.RetryContext:
+    def retry_context(self) -> _RetryContext:
         return self._retry
 
 

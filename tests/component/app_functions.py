@@ -7,14 +7,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import azure.functions as func
-from azure.functions import _abc as functions_abc
 from azure.functions.decorators.function_app import Function
 
 import function_app
+from devhost.app.function_index import indexed_functions
 
 
-class HostContext(func.Context):
+class HostContext:
     """The `context` argument the worker passes to a function that declares one: a fresh invocation id."""
 
     def __init__(self, function_name: str) -> None:
@@ -37,14 +36,6 @@ class HostContext(func.Context):
     def function_directory(self) -> str:
         return ""
 
-    @property
-    def trace_context(self) -> functions_abc.TraceContext:
-        raise NotImplementedError
-
-    @property
-    def retry_context(self) -> functions_abc.RetryContext:
-        raise NotImplementedError
-
 
 def as_the_host_calls(function: Function) -> Callable[..., Any]:
     """The user function, given a `context` on each call when it declares one, as the worker does."""
@@ -60,14 +51,6 @@ def as_the_host_calls(function: Function) -> Callable[..., Any]:
 
 
 def app_functions() -> dict[str, Function]:
-    """Every function of the app by name.
-
-    `get_functions()` remembers every name it returned and refuses to list them again (the worker calls it
-    once per process); forget them before and after, so every test, and devhost's indexer, can list them."""
-    app = function_app.app
-    app.functions_bindings = None
-    try:
-        functions: list[Function] = app.get_functions()
-    finally:
-        app.functions_bindings = None
+    """Every function of the app by name, as devhost indexes them."""
+    functions = indexed_functions(function_app.app)
     return {f.get_function_name() or f.get_user_function().__name__: f for f in functions}
