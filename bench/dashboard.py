@@ -72,23 +72,23 @@ def _timed(handler: Handler, request: func.HttpRequest, expected_status: int) ->
 
 
 def _configure(data_dir: Path) -> None:
-    """Settings are read once per process: they must be in the environment before the app is imported."""
+    """The app's services on an embedded store in `data_dir`, as devhost would build them."""
     os.environ["STORAGE_BACKEND"] = "embedded"
     os.environ["EMBEDDED_DATA_DIR"] = str(data_dir)
     os.environ["WINDOW_SIZE"] = "10"
-    from shared.settings import get_settings
+    from shared.app import Services, install
 
-    if get_settings().embedded_data_dir != data_dir:
-        raise RuntimeError("settings were read before the bench set them; run `python -m bench dashboard`")
+    install(Services.from_env(os.environ))
 
 
 def _chart_handler() -> Handler:
     import function_app
+    from devhost.app.function_index import indexed_functions
 
-    for function in function_app.app.get_functions():
+    for function in indexed_functions(function_app.app):
         if function.get_function_name() == "sensor_chart":
-            handler: Handler = function.get_user_function()
-            return handler
+            user = function.get_user_function()
+            return lambda request: user(request, context=None)  # no invocation id, as outside a host
     raise RuntimeError("function_app has no sensor_chart function")
 
 
@@ -96,13 +96,12 @@ def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         data_dir = Path(tmp).resolve()
         _configure(data_dir)
-        from shared.app import get_summariser
-        from shared.storage.factory import get_stores
+        from shared.app import services
         from shared.storage.names import SUMMARIES
         from shared.storage.sqlite.documents import SqliteDocumentStore
 
         handler = _chart_handler()
-        summariser = get_summariser()
+        summariser = services().summariser
         rng = random.Random(7)
         moment = datetime.now(UTC) - _READING_GAP * (SEED_READINGS + FRESH_RENDERS + 1)
         value = 24.0
@@ -120,7 +119,7 @@ def run() -> dict[str, Any]:
 
         for _ in range(SEED_READINGS):
             add_reading()
-        documents = get_stores().documents
+        documents = services().stores.documents
         seeded = documents.count(SUMMARIES) if isinstance(documents, SqliteDocumentStore) else SEED_READINGS
         log(f"seeded {seeded} summaries for {SENSOR_ID}")
 

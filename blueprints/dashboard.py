@@ -7,17 +7,16 @@ from azure.functions.warmup import WarmUpContext  # listed in azure.functions.__
 
 from blueprints.query_params import bounded_int_param, metric_param, range_param
 from blueprints.responses import error_response, json_response
-from shared.app import get_dashboard, get_device_registry, readiness_checks
+from shared.app import services
 from shared.dashboard.page import render_page
 from shared.dashboard.range_history import DEFAULT_RANGE
 from shared.dashboard.reader import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
-from shared.ops.invocation import observed
+from shared.ops.invocation import observed_function
 from shared.ops.log_context import app_logger
-from shared.ops.metrics import PROMETHEUS_CONTENT_TYPE, get_metrics
+from shared.ops.metrics import PROCESS_METRICS, PROMETHEUS_CONTENT_TYPE
 from shared.ops.openapi import openapi_document
 from shared.ops.readiness import failed_checks, readiness_body, run_checks
 from shared.readings.reading import format_timestamp
-from shared.settings import get_ingest_limits
 
 logger = app_logger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
@@ -28,32 +27,36 @@ _MAX_SCALE = 3
 
 # The documented way to own the site root: routePrefix "" in host.json and an optional, empty parameter.
 @bp.route(route="{ignored:maxlength(0)?}", methods=["GET"], auth_level=_ANONYMOUS)
-def dashboard_page(req: func.HttpRequest) -> func.HttpResponse:
+@observed_function("dashboard_page", trigger="http")
+def dashboard_page(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     try:
         chosen = range_param(req) or DEFAULT_RANGE
     except ValueError as invalid:
         return error_response(400, str(invalid))
-    page = render_page(get_dashboard().series(), chosen)
+    page = render_page(services().dashboard.series(), chosen)
     return func.HttpResponse(page, mimetype="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
 @bp.route(route="api/sensors", methods=["GET"], auth_level=_ANONYMOUS)
-def list_sensors(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response(get_dashboard().series())
+@observed_function("list_sensors", trigger="http")
+def list_sensors(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return json_response(services().dashboard.series())
 
 
 @bp.route(route="api/overview", methods=["GET"], auth_level=_ANONYMOUS)
-def overview(req: func.HttpRequest) -> func.HttpResponse:
+@observed_function("overview", trigger="http")
+def overview(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """The page header's totals: series, readings per minute, lag."""
-    return json_response(get_dashboard().overview(datetime.now(UTC)))
+    return json_response(services().dashboard.overview(datetime.now(UTC)))
 
 
 @bp.route(route="api/sensors/{sensor_id}/summaries", methods=["GET"], auth_level=_ANONYMOUS)
-def list_summaries(req: func.HttpRequest) -> func.HttpResponse:
+@observed_function("list_summaries", trigger="http")
+def list_summaries(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     try:
         sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
         limit = bounded_int_param(req, "limit", 20, 1, MAX_SUMMARIES_LIMIT)
-        return json_response(get_dashboard().summaries(sensor_id, metric_param(req), limit))
+        return json_response(services().dashboard.summaries(sensor_id, metric_param(req), limit))
     except ValueError as invalid:
         return error_response(400, str(invalid))
     except UnknownSeries as unknown:
@@ -61,13 +64,14 @@ def list_summaries(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="api/plots/{sensor_id}.png", methods=["GET"], auth_level=_ANONYMOUS)
-def sensor_chart(req: func.HttpRequest) -> func.HttpResponse:
+@observed_function("sensor_chart", trigger="http")
+def sensor_chart(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     try:
         sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
         metric = metric_param(req)
         scale = bounded_int_param(req, "scale", 1, 1, _MAX_SCALE)
         chosen = range_param(req)
-        dashboard = get_dashboard()
+        dashboard = services().dashboard
         etag, _ = dashboard.chart_etag(sensor_id, metric, scale, chosen)
         caching = {"ETag": etag, "Cache-Control": "no-cache"}
         if etag in {tag.strip() for tag in req.headers.get("If-None-Match", "").split(",")}:
@@ -81,26 +85,30 @@ def sensor_chart(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="api/devices", methods=["GET"], auth_level=_ANONYMOUS)
-def list_devices(req: func.HttpRequest) -> func.HttpResponse:
-    devices = [device.to_document() for device in get_device_registry().list()]
+@observed_function("list_devices", trigger="http")
+def list_devices(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    devices = [device.to_document() for device in services().devices.list()]
     return json_response({"count": len(devices), "devices": devices})
 
 
 @bp.route(route="api/openapi.json", methods=["GET"], auth_level=_ANONYMOUS)
-def openapi_json(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response(openapi_document(get_ingest_limits()))
+@observed_function("openapi_json", trigger="http")
+def openapi_json(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return json_response(openapi_document(services().ingest_limits))
 
 
 @bp.route(route="api/health", methods=["GET"], auth_level=_ANONYMOUS)
-def health(req: func.HttpRequest) -> func.HttpResponse:
+@observed_function("health", trigger="http")
+def health(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Liveness: the process answers. Touches no backend (that is /api/ready)."""
     return json_response({"status": "ok", "time": format_timestamp(datetime.now(UTC))})
 
 
 @bp.route(route="api/ready", methods=["GET"], auth_level=_ANONYMOUS)
-def ready(req: func.HttpRequest) -> func.HttpResponse:
+@observed_function("ready", trigger="http")
+def ready(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Readiness: every backend answers; 503 names the ones that did not."""
-    results = run_checks(readiness_checks())
+    results = run_checks(services().readiness_checks)
     status, body = readiness_body(results)
     failed = failed_checks(results)
     if failed:
@@ -111,10 +119,11 @@ def ready(req: func.HttpRequest) -> func.HttpResponse:
 # Function key: the figures are operational detail, not for the public page. Prometheus sends the key as the
 # x-functions-key header (or ?code=).
 @bp.route(route="api/metrics", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
-def metrics(req: func.HttpRequest) -> func.HttpResponse:
+@observed_function("metrics", trigger="http")
+def metrics(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """This process's metrics in the Prometheus text format."""
     return func.HttpResponse(
-        get_metrics().exposition(),
+        PROCESS_METRICS.exposition(),
         status_code=200,
         headers={"Content-Type": PROMETHEUS_CONTENT_TYPE, "Cache-Control": "no-store"},
     )
@@ -123,9 +132,9 @@ def metrics(req: func.HttpRequest) -> func.HttpResponse:
 # Named "warmup", as the host requires. The host runs it once on each instance it adds (on plans that support the
 # trigger, not on restarts), before that instance gets traffic; devhost runs it once at start.
 @bp.warm_up_trigger(arg_name="warmup")
+@observed_function("warmup")
 def warmup(warmup: WarmUpContext, context: func.Context) -> None:
     """A new instance: load the chart library before the first viewer's charts have to."""
     from shared.dashboard.charts import warm_up
 
-    with observed("warmup", context):
-        warm_up()
+    warm_up()

@@ -13,7 +13,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from blueprints.responses import error_response, json_response, request_json
-from shared.app import get_forwarder
+from shared.app import services
 from shared.microshare.api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
 from shared.microshare.backfill import (
     FINISH_ACTIVITY,
@@ -29,10 +29,9 @@ from shared.microshare.backfill import (
     window_output,
 )
 from shared.microshare.forwarder import Forwarder
-from shared.ops.invocation import observed
+from shared.ops.invocation import observed, observed_function
 from shared.ops.log_context import app_logger
 from shared.readings.reading import parse_timestamp
-from shared.settings import get_microshare_settings
 
 logger = app_logger(__name__)
 bp = df.Blueprint()
@@ -58,7 +57,7 @@ async def _forward(function: str, rec_type: str, client: df.DurableOrchestration
 
 
 async def _forward_or_backfill(rec_type: str, client: df.DurableOrchestrationClient) -> None:
-    forwarder = get_forwarder()
+    forwarder = services().forwarder
     if forwarder is None:
         logger.info("Microshare forwarding is off: MICROSHARE_USERNAME is not set", extra={"recType": rec_type})
         return
@@ -102,8 +101,11 @@ async def forward_hourly_snapshot(
 @bp.function_name("start_backfill")
 @bp.route(route="api/microshare/backfill", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
-async def start_backfill(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    settings = get_microshare_settings()
+@observed_function("start_backfill", trigger="http")
+async def start_backfill(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, context: func.Context
+) -> func.HttpResponse:
+    settings = services().microshare
     if settings is None:
         return error_response(503, "Microshare forwarding is not configured (MICROSHARE_USERNAME)")
     try:
@@ -130,13 +132,18 @@ async def start_backfill(req: func.HttpRequest, client: df.DurableOrchestrationC
 @bp.function_name("backfill_status")
 @bp.route(route="api/microshare/backfill/{instance_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @bp.durable_client_input(client_name="client")
-async def backfill_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+@observed_function("backfill_status", trigger="http")
+async def backfill_status(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient, context: func.Context
+) -> func.HttpResponse:
     instance_id = req.route_params.get("instance_id", "")
     if not INSTANCE_ID_PATTERN.fullmatch(instance_id):
         return error_response(400, "not a backfill instance id")
     status = await client.get_status(instance_id)
     if status.runtime_status is None:
         return error_response(404, f"no backfill {instance_id}")
+    # Not status.to_json() or create_check_status_response(): this route's documented shape names the custom
+    # status `progress` and the output `result`, and keeps ISO 8601 times with their offset.
     return json_response(
         {
             "id": instance_id,
@@ -157,7 +164,7 @@ def microshare_backfill(context: df.DurableOrchestrationContext):  # type: ignor
 
 
 def _forwarder() -> Forwarder:
-    forwarder = get_forwarder()
+    forwarder = services().forwarder
     if forwarder is None:
         raise RuntimeError("Microshare forwarding is not configured (MICROSHARE_USERNAME)")
     return forwarder

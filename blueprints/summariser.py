@@ -5,17 +5,11 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.app import get_device_registry, get_summariser
-from shared.intake.telemetry import route_events
-from shared.ops.invocation import observed
-from shared.ops.metrics import get_metrics
-from shared.settings import get_settings
+from shared.app import services
+from shared.ops.invocation import observed_function
 from shared.storage.names import LEASES, READINGS
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
-
-_EVENTS_SOURCE = "eventhub-telemetry"
-_READINGS_SOURCE = "cosmos-readings"
 
 # A whole-batch failure means storage is unavailable: retry until it is back rather than checkpoint past
 # the batch (bad items never fail a batch; they are dead-lettered inside it).
@@ -44,10 +38,9 @@ _RETRY: dict[str, Any] = {
     feed_poll_delay=500,
     max_items_per_invocation=500,
 )
+@observed_function("summarise_readings", trigger="cosmos")
 def summarise_readings(documents: func.DocumentList, context: func.Context) -> None:
-    with observed("summarise_readings", context, trigger="cosmos"):
-        outcome = get_summariser().apply([doc.to_dict() for doc in documents], source=_READINGS_SOURCE)
-        outcome.log(_READINGS_SOURCE, trigger="cosmos")
+    services().batches.summarise_documents([doc.to_dict() for doc in documents])
 
 
 @bp.function_name("summarise_events")
@@ -59,28 +52,6 @@ def summarise_readings(documents: func.DocumentList, context: func.Context) -> N
     consumer_group="%EVENTHUB_CONSUMER_GROUP%",
     cardinality=func.Cardinality.MANY,
 )
+@observed_function("summarise_events", trigger="eventhub")
 def summarise_events(events: list[func.EventHubEvent], context: func.Context) -> None:
-    hub = get_settings().eventhub_name
-    with observed("summarise_events", context, trigger="eventhub", hub=hub):
-        get_metrics().events_processed.labels(hub).inc(len(events))
-        batch = route_events(events, source=_EVENTS_SOURCE, received_at=datetime.now(UTC))
-        outcome = get_summariser().apply(batch.items, source=_EVENTS_SOURCE, rejected=batch.rejected)
-        # After the summaries: a failure here retries the batch, and re-summarising it changes nothing.
-        devices = get_device_registry().record(batch.sightings)
-        get_metrics().devices_seen(sighting.device_id for sighting in batch.sightings)
-        outcome.log(
-            _EVENTS_SOURCE,
-            trigger="eventhub",
-            hub=hub,
-            events=len(events),
-            people_counter=batch.people_counter,
-            snapshots_skipped=batch.snapshots_skipped,
-            devices=devices,
-            **_sequence_numbers(events),
-        )
-
-
-def _sequence_numbers(events: list[func.EventHubEvent]) -> dict[str, int]:
-    """The batch's first and last event (by sequence number), to find them on the hub."""
-    numbers = [event.sequence_number for event in events if isinstance(event.sequence_number, int)]
-    return {"first_sequence_number": min(numbers), "last_sequence_number": max(numbers)} if numbers else {}
+    services().batches.summarise_events(events, received_at=datetime.now(UTC))

@@ -21,7 +21,7 @@ from devhost.http.routes import RouteTemplateError
 from devhost.standins.microshare.demo import FORWARDERS, start_demo
 from devhost.status_line import DEFAULT_PLAIN_EVERY_SECONDS, StatusReporter
 from devhost.triggers.schedule import ScheduleError
-from shared.ops.metrics import get_metrics
+from shared.ops.metrics import PROCESS_METRICS
 from shared.settings import BACKEND_AZURE, BACKEND_EMBEDDED, SettingsError, log_level_from_env
 
 _STARTUP_ERRORS = (
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().setLevel(log_level_from_env(os.environ))  # LOG_LEVEL, from local.settings.json too
     reporter = None
     if console.live_status or args.status_every > 0:
-        reporter = StatusReporter(get_metrics(), console, host.stop_event, plain_every=args.status_every)
+        reporter = StatusReporter(PROCESS_METRICS, console, host.stop_event, plain_every=args.status_every)
         reporter.start()
     if standin is not None:
         # The forwarders' schedules are 15 minutes and an hour: run both now, as POST /admin/functions would.

@@ -32,14 +32,11 @@ from devhost.triggers.change_feed import ChangeFeedDriver, ChangeFeedSource
 from devhost.triggers.event_hub import EventHubDriver
 from devhost.triggers.timer import TimerDriver
 from devhost.triggers.warmup import WARMUP_TRIGGER, run_warmup
+from shared import app
 from shared.settings import BACKEND_EMBEDDED, EMBEDDED_DATA_DIR, STORAGE_BACKEND, Settings
-from shared.storage.factory import get_stores
-from shared.storage.names import PARTITION_KEY_PATHS
-from shared.storage.ports import StateStore
+from shared.storage.factory import open_azure, open_embedded
 from shared.storage.sqlite.database import SqliteDatabase
-from shared.storage.sqlite.documents import SqliteDocumentStore
 from shared.storage.sqlite.events import SqliteEventHub
-from shared.storage.sqlite.state import SqliteStateStore
 
 logger = logging.getLogger("devhost")
 
@@ -108,9 +105,8 @@ class DevHost:
         environ[STORAGE_BACKEND] = self.options.backend
         environ[EMBEDDED_DATA_DIR] = str(self.options.data_dir.resolve())
         if settings_file is not None:
-            apply_values(read_values(settings_file), environ)
+            apply_values(read_values(settings_file), environ)  # never over a value already set, as these two
             logger.info("settings: %s", settings_file.name)
-        environ[STORAGE_BACKEND] = self.options.backend
 
     def start(self) -> None:
         """Index the app and start every trigger; raises with a clear message when the app cannot run."""
@@ -128,14 +124,14 @@ class DevHost:
 
         if settings.storage_backend == BACKEND_EMBEDDED:
             self._database = SqliteDatabase.in_directory(self.options.data_dir.resolve())
-            documents: ChangeFeedSource = SqliteDocumentStore(self._database, PARTITION_KEY_PATHS)
-            state: StateStore = SqliteStateStore(self._database)
-            hub: SqliteEventHub | None = SqliteEventHub(self._database)
+            stores = open_embedded(self._database)
+            hub = cast(SqliteEventHub, stores.events)
         else:
-            # The app's own storage clients (Cosmos DB, Table Storage), from the same settings.
-            stores = get_stores()
-            documents, state, hub = cast(ChangeFeedSource, stores.documents), stores.state, None
+            stores, hub = open_azure(settings, environ), None
             logger.info("backend: azure (connections from the app settings)")
+        # The app runs on the stores devhost drives, so the process has one connection pool per database file.
+        app.install(app.Services(settings, stores, environ))
+        documents, state = cast(ChangeFeedSource, stores.documents), stores.state
         invoker = Invoker(self.stop_event)
         self._invoker = invoker
         durable_api = self._start_durable(config, invoker)
@@ -250,6 +246,7 @@ class DevHost:
                 logger.warning("%s did not finish within %.0fs", thread.name, _STOP_JOIN_SECONDS)
         if self._invoker is not None:
             self._invoker.close()
+        app.install(None)
         for database in (self._database, self._durable_database):
             if database is not None:
                 database.close()

@@ -1,117 +1,118 @@
-"""Process-wide instances built from settings and stores; created on first use, then reused."""
+"""The composition root: every process-wide service, built once from the settings and the stores.
+
+The blueprints ask `services()` for what they need. In Azure and under `func start` the services are built from
+the environment on first use; devhost builds them from the stores it opened (`install`), so a process keeps one
+connection pool per database file; tests build their own the same way.
+"""
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, cast
 
 from shared.dashboard.reader import DashboardReader
+from shared.intake.batches import BatchIntake
 from shared.intake.devices import DeviceRegistry
 from shared.intake.reading_intake import ReadingIntake
 from shared.intake.simulator import SensorSimulator
-from shared.ops.metrics import get_metrics
+from shared.ops.metrics import PROCESS_METRICS, PipelineMetrics
 from shared.ops.readiness import Check
 from shared.readings.summariser import Summariser
-from shared.settings import (
-    BACKEND_EMBEDDED,
-    EVENTHUB_EXTRA_HUBS,
-    get_ingest_limits,
-    get_microshare_settings,
-    get_settings,
-)
+from shared.settings import EVENTHUB_EXTRA_HUBS, MicroshareSettings, Settings, ingest_limits_from_env
 from shared.storage.azure.request_charges import RequestCharges
-from shared.storage.factory import Stores, event_publisher, get_stores
+from shared.storage.factory import Stores, open_stores
 from shared.storage.ports import EventPublisher
 
 if TYPE_CHECKING:
+    from shared.intake.ingest import IngestLimits
     from shared.microshare.forwarder import Forwarder
 
 
-@functools.cache
-def _stores() -> Stores:
-    """The process's stores; Cosmos DB's request charges feed the metrics."""
-    stores = get_stores()
-    charges = getattr(stores.documents, "charges", None)
-    if isinstance(charges, RequestCharges):
-        get_metrics().track_request_charges(charges)
-    return stores
+class Services:
+    """What the functions use, made once per process from `settings` and `stores`."""
 
+    def __init__(
+        self,
+        settings: Settings,
+        stores: Stores,
+        env: Mapping[str, str],
+        metrics: PipelineMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stores = stores
+        self.metrics = PROCESS_METRICS if metrics is None else metrics
+        self._env = env
+        charges = getattr(stores.documents, "charges", None)
+        if isinstance(charges, RequestCharges):
+            self.metrics.track_request_charges(charges)
+        self.summariser = Summariser(
+            stores.documents,
+            stores.state,
+            settings.window_size,
+            settings.summary_ttl_seconds,
+            metrics=self.metrics,
+        )
+        self.simulator = SensorSimulator(stores.documents, stores.state, settings.reading_ttl_seconds)
+        self.dashboard = DashboardReader(stores.documents, stores.state)
+        self.devices = DeviceRegistry(stores.state)
+        self.batches = BatchIntake(self.summariser, self.devices, self.metrics, settings.eventhub_name)
 
-@functools.cache
-def get_summariser() -> Summariser:
-    settings, stores = get_settings(), _stores()
-    return Summariser(
-        stores.documents, stores.state, settings.window_size, settings.summary_ttl_seconds, metrics=get_metrics()
-    )
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], stores: Stores | None = None) -> Services:
+        """Services from the app settings in `env`, on `stores` or on the ones the settings choose."""
+        settings = Settings.from_env(env)
+        return cls(settings, open_stores(settings, env) if stores is None else stores, env)
 
+    # The ingest and Microshare settings are parsed on first use: a mistake in them stops the functions that use
+    # them, with a message naming the setting, and not the summariser or the dashboard.
+    @functools.cached_property
+    def ingest_limits(self) -> IngestLimits:
+        return ingest_limits_from_env(self._env)
 
-@functools.cache
-def get_simulator() -> SensorSimulator:
-    stores = _stores()
-    return SensorSimulator(stores.documents, stores.state, get_settings().reading_ttl_seconds)
+    @functools.cached_property
+    def microshare(self) -> MicroshareSettings | None:
+        """None when MICROSHARE_USERNAME is unset: forwarding is off."""
+        return MicroshareSettings.from_env(self._env)
 
+    @functools.cached_property
+    def reading_intake(self) -> ReadingIntake:
+        return ReadingIntake(self.stores.documents, self.ingest_limits, self.settings.reading_ttl_seconds)
 
-@functools.cache
-def get_reading_intake() -> ReadingIntake:
-    return ReadingIntake(get_stores().documents, get_ingest_limits(), get_settings().reading_ttl_seconds)
+    @functools.cached_property
+    def hub_publishers(self) -> dict[str, EventPublisher]:
+        """Every hub the forwarder sends to, with the publisher of its namespace; shared with readiness."""
+        from shared.microshare.hub_fanout import parse_hub_targets
 
+        targets = parse_hub_targets(self.settings.eventhub_name, self._env.get(EVENTHUB_EXTRA_HUBS))
+        return {target.name: self.stores.publisher(target.connection) for target in targets}
 
-@functools.cache
-def get_dashboard() -> DashboardReader:
-    stores = _stores()
-    return DashboardReader(stores.documents, stores.state)
+    @functools.cached_property
+    def forwarder(self) -> Forwarder | None:
+        """The Microshare forwarder, or None when Microshare is not configured (MICROSHARE_USERNAME unset)."""
+        if self.microshare is None:
+            return None
+        # Imported here: requests and the forwarding code only load in an app that forwards (cold start).
+        from shared.microshare.client import MicroshareClient
+        from shared.microshare.forwarder import Forwarder
+        from shared.microshare.hub_fanout import HubFanout
 
+        client = MicroshareClient(self.microshare, self.stores.state)
+        fanout = HubFanout(self.hub_publishers, self.stores.state)
+        return Forwarder(client, fanout, self.stores.state, self.microshare, metrics=self.metrics)
 
-@functools.cache
-def get_device_registry() -> DeviceRegistry:
-    return DeviceRegistry(get_stores().state)
-
-
-@functools.cache
-def _hub_publishers() -> dict[str, EventPublisher]:
-    """Every hub the forwarder sends to, with the publisher of its namespace; made once, shared with readiness."""
-    from shared.microshare.hub_fanout import parse_hub_targets
-
-    settings, stores = get_settings(), _stores()
-    targets = parse_hub_targets(settings.eventhub_name, os.environ.get(EVENTHUB_EXTRA_HUBS))
-    publishers: dict[str, EventPublisher] = {}
-    for target in targets:
-        if target.connection is None or settings.storage_backend == BACKEND_EMBEDDED:
-            publishers[target.name] = stores.events  # the embedded hub holds every hub
-        else:
-            publishers[target.name] = event_publisher(os.environ, target.connection)
-    return publishers
-
-
-@functools.cache
-def get_forwarder() -> Forwarder | None:
-    """The Microshare forwarder, or None when Microshare is not configured (MICROSHARE_USERNAME unset)."""
-    microshare = get_microshare_settings()
-    if microshare is None:
-        return None
-    # Imported here: requests and the forwarding code only load in an app that forwards (cold start).
-    from shared.microshare.client import MicroshareClient
-    from shared.microshare.forwarder import Forwarder
-    from shared.microshare.hub_fanout import HubFanout
-
-    stores = _stores()
-    client = MicroshareClient(microshare, stores.state)
-    fanout = HubFanout(_hub_publishers(), stores.state)
-    return Forwarder(client, fanout, stores.state, microshare, metrics=get_metrics())
-
-
-@functools.cache
-def readiness_checks() -> dict[str, Check]:
-    """One check per backend: documents, state, and each event hub the app sends to."""
-    stores = _stores()
-    checks: dict[str, Check] = {"documents": _check_of(stores.documents), "state": _check_of(stores.state)}
-    hubs = dict(_hub_publishers()) if get_microshare_settings() is not None else {}
-    hubs.setdefault(get_settings().eventhub_name, stores.events)
-    for hub, publisher in hubs.items():
-        checks[f"eventhub:{hub}"] = functools.partial(_check_of(publisher), hub)
-    return checks
+    @functools.cached_property
+    def readiness_checks(self) -> dict[str, Check]:
+        """One check per backend: documents, state, and each event hub the app sends to."""
+        stores = self.stores
+        checks: dict[str, Check] = {"documents": _check_of(stores.documents), "state": _check_of(stores.state)}
+        hubs = dict(self.hub_publishers) if self.microshare is not None else {}
+        hubs.setdefault(self.settings.eventhub_name, stores.events)
+        for hub, publisher in hubs.items():
+            checks[f"eventhub:{hub}"] = functools.partial(_check_of(publisher), hub)
+        return checks
 
 
 def _check_of(backend: object) -> Callable[..., None]:
@@ -120,3 +121,23 @@ def _check_of(backend: object) -> Callable[..., None]:
     if not callable(check):
         raise TypeError(f"{type(backend).__name__} has no readiness check")
     return cast(Callable[..., None], check)
+
+
+_lock = threading.Lock()
+_installed: Services | None = None
+
+
+def services() -> Services:
+    """This process's services: the installed ones, or built from the environment on first use."""
+    global _installed
+    with _lock:
+        if _installed is None:
+            _installed = Services.from_env(os.environ)
+        return _installed
+
+
+def install(built: Services | None) -> None:
+    """Make `built` this process's services (None: build them from the environment again on next use)."""
+    global _installed
+    with _lock:
+        _installed = built

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -235,21 +233,3 @@ def ingest_limits_from_env(env: Mapping[str, str]) -> IngestLimits:
         max_future=timedelta(seconds=_int(env, INGEST_MAX_FUTURE_SECONDS, 300, 0, 86400)),
         metrics=metrics,
     )
-
-
-@functools.cache
-def get_ingest_limits() -> IngestLimits:
-    """The ingest API's limits, read from the environment once."""
-    return ingest_limits_from_env(os.environ)
-
-
-@functools.cache
-def get_settings() -> Settings:
-    """The process's settings, read from the environment once."""
-    return Settings.from_env(os.environ)
-
-
-@functools.cache
-def get_microshare_settings() -> MicroshareSettings | None:
-    """The process's Microshare settings, or None when forwarding is not configured."""
-    return MicroshareSettings.from_env(os.environ)

@@ -1,14 +1,13 @@
-"""Chooses the storage adapters from settings; one set of clients per process."""
+"""Opens the storage adapters the settings choose; the composition root (shared.app) holds what it opens."""
 
 from __future__ import annotations
 
 import functools
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.ops.readiness import NotConfigured
-from shared.settings import BACKEND_EMBEDDED, Settings, SettingsError, get_settings
+from shared.settings import BACKEND_EMBEDDED, Settings, SettingsError
 from shared.storage.azure.clients import (
     COSMOS,
     EVENTHUB,
@@ -31,12 +30,22 @@ from shared.storage.sqlite.state import SqliteStateStore
 
 @dataclass(frozen=True, slots=True)
 class Stores:
+    """The three ports, and how to reach a hub in another Event Hubs namespace (named by its setting prefix)."""
+
     documents: DocumentStore
     state: StateStore
     events: EventPublisher
+    publisher_for: Callable[[str], EventPublisher] | None = None  # None: `events` holds every hub
+
+    def publisher(self, connection: str | None) -> EventPublisher:
+        """The publisher of the namespace a hub's connection names; None is the app's own namespace."""
+        if connection is None or self.publisher_for is None:
+            return self.events
+        return self.publisher_for(connection)
 
 
 def open_embedded(database: SqliteDatabase) -> Stores:
+    """The embedded adapters on one SQLite file; its event hub holds every hub, whatever its connection."""
     return Stores(
         documents=SqliteDocumentStore(database, PARTITION_KEY_PATHS),
         state=SqliteStateStore(database),
@@ -82,16 +91,15 @@ def open_azure(settings: Settings, env: Mapping[str, str]) -> Stores:
         create_missing=cosmos.connection_string is not None,  # an emulator starts empty
     )
     state = TableStateStore(table_service(resolve_connection(env, STATE)))
-    return Stores(documents=documents, state=state, events=event_publisher(env))
+    return Stores(
+        documents=documents,
+        state=state,
+        events=event_publisher(env),
+        publisher_for=functools.partial(event_publisher, env),
+    )
 
 
-def open_stores(settings: Settings, env: Mapping[str, str] | None = None) -> Stores:
+def open_stores(settings: Settings, env: Mapping[str, str]) -> Stores:
     if settings.storage_backend == BACKEND_EMBEDDED:
         return open_embedded(SqliteDatabase.in_directory(settings.embedded_data_dir))
-    return open_azure(settings, os.environ if env is None else env)
-
-
-@functools.cache
-def get_stores() -> Stores:
-    """The process's storage clients, created on first use."""
-    return open_stores(get_settings())
+    return open_azure(settings, env)

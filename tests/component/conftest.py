@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import cast
@@ -9,30 +10,20 @@ from typing import cast
 import azure.functions as func
 import pytest
 
-from shared import app as services
-from shared.settings import get_ingest_limits, get_settings
-from shared.storage.factory import get_stores
+from shared.app import Services, install
 from tests.component.app_functions import app_functions, as_the_host_calls
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 
 
-def _clear_caches() -> None:
-    """Forget every process-wide instance, so the next call builds it from this test's settings."""
-    for cached in (get_settings, get_ingest_limits, get_stores, *vars(services).values()):
-        clear = getattr(cached, "cache_clear", None)
-        if callable(clear):
-            clear()
-
-
 @pytest.fixture
 def app_on_temp_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    _clear_caches()
     monkeypatch.setenv("STORAGE_BACKEND", "embedded")
     monkeypatch.setenv("EMBEDDED_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("WINDOW_SIZE", "5")
+    install(Services.from_env(os.environ))  # the app's services, on this test's settings and store
     yield tmp_path
-    _clear_caches()
+    install(None)
 
 
 @pytest.fixture

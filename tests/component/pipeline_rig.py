@@ -3,12 +3,13 @@
 Readings written to `readings` reach the app's summarise_readings through devhost's ChangeFeedDriver, and
 events published to the telemetry hub reach summarise_events through its EventHubDriver; each invocation is
 retried by the app's own retry policy, whose delays are recorded rather than waited. The app finds its
-stores where it always does (shared.app); the rig hands it the stores of the run, faulty or not.
+services from the composition root (shared.app); the rig installs services on the stores of the run, faulty or not.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,16 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-import function_app
 from devhost.app.function_index import FunctionSpec, load_functions
 from devhost.app.host_config import HostConfig
 from devhost.app.invoker import Invoker
 from devhost.app.settings import find_settings_file, read_values
 from devhost.triggers.change_feed import ChangeFeedDriver
 from devhost.triggers.event_hub import EventHubDriver
-from shared import app as services
+from shared import app
 from shared.intake.devices import Device, DeviceRegistry
 from shared.readings.dead_letters import DeadLetterBox
 from shared.readings.summariser import summary_from_state
@@ -67,13 +65,7 @@ def app_settings() -> dict[str, str]:
 
 def app_specs() -> dict[str, FunctionSpec]:
     """The app's functions as devhost indexes them: bindings resolved, retry policies read."""
-    app = function_app.app
-    app.functions_bindings = None  # the library lists each function once per process; let it list them again
-    try:
-        specs = load_functions(APP_DIR, app_settings())
-    finally:
-        app.functions_bindings = None
-    return {spec.name: spec for spec in specs}
+    return {spec.name: spec for spec in load_functions(APP_DIR, app_settings())}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +103,11 @@ class Backend:
         )
 
 
-def _forget_services() -> None:
-    """A new host process: the summariser's window cache and the device registry start empty."""
-    for cached in vars(services).values():
-        clear = getattr(cached, "cache_clear", None)
-        if callable(clear):
-            clear()
+def _new_services(backend: Backend) -> None:
+    """A new host process on `backend`'s stores: the summariser's window cache and the device registry start
+    empty."""
+    stores = Stores(backend.documents, backend.state, backend.hub)
+    app.install(app.Services.from_env(os.environ, stores=stores))
 
 
 def _with_retries(call: Callable[[], object]) -> None:
@@ -147,7 +138,7 @@ class PipelineHost:
     def start(self) -> None:
         """Start (or restart) the host: fresh app instances, drivers that resume from their lease/checkpoints."""
         self._invoker.close()
-        _forget_services()
+        _new_services(self.backend)
         self._invoker = Invoker(self.stop)
         b = self.backend
         self._feed = ChangeFeedDriver(self._readings_spec, self._invoker, b.documents, b.state, self.stop, {})
@@ -183,15 +174,13 @@ class PipelineHost:
 @contextmanager
 def pipeline_host(backend: Backend) -> Iterator[PipelineHost]:
     """A started host whose app uses `backend`'s stores; the app's own stores are left alone, and forgotten after."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(services, "get_stores", lambda: Stores(backend.documents, backend.state, backend.hub))
-        host = PipelineHost(backend, app_specs(), HostConfig.load(APP_DIR, app_settings()).max_event_batch_size)
-        try:
-            host.start()
-            yield host
-        finally:
-            host.close()
-            _forget_services()
+    host = PipelineHost(backend, app_specs(), HostConfig.load(APP_DIR, app_settings()).max_event_batch_size)
+    try:
+        host.start()
+        yield host
+    finally:
+        host.close()
+        app.install(None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import azure.functions as func
 import pytest
 from PIL import Image
 
-from shared import app as services
+from shared.app import services
 from shared.dashboard.page import render_page
 from shared.intake.devices import Sighting
 from tests.component.conftest import Handler
@@ -36,7 +36,7 @@ def seed(seconds: range, sensors: tuple[str, ...] = SENSORS) -> None:
     """One batch per second, as the change feed would deliver them: one new summary per sensor each time."""
     for second in seconds:
         batch = [reading(sensor, second, 20.0 + second + n) for n, sensor in enumerate(sensors)]
-        services.get_summariser().apply(batch, source="test")
+        services().summariser.apply(batch, source="test")
 
 
 def get(
@@ -252,7 +252,7 @@ def test_sensor_ids_are_html_escaped_on_the_page() -> None:
 @pytest.mark.usefixtures("app_on_temp_store")
 def test_devices_lists_every_device_seen_newest_first(handlers: dict[str, Handler]) -> None:
     assert body_json(get(handlers["list_devices"], "api/devices")) == {"count": 0, "devices": []}
-    services.get_device_registry().record(
+    services().devices.record(
         [
             Sighting("pc-0001", "microshare", T0),
             Sighting("thermo/7", "iothub", T0 + timedelta(minutes=5)),

@@ -13,7 +13,7 @@ import azure.functions as func
 import pytest
 from PIL import Image
 
-from shared import app as services
+from shared.app import services
 from shared.dashboard.charts import ChartPoint
 from shared.dashboard.range_history import RANGES
 from shared.dashboard.reader import DashboardReader
@@ -40,7 +40,7 @@ def chart(handlers: dict[str, Handler], **params: str) -> func.HttpResponse:
 
 @pytest.mark.usefixtures("app_on_temp_store")
 def test_each_range_has_its_own_chart_and_etag_and_a_bad_range_is_a_400(handlers: dict[str, Handler]) -> None:
-    summariser = services.get_summariser()
+    summariser = services().summariser
     for second in range(0, 7200, 30):  # two hours, a summary every 30 s
         summariser.apply([reading("s1", second, 20.0 + (second // 600))], source="test")
 
@@ -63,7 +63,7 @@ def test_each_range_has_its_own_chart_and_etag_and_a_bad_range_is_a_400(handlers
 
 @pytest.mark.usefixtures("app_on_temp_store")
 def test_the_page_draws_its_charts_over_the_chosen_range(handlers: dict[str, Handler]) -> None:
-    services.get_summariser().apply([reading("s1", 0, 21.0)], source="test")
+    services().summariser.apply([reading("s1", 0, 21.0)], source="test")
 
     default = get(handlers["dashboard_page"], "", {}).get_body().decode()
     day = get(handlers["dashboard_page"], "", {"range": "1d"}).get_body().decode()

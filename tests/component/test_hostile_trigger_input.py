@@ -12,9 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared import app as services
+from shared.app import services
 from shared.readings.dead_letters import DeadLetterBox
-from shared.storage.factory import get_stores
 from tests.component.app_functions import app_functions, as_the_host_calls
 from tests.component.test_summarise_events import EventsHandler, hub_event
 
@@ -51,7 +50,7 @@ def good(second: int) -> dict[str, Any]:
 @given(batch=st.lists(reading_like | json_values, min_size=1, max_size=20))
 def test_any_change_feed_batch_is_summarised_or_dead_lettered_item_by_item(batch: list[object]) -> None:
     documents = [good(0), *batch, good(1)]
-    outcome = services.get_summariser().apply(documents, source="cosmos-readings")
+    outcome = services().summariser.apply(documents, source="cosmos-readings")
     assert outcome.received == len(documents)
     assert outcome.summarised + outcome.dead_lettered == outcome.received
     assert outcome.summarised >= 2  # the good readings around the hostile ones went on
@@ -73,7 +72,7 @@ def test_any_event_hub_batch_completes_and_good_events_are_summarised(bodies: li
     events: list[func.EventHubEvent] = [hub_event(body) for body in bodies]
     marker = good(len(bodies) + 100)
     handler([*events, hub_event(marker)])
-    series = {(s["sensor_id"], s["metric"]) for s in services.get_dashboard().series()}
+    series = {(s["sensor_id"], s["metric"]) for s in services().dashboard.series()}
     assert ("ok-1", "temperature") in series
 
 
@@ -82,7 +81,7 @@ def test_a_huge_event_body_and_a_deeply_nested_one_are_dead_lettered_not_raised(
     huge = json.dumps({**good(1), "padding": "x" * (2 * 1024 * 1024)}).encode()
     nested = b"[" * 100_000 + b"]" * 100_000
     handler([hub_event(huge), hub_event(nested), hub_event(good(2))])
-    reasons = [letter["reason"] for letter in DeadLetterBox(get_stores().state).list()]
+    reasons = [letter["reason"] for letter in DeadLetterBox(services().stores.state).list()]
     assert len(reasons) == 2, reasons
-    (series,) = services.get_dashboard().series()
+    (series,) = services().dashboard.series()
     assert series["latest"]["newest_reading_id"] == "ok-2"

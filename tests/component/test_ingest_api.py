@@ -4,6 +4,7 @@ embedded store: what is written, what is refused, and that a refused request wri
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from shared import app as services
-from shared.settings import get_ingest_limits
-from shared.storage.factory import get_stores
+from shared.app import Services, install, services
 from shared.storage.names import READINGS
 from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.documents import SqliteDocumentStore
@@ -121,17 +120,16 @@ def test_bodies_that_cannot_be_readings_are_refused_with_a_json_reason(
 
 def test_the_batch_limit_comes_from_the_setting(handlers: dict[str, Handler], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INGEST_MAX_BATCH", "2")
-    services.get_reading_intake.cache_clear()
-    get_ingest_limits.cache_clear()
+    install(Services.from_env(os.environ))  # the app as started with that setting
     status, body = post_json(handlers, [reading("a", 3, 1.0), reading("a", 2, 2.0), reading("a", 1, 3.0)])
     assert status == 400 and "at most 2" in body["error"]
 
 
 def test_posted_readings_are_summarised_from_the_change_feed(handlers: dict[str, Handler]) -> None:
     post_json(handlers, [reading("boiler-7", 10 - n, float(n)) for n in range(7)])
-    changes = get_stores().documents.read_changes(READINGS, None, 100)
-    services.get_summariser().apply(list(changes.documents), source="cosmos-readings")
-    (series,) = services.get_dashboard().series()
+    changes = services().stores.documents.read_changes(READINGS, None, 100)
+    services().summariser.apply(list(changes.documents), source="cosmos-readings")
+    (series,) = services().dashboard.series()
     assert (series["sensor_id"], series["latest"]["count"], series["latest"]["max"]) == ("boiler-7", 5, 6.0)
 
 

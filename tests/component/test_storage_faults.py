@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from shared.readings.dead_letters import DeadLetterBox
 from shared.readings.reading import format_timestamp
 from shared.readings.summariser import Summariser, summary_from_state
 from shared.readings.window import summary_id
-from shared.settings import get_settings
+from shared.settings import Settings
 from shared.storage.azure.cosmos_documents import CosmosStorageError
 from shared.storage.azure.table_state import TableStorageError
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES, WINDOWS_TABLE
@@ -192,7 +193,7 @@ def assert_one_summary_per_window(state: PipelineState) -> None:
 @pytest.mark.usefixtures("app_on_temp_store")
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_storage_faults_lose_no_reading_and_change_no_summary(tmp_path: Path, stream: Stream, seed: int) -> None:
-    size = get_settings().window_size
+    size = Settings.from_env(os.environ).window_size
     fault_free = run_pipeline(Backend.embedded(tmp_path / "fault-free"), stream.deliveries, RESTART_EVERY)
     faults = FaultInjector(seed)
 

@@ -11,10 +11,9 @@ from typing import Any, cast
 import azure.functions as func
 import pytest
 
-from shared import app as services
+from shared.app import services
 from shared.microshare.api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
 from shared.readings.dead_letters import DeadLetterBox
-from shared.storage.factory import get_stores
 from shared.storage.names import SUMMARIES
 from tests.component.app_functions import app_functions, as_the_host_calls
 
@@ -76,7 +75,7 @@ def snapshot() -> dict[str, Any]:
 
 
 def latest_summary(sensor_id: str, metric: str) -> dict[str, Any]:
-    found = get_stores().documents.latest(SUMMARIES, sensor_id, "window_end", 1, {"metric": metric})
+    found = services().stores.documents.latest(SUMMARIES, sensor_id, "window_end", 1, {"metric": metric})
     assert found, f"no summary of {sensor_id}/{metric}"
     return found[0]
 
@@ -103,7 +102,7 @@ def test_a_mixed_batch_summarises_sensors_and_locations_and_parks_the_rest(summa
     assert (occupancy["count"], occupancy["min"], occupancy["max"], occupancy["avg"]) == (3, 9.0, 15.0, 12.0)
     assert occupancy["window_end"] == "2025-06-09T10:45:00.000Z"
 
-    devices = {d.device_id: d for d in services.get_device_registry().list()}
+    devices = {d.device_id: d for d in services().devices.list()}
     assert {name: (d.source, d.count) for name, d in devices.items()} == {
         "thermo-1": ("iothub", 2),
         "thermo-9": ("iothub", 1),
@@ -113,7 +112,7 @@ def test_a_mixed_batch_summarises_sensors_and_locations_and_parks_the_rest(summa
     assert devices["pc-0001"].first_seen == ENQUEUED + timedelta(minutes=2)
     assert devices["pc-0001"].last_seen == ENQUEUED + timedelta(minutes=7)
 
-    letters = DeadLetterBox(get_stores().state).list("eventhub-telemetry")
+    letters = DeadLetterBox(services().stores.state).list("eventhub-telemetry")
     assert sorted(letter["reason"] for letter in letters) == [
         "event body is not JSON",
         "people-counter current count is not a number",

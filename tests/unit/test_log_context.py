@@ -14,7 +14,7 @@ import pytest
 from devhost.console import ConsoleHandler, ReadableFormatter, app_records_as_json
 from shared.ops.invocation import observed
 from shared.ops.log_context import LogFieldsFilter, app_logger, log_fields
-from shared.ops.metrics import get_metrics
+from shared.ops.metrics import PROCESS_METRICS
 
 
 class Invocation:
@@ -85,7 +85,7 @@ def test_concurrent_invocations_keep_their_own_ids(lines: io.StringIO) -> None:
 
 
 def test_a_failed_invocation_is_counted_logged_with_its_error_type_and_re_raised(lines: io.StringIO) -> None:
-    failed = get_metrics().invocations.labels("explodes", "failed")
+    failed = PROCESS_METRICS.invocations.labels("explodes", "failed")
     before = failed._value.get()
     with pytest.raises(ZeroDivisionError), observed("explodes", Invocation("inv-2")):
         _ = 1 / 0

@@ -49,7 +49,7 @@ SCRIPT = textwrap.dedent(
     import azure.functions as func
     import function_app
     from shared.ops.invocation import observed
-    from shared.ops.metrics import get_metrics
+    from shared.ops.metrics import PROCESS_METRICS
 
     functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
     summarise = functions["summarise_readings"].get_user_function()
@@ -74,10 +74,10 @@ SCRIPT = textwrap.dedent(
         "added_modules": sorted(otel_modules() - baseline),
         "tracer_provider": type(trace.get_tracer_provider()).__name__,
         "threads": sorted(t.name for t in threading.enumerate()),
-        "readings_summarised": get_metrics().totals().readings_summarised,
+        "readings_summarised": PROCESS_METRICS.totals().readings_summarised,
         "invocations": {
             f"{s.labels['function']}/{s.labels['outcome']}": s.value
-            for family in get_metrics().registry.collect() if family.name == "sensorpulse_invocations"
+            for family in PROCESS_METRICS.registry.collect() if family.name == "sensorpulse_invocations"
             for s in family.samples if s.name.endswith("_total")
         },
     }))

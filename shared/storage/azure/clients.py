@@ -13,7 +13,6 @@ that is a StorageError, and the trigger's retry policy takes over (tests/contrac
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -83,20 +82,20 @@ def resolve_connection(env: Mapping[str, str], name: str, suffix: str | None = N
 
 
 _credential_lock = threading.Lock()
-
-
-@functools.cache
-def _credential_for(client_id: str | None) -> TokenCredential:
-    # Imported here: azure-identity is only needed when a connection is identity-based.
-    from azure.identity import DefaultAzureCredential
-
-    # In Azure: the user-assigned managed identity named by its client id; locally: the developer's login.
-    return DefaultAzureCredential(managed_identity_client_id=client_id)
+_credentials: dict[str | None, TokenCredential] = {}  # one per client id: each holds its own token cache
 
 
 def credential(client_id: str | None) -> TokenCredential:
+    """The process's credential for a managed identity's client id (None: the default identity or login)."""
     with _credential_lock:
-        return _credential_for(client_id)
+        found = _credentials.get(client_id)
+        if found is None:
+            # Imported here: azure-identity is only needed when a connection is identity-based.
+            from azure.identity import DefaultAzureCredential
+
+            # In Azure: the user-assigned managed identity named by its client id; locally: the developer's login.
+            found = _credentials[client_id] = DefaultAzureCredential(managed_identity_client_id=client_id)
+        return found
 
 
 def parse_pairs(connection_string: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ logger = app_logger(__name__)
 
 _SCHEMA = """
 -- Rowid tables with a unique key rather than WITHOUT ROWID: bodies of a few hundred bytes or more make
--- WITHOUT ROWID B-trees split often, which made writes about 40% slower.
+-- WITHOUT ROWID B-trees split often, which slows every write (`python -m bench summariser` shows it).
 CREATE TABLE IF NOT EXISTS documents (
     container TEXT NOT NULL,
     pk TEXT NOT NULL,
@@ -97,7 +97,7 @@ class SqliteDatabase:
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         # Set before the first table exists (later it changes nothing). A summariser batch touches pages all
         # over the windows and the per-sensor indexes, and every touched page is one WAL frame (two writes):
-        # 16 KiB pages write about the same bytes in a quarter of the frames, ~8% faster summarising.
+        # 16 KiB pages write about the same bytes in a quarter of the frames.
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash may lose the last commits.

@@ -1,0 +1,67 @@
+"""The summariser's two triggers as use-cases: a change-feed batch of reading documents, and an Event Hub batch
+of telemetry events (routed, summarised, its devices recorded), each ending in the batch's one log line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from shared.intake.devices import DeviceRegistry
+from shared.intake.telemetry import ReceivedEvent, route_events
+from shared.ops.log_context import log_fields
+from shared.ops.metrics import PipelineMetrics
+from shared.readings.summariser import BatchOutcome, Summariser
+
+READINGS_SOURCE = "cosmos-readings"
+EVENTS_SOURCE = "eventhub-telemetry"
+
+
+class SequencedEvent(ReceivedEvent, Protocol):
+    """An event as the Event Hubs trigger hands it: with its sequence number on the hub."""
+
+    @property
+    def sequence_number(self) -> int | None: ...
+
+
+class BatchIntake:
+    """Batches from the change feed of `readings` and from the telemetry hub `hub` into the summariser."""
+
+    def __init__(self, summariser: Summariser, devices: DeviceRegistry, metrics: PipelineMetrics, hub: str) -> None:
+        self._summariser = summariser
+        self._devices = devices
+        self._metrics = metrics
+        self.hub = hub
+
+    def summarise_documents(self, documents: Sequence[object]) -> BatchOutcome:
+        """A change-feed batch of reading documents; invalid ones are dead-lettered, the rest summarised."""
+        outcome = self._summariser.apply(documents, source=READINGS_SOURCE)
+        outcome.log(READINGS_SOURCE, trigger="cosmos")
+        return outcome
+
+    def summarise_events(self, events: Sequence[SequencedEvent], received_at: datetime) -> BatchOutcome:
+        """An Event Hub batch: readings and people-counter records summarised, devices recorded."""
+        with log_fields(hub=self.hub):
+            self._metrics.events_processed.labels(self.hub).inc(len(events))
+            batch = route_events(events, source=EVENTS_SOURCE, received_at=received_at)
+            outcome = self._summariser.apply(batch.items, source=EVENTS_SOURCE, rejected=batch.rejected)
+            # After the summaries: a failure here retries the batch, and re-summarising it changes nothing.
+            devices = self._devices.record(batch.sightings)
+            self._metrics.devices_seen(sighting.device_id for sighting in batch.sightings)
+            outcome.log(
+                EVENTS_SOURCE,
+                trigger="eventhub",
+                hub=self.hub,
+                events=len(events),
+                people_counter=batch.people_counter,
+                snapshots_skipped=batch.snapshots_skipped,
+                devices=devices,
+                **_sequence_numbers(events),
+            )
+            return outcome
+
+
+def _sequence_numbers(events: Sequence[SequencedEvent]) -> dict[str, int]:
+    """The batch's first and last event (by sequence number), to find them on the hub."""
+    numbers = [event.sequence_number for event in events if isinstance(event.sequence_number, int)]
+    return {"first_sequence_number": min(numbers), "last_sequence_number": max(numbers)} if numbers else {}
