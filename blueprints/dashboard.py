@@ -15,7 +15,7 @@ from shared.ops.invocation import observed_function
 from shared.ops.log_context import app_logger
 from shared.ops.metrics import PROCESS_METRICS, PROMETHEUS_CONTENT_TYPE
 from shared.ops.openapi import openapi_document
-from shared.ops.readiness import failed_checks, readiness_body, run_checks
+from shared.ops.readiness import check_readiness
 from shared.readings.reading import format_timestamp
 
 logger = app_logger(__name__)
@@ -108,11 +108,7 @@ def health(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
 @observed_function("ready", trigger="http")
 def ready(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Readiness: every backend answers; 503 names the ones that did not."""
-    results = run_checks(services().readiness_checks)
-    status, body = readiness_body(results)
-    failed = failed_checks(results)
-    if failed:
-        logger.warning("not ready: %s", ", ".join(failed), extra={"event": "not_ready", "failed": ",".join(failed)})
+    status, body = check_readiness(services().readiness_checks)
     return json_response(body, status, {"Cache-Control": "no-store"})
 
 

@@ -12,6 +12,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from shared.ops.log_context import app_logger
+
+logger = app_logger(__name__)
+
 DEFAULT_DEADLINE_SECONDS = 5.0
 
 Check = Callable[[], None]
@@ -92,3 +96,12 @@ def readiness_body(results: list[CheckResult]) -> tuple[int, dict[str, object]]:
     if failed:
         body["failed"] = failed
     return (503 if failed else 200), body
+
+
+def check_readiness(checks: Mapping[str, Check]) -> tuple[int, dict[str, object]]:
+    """GET /api/ready's answer: every check run at once; a warning names the ones that failed."""
+    results = run_checks(checks)
+    failed = failed_checks(results)
+    if failed:
+        logger.warning("not ready: %s", ", ".join(failed), extra={"event": "not_ready", "failed": ",".join(failed)})
+    return readiness_body(results)
