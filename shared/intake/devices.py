@@ -10,15 +10,16 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 from shared.ops.log_context import app_logger
 from shared.readings.reading import format_timestamp
+from shared.storage.entity_update import Change, EntityKey, KeptChanging, update_entities
 from shared.storage.names import DEVICES_TABLE
-from shared.storage.ports import ConcurrencyConflict, EntityWrite, StateStore, StorageError
+from shared.storage.ports import Entity, StateStore, StorageError
 
 logger = app_logger(__name__)
 
@@ -86,7 +87,7 @@ def _combine(stored: Device | None, batch: Device) -> Device:
     )
 
 
-def _from_properties(properties: dict[str, Any]) -> Device:
+def _from_properties(properties: Mapping[str, Any]) -> Device:
     return Device(
         device_id=str(properties["device_id"]),
         source=str(properties.get("source", "")),
@@ -96,12 +97,6 @@ def _from_properties(properties: dict[str, Any]) -> Device:
     )
 
 
-@dataclass(slots=True)
-class _Known:
-    device: Device | None
-    etag: str | None
-
-
 class DeviceRegistry:
     """One per process. The count is of deliveries seen, not of distinct events: a batch the trigger
     redelivers (after a failure, or a restart before its checkpoint) counts its events again."""
@@ -109,57 +104,52 @@ class DeviceRegistry:
     def __init__(self, state: StateStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._state = state
         self._clock = clock
-        self._known: dict[str, _Known] = {}
+        self._known: dict[EntityKey, Entity] = {}  # as this process last wrote them
         self._lock = threading.Lock()
 
     def record(self, sightings: Iterable[Sighting]) -> int:
         """Add a batch of sightings: one conditional write per device; returns how many devices changed."""
-        tallies: dict[str, Device] = {}
+        tallies: dict[EntityKey, Device] = {}
         for sighting in sightings:
-            key = device_key(sighting.device_id)
+            key = (DEVICE_PARTITION, device_key(sighting.device_id))
             tallies[key] = _combine(tallies.get(key), _one_delivery(sighting))
         if not tallies:
             return 0
+        updated_at = format_timestamp(self._clock())
+        changes = {key: _merge_into(tally, updated_at) for key, tally in tallies.items()}
         with self._lock:
-            pending = tallies
-            for _ in range(MAX_CONFLICT_ROUNDS):
-                conflicts = self._write_round(pending)
-                if not conflicts:
-                    return len(tallies)
-                pending = {key: tallies[key] for key in conflicts}
-            raise StorageError(f"{len(pending)} device entities kept changing; the batch will be retried")
+            known = {key: self._known[key] for key in tallies if key in self._known}
+            try:
+                written = update_entities(
+                    self._state,
+                    DEVICES_TABLE,
+                    changes,
+                    known=known,
+                    rounds=MAX_CONFLICT_ROUNDS,
+                    on_conflict=_re_merging,
+                )
+            except KeptChanging as exhausted:
+                for key in tallies:
+                    self._known.pop(key, None)  # some may have been written: read them all next time
+                raise StorageError(
+                    f"{len(exhausted.keys)} device entities kept changing; the batch will be retried"
+                ) from exhausted
+            self._known.update((key, entity) for key, entity in written.items() if entity is not None)
+        return len(tallies)
 
     def list(self) -> list[Device]:
         """Every device, the most recently seen first."""
         devices = [_from_properties(entity.properties) for entity in self._state.query(DEVICES_TABLE)]
         return sorted(devices, key=lambda d: (d.last_seen, d.device_id), reverse=True)
 
-    def _known_device(self, key: str) -> _Known:
-        known = self._known.get(key)
-        if known is None:
-            entity = self._state.get(DEVICES_TABLE, DEVICE_PARTITION, key)
-            known = _Known(None, None) if entity is None else _Known(_from_properties(entity.properties), entity.etag)
-        return known
 
-    def _write_round(self, pending: dict[str, Device]) -> set[str]:
-        """Merge each tally into the known entity and write them all; returns the keys that changed under us."""
-        updated_at = format_timestamp(self._clock())
-        merged: list[tuple[str, Device]] = []
-        writes: list[EntityWrite] = []
-        for key, tally in pending.items():
-            known = self._known_device(key)
-            device = _combine(known.device, tally)
-            merged.append((key, device))
-            writes.append(
-                EntityWrite(DEVICE_PARTITION, key, {**device.to_document(), "updated_at": updated_at}, known.etag)
-            )
-        conflicts: set[str] = set()
-        for (key, device), result in zip(merged, self._state.write_many(DEVICES_TABLE, writes), strict=True):
-            if isinstance(result, ConcurrencyConflict):
-                self._known.pop(key, None)  # re-read on the next round; nothing of ours was written
-                conflicts.add(key)
-            else:
-                self._known[key] = _Known(device, result.etag)
-        if conflicts:
-            logger.info("device entities changed under us for %d devices; re-merging", len(conflicts))
-        return conflicts
+def _re_merging(keys: Collection[EntityKey]) -> None:
+    logger.info("device entities changed under us for %d devices; re-merging", len(keys))
+
+
+def _merge_into(tally: Device, updated_at: str) -> Change:
+    def merged(stored: Mapping[str, Any] | None) -> Mapping[str, Any]:
+        device = _combine(None if stored is None else _from_properties(stored), tally)
+        return {**device.to_document(), "updated_at": updated_at}
+
+    return merged
