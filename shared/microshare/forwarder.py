@@ -290,10 +290,6 @@ class Forwarder:
 
         return _StoredTimes(moment("watermark"), moment("first_run_from"))
 
-    def window(self, rec_type: str, now: datetime) -> tuple[datetime, datetime]:
-        """[start, end) of the next run (see _window)."""
-        return self._window(rec_type, self._stored(rec_type), now)
-
     def _window(self, rec_type: str, stored: _StoredTimes, now: datetime) -> tuple[datetime, datetime]:
         """From the watermark minus the overlap to now; whole hours for snapshots, so the same hour is always the
         same query. Before any watermark: from the first run's start (the lookback from then), so what an
@@ -310,9 +306,10 @@ class Forwarder:
         return start, max(start, end)
 
     def run(self, rec_type: str, start: datetime | None = None, end: datetime | None = None) -> ForwardResult:
-        """Forward [start, end) (default: self.window) and save the new watermark and totals. Raises
-        ForwardingIncomplete after saving when a hub failed, and lets a Microshare error propagate after
-        saving the totals without moving the watermark: in both cases the next run sends what is missing."""
+        """Forward [start, end) (default: from the watermark minus the overlap to now) and save the new watermark
+        and totals. Raises ForwardingIncomplete after saving when a hub failed, and lets a Microshare error
+        propagate after saving the totals without moving the watermark: in both cases the next run sends what
+        is missing."""
         if rec_type not in REC_TYPES:
             raise ValueError(f"unknown recType {rec_type!r}")
         now = self._clock()

@@ -6,16 +6,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from shared.ops.log_context import app_logger
 from shared.readings.dead_letters import DeadLetter, DeadLetterBox
-from shared.readings.reading import InvalidReading, format_timestamp, parse_timestamp
+from shared.readings.reading import format_timestamp
 from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
 from shared.storage.names import DELIVERIES_TABLE
-from shared.storage.ports import Entity, EntityWrite, EventPublisher, OutboundEvent, StateStore, StorageError
+from shared.storage.ports import EntityWrite, EventPublisher, OutboundEvent, StateStore, StorageError
 
 logger = app_logger(__name__)
 
@@ -104,10 +104,6 @@ class FanoutResult:
     hubs: dict[str, HubDelivery]
     everywhere: frozenset[str]  # keys of this call that every hub has now had (or refused as too large)
 
-    def delivered_everywhere(self, keys: Iterable[str]) -> bool:
-        """Whether all of `keys` reached every hub: only then may a watermark move past them."""
-        return all(key in self.everywhere for key in keys)
-
     @property
     def failed(self) -> dict[str, str]:
         """Hub name to error message, for the hubs whose publish raised."""
@@ -147,31 +143,14 @@ class HubFanout:
     def hubs(self) -> list[str]:
         return list(self._publishers)
 
-    def open(
-        self, stream: str, forget_before: datetime | None = None, failed: dict[str, str] | None = None
-    ) -> FanoutSession:
+    def open(self, stream: str, failed: dict[str, str] | None = None) -> FanoutSession:
         """A session for one run over `stream`: each hub's delivery records are read once, here (one partition
-        query per hub), and records delivered before `forget_before` are deleted on the way. Sessions of one
-        run that share `failed` do not try again a hub that failed in any of them."""
-        if forget_before is not None and forget_before.tzinfo is None:
-            raise ValueError("forget_before must carry a timezone")
+        query per hub). Sessions of one run that share `failed` do not try again a hub that failed in any of
+        them."""
         recorded: dict[str, set[str]] = {}
-        forgotten = 0
         for hub in self._publishers:
-            partition = _partition_key(hub, stream)
-            keys: set[str] = set()
-            for entity in self._state.query(self._table, partition):
-                if forget_before is not None and _recorded_at(entity) < forget_before:
-                    self._state.delete(self._table, partition, entity.row_key)
-                    forgotten += 1
-                else:
-                    keys.add(entity.row_key)
-            recorded[hub] = keys
-        return FanoutSession(self, stream, recorded, forgotten, {} if failed is None else failed)
-
-    def deliver(self, stream: str, events: Sequence[KeyedEvent]) -> FanoutResult:
-        """Publish to each hub what it has not had yet (see FanoutSession.deliver)."""
-        return self.open(stream).deliver(events)
+            recorded[hub] = {entity.row_key for entity in self._state.query(self._table, _partition_key(hub, stream))}
+        return FanoutSession(self, stream, recorded, {} if failed is None else failed)
 
     def forget(self, stream: str) -> int:
         """Delete every delivery record of `stream` on every hub; returns how many went."""
@@ -183,27 +162,16 @@ class HubFanout:
                 removed += 1
         return removed
 
-    def purge_older_than(self, stream: str, cutoff: datetime) -> int:
-        """Forget this stream's deliveries recorded before `cutoff` on every hub; returns how many went.
-
-        Run it with the age after which a dedup key cannot come again: older records only cost reads."""
-        if cutoff.tzinfo is None:
-            raise ValueError("cutoff must carry a timezone")
-        return self.open(stream, forget_before=cutoff).forgotten
-
 
 class FanoutSession:
     """One run's deliveries over one stream. A hub whose publish failed is not tried again in the same session:
     it gets everything it missed in the next run, and meanwhile the other hubs go on without waiting for it."""
 
-    def __init__(
-        self, fanout: HubFanout, stream: str, recorded: dict[str, set[str]], forgotten: int, failed: dict[str, str]
-    ) -> None:
+    def __init__(self, fanout: HubFanout, stream: str, recorded: dict[str, set[str]], failed: dict[str, str]) -> None:
         self._fanout = fanout
         self._stream = stream
         self._recorded = recorded
         self._failed = failed
-        self.forgotten = forgotten
 
     @property
     def failed(self) -> dict[str, str]:
@@ -268,13 +236,6 @@ class FanoutSession:
                 ]
             )
         return HubDelivery(outcome.sent, len(done), too_large), done | {key for key, _ in pending}
-
-
-def _recorded_at(entity: Entity) -> datetime:
-    try:
-        return parse_timestamp(entity.properties.get("delivered_at"))
-    except InvalidReading:
-        return datetime.min.replace(tzinfo=UTC)  # not a record this module wrote: nothing to keep it for
 
 
 def _partition_key(hub: str, stream: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -17,7 +16,6 @@ from shared.storage.sqlite.state import SqliteStateStore
 
 STREAM = "summaries"
 TABLE = "deliveries"
-T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 
 
 class RecordingPublisher:
@@ -34,14 +32,6 @@ class RecordingPublisher:
         return PublishOutcome(len(events), [])
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def state(database: SqliteDatabase) -> SqliteStateStore:
     return SqliteStateStore(database)
@@ -56,17 +46,16 @@ def test_a_failed_hub_gets_only_what_it_missed_and_the_good_hub_gets_nothing_twi
     fanout = HubFanout({"telemetry": good, "archive": flaky}, state)
     flaky.failing = True
 
-    first = fanout.deliver(STREAM, _keyed("k1", "k2", "k3"))
+    first = fanout.open(STREAM).deliver(_keyed("k1", "k2", "k3"))
 
     assert first.hubs["telemetry"].sent == 3
     assert first.hubs["telemetry"].error is None
     assert first.hubs["archive"].sent == 0
     assert first.failed == {"archive": "sending to event hub 'archive' failed: ConnectError"}
     assert first.everywhere == frozenset()
-    assert not first.delivered_everywhere(["k1"])
 
     flaky.failing = False
-    second = fanout.deliver(STREAM, _keyed("k1", "k2", "k3", "k4"))
+    second = fanout.open(STREAM).deliver(_keyed("k1", "k2", "k3", "k4"))
 
     assert (second.hubs["telemetry"].sent, second.hubs["telemetry"].skipped) == (1, 3)
     assert (second.hubs["archive"].sent, second.hubs["archive"].skipped) == (4, 0)
@@ -74,16 +63,15 @@ def test_a_failed_hub_gets_only_what_it_missed_and_the_good_hub_gets_nothing_twi
     assert good.received == [b"body-k1", b"body-k2", b"body-k3", b"body-k4"]
     assert flaky.received == [b"body-k1", b"body-k2", b"body-k3", b"body-k4"]
     assert second.everywhere == {"k1", "k2", "k3", "k4"}
-    assert second.delivered_everywhere(["k1", "k4"])
 
 
 def test_delivered_keys_are_skipped_per_stream_and_a_repeated_key_is_sent_once(state: SqliteStateStore) -> None:
     hub = RecordingPublisher()
     fanout = HubFanout({"telemetry": hub}, state)
-    fanout.deliver(STREAM, _keyed("k1", "k2"))
+    fanout.open(STREAM).deliver(_keyed("k1", "k2"))
 
-    again = fanout.deliver(STREAM, _keyed("k2", "k3", "k3", "k1"))
-    other_stream = fanout.deliver("alerts", _keyed("k1"))
+    again = fanout.open(STREAM).deliver(_keyed("k2", "k3", "k3", "k1"))
+    other_stream = fanout.open("alerts").deliver(_keyed("k1"))
 
     assert (again.hubs["telemetry"].sent, again.hubs["telemetry"].skipped) == (1, 2)
     assert other_stream.hubs["telemetry"].sent == 1  # delivery records are kept per stream
@@ -100,8 +88,8 @@ def test_events_too_large_are_reported_recorded_and_never_tried_again(
     big = OutboundEvent(b"x" * 101, partition_key="s1")
     events: list[KeyedEvent] = [("small", OutboundEvent(b"fits", partition_key="s1")), ("big", big)]
 
-    first = fanout.deliver(STREAM, events)
-    second = fanout.deliver(STREAM, events)
+    first = fanout.open(STREAM).deliver(events)
+    second = fanout.open(STREAM).deliver(events)
 
     assert first.hubs["telemetry"].sent == 1
     assert first.hubs["telemetry"].too_large == [("big", big)]
@@ -125,8 +113,8 @@ def test_keys_table_storage_would_refuse_are_stored_as_digests_and_still_dedupli
     awkward = ["a/b", "back\\slash", "hash#", "what?", "tab\there", "x" * 201, "sha256-" + "0" * 64, "plain"]
     stream = "sensors/s1#today"
 
-    fanout.deliver(stream, _keyed(*awkward))
-    again = fanout.deliver(stream, _keyed(*awkward))
+    fanout.open(stream).deliver(_keyed(*awkward))
+    again = fanout.open(stream).deliver(_keyed(*awkward))
 
     assert again.hubs["telemetry"].skipped == len(awkward)
     stored = state.query(TABLE)
@@ -137,26 +125,6 @@ def test_keys_table_storage_would_refuse_are_stored_as_digests_and_still_dedupli
             assert not forbidden & set(key)
             assert len(key) <= 300
     assert "plain" in {e.row_key for e in stored}  # keys that are fine stay readable
-
-
-def test_purge_forgets_deliveries_older_than_the_cutoff_on_every_hub(state: SqliteStateStore) -> None:
-    clock = Clock()
-    first_hub, second_hub = RecordingPublisher(), RecordingPublisher()
-    fanout = HubFanout({"telemetry": first_hub, "archive": second_hub}, state, clock=clock)
-    fanout.deliver(STREAM, _keyed("old"))
-    clock.now = T0 + timedelta(hours=2)
-    fanout.deliver(STREAM, _keyed("new"))
-    fanout.deliver("alerts", _keyed("old-alert"))
-
-    removed = fanout.purge_older_than(STREAM, T0 + timedelta(hours=1))
-    after = fanout.deliver(STREAM, _keyed("old", "new"))
-
-    assert removed == 2  # "old" on each hub; the other stream is untouched
-    assert (after.hubs["telemetry"].sent, after.hubs["telemetry"].skipped) == (1, 1)
-    assert first_hub.received == [b"body-old", b"body-new", b"body-old-alert", b"body-old"]
-    assert state.get(TABLE, "telemetry|alerts", "old-alert") is not None
-    with pytest.raises(ValueError):
-        fanout.purge_older_than(STREAM, datetime(2024, 5, 1))
 
 
 def test_fanout_refuses_no_hubs_and_names_that_are_not_hub_names(state: SqliteStateStore) -> None:
