@@ -122,9 +122,10 @@ class _DaySessions:
     """Dedup records are kept per hub, recType and day of the event time: a run or a backfill window reads only
     the days it touches, and a day no run can fetch again is forgotten as a whole."""
 
-    def __init__(self, fanout: HubFanout, rec_type: str) -> None:
+    def __init__(self, fanout: HubFanout, rec_type: str, letters: DeadLetterBox) -> None:
         self._fanout = fanout
         self._rec_type = rec_type
+        self._letters = letters
         self._sessions: dict[str, FanoutSession] = {}
         self.failed: dict[str, str] = {}
 
@@ -134,7 +135,8 @@ class _DaySessions:
 
     def for_day(self, day: str) -> FanoutSession:
         if day not in self._sessions:
-            self._sessions[day] = self._fanout.open(dedup_stream(self._rec_type, day), failed=self.failed)
+            stream = dedup_stream(self._rec_type, day)
+            self._sessions[day] = self._fanout.open(stream, self._letters, failed=self.failed)
         return self._sessions[day]
 
 
@@ -387,7 +389,7 @@ class Forwarder:
 
     def _new_run(self, rec_type: str, result: ForwardResult) -> _Run:
         result.hubs = {hub: HubTotals() for hub in self._fanout.hubs}
-        return _Run(_DaySessions(self._fanout, rec_type), result, _Progress())
+        return _Run(_DaySessions(self._fanout, rec_type, self._letters), result, _Progress())
 
     def _fetch_and_deliver(self, run: _Run, location: str, start: datetime, end: datetime) -> None:
         if run.result.rec_type == PEOPLE_COUNTER:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -89,7 +89,7 @@ def _hub_target(where: str, item: object) -> HubTarget:
 
 @dataclass(frozen=True, slots=True)
 class HubDelivery:
-    """One hub's part of a delivery. `too_large` events can never be sent: the caller dead-letters them."""
+    """One hub's part of a delivery. `too_large` events can never be sent: they are parked as dead letters."""
 
     sent: int = 0
     skipped: int = 0  # delivered by an earlier call
@@ -114,6 +114,39 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class DeliveryRecords:
+    """Which dedup keys of a stream reached a hub: one entity per key, in one partition per hub and stream."""
+
+    def __init__(self, state: StateStore, table: str = DELIVERIES_TABLE) -> None:
+        self._state = state
+        self._table = table
+
+    def keys(self, hub: str, stream: str) -> set[str]:
+        """The table keys recorded for `stream` on `hub` (see _table_key), in one partition query."""
+        return {entity.row_key for entity in self._state.query(self._table, _partition_key(hub, stream))}
+
+    def add(self, hub: str, stream: str, keys: Sequence[str], too_large: Set[str], now: datetime) -> None:
+        """Record `keys` as delivered to `hub`, marking those in `too_large` as refused by it."""
+        partition, delivered_at = _partition_key(hub, stream), format_timestamp(now)
+        # Insert-only writes: a conflict means a concurrent delivery recorded the key first, which is as good.
+        self._state.write_many(
+            self._table,
+            [
+                EntityWrite(partition, _table_key(key), {"delivered_at": delivered_at, "too_large": key in too_large})
+                for key in keys
+            ],
+        )
+
+    def forget(self, hub: str, stream: str) -> int:
+        """Delete every record of `stream` on `hub`; returns how many went."""
+        partition = _partition_key(hub, stream)
+        removed = 0
+        for entity in self._state.query(self._table, partition):
+            self._state.delete(self._table, partition, entity.row_key)
+            removed += 1
+        return removed
+
+
 class HubFanout:
     """Sends a stream's events to several hubs, remembering per hub and stream which dedup keys arrived.
 
@@ -135,42 +168,54 @@ class HubFanout:
             if not _HUB_NAME.fullmatch(hub):
                 raise ValueError(f"not an event hub name: a hub name is {_HUB_NAME_RULE}")
         self._publishers = dict(publishers)
-        self._state = state
-        self._table = table
+        self._records = DeliveryRecords(state, table)
         self._clock = clock
 
     @property
     def hubs(self) -> list[str]:
         return list(self._publishers)
 
-    def open(self, stream: str, failed: dict[str, str] | None = None) -> FanoutSession:
-        """A session for one run over `stream`: each hub's delivery records are read once, here (one partition
-        query per hub). Sessions of one run that share `failed` do not try again a hub that failed in any of
-        them."""
-        recorded: dict[str, set[str]] = {}
-        for hub in self._publishers:
-            recorded[hub] = {entity.row_key for entity in self._state.query(self._table, _partition_key(hub, stream))}
-        return FanoutSession(self, stream, recorded, {} if failed is None else failed)
+    def open(self, stream: str, letters: DeadLetterBox, failed: dict[str, str] | None = None) -> FanoutSession:
+        """A session for one run over `stream`: each hub's delivery records are read once, here. Events a hub
+        refuses as too large are parked in `letters`. Sessions of one run that share `failed` do not try again
+        a hub that failed in any of them."""
+        recorded = {hub: self._records.keys(hub, stream) for hub in self._publishers}
+        return FanoutSession(
+            stream,
+            recorded,
+            publishers=self._publishers,
+            records=self._records,
+            letters=letters,
+            clock=self._clock,
+            failed={} if failed is None else failed,
+        )
 
     def forget(self, stream: str) -> int:
         """Delete every delivery record of `stream` on every hub; returns how many went."""
-        removed = 0
-        for hub in self._publishers:
-            partition = _partition_key(hub, stream)
-            for entity in self._state.query(self._table, partition):
-                self._state.delete(self._table, partition, entity.row_key)
-                removed += 1
-        return removed
+        return sum(self._records.forget(hub, stream) for hub in self._publishers)
 
 
 class FanoutSession:
     """One run's deliveries over one stream. A hub whose publish failed is not tried again in the same session:
     it gets everything it missed in the next run, and meanwhile the other hubs go on without waiting for it."""
 
-    def __init__(self, fanout: HubFanout, stream: str, recorded: dict[str, set[str]], failed: dict[str, str]) -> None:
-        self._fanout = fanout
+    def __init__(
+        self,
+        stream: str,
+        recorded: dict[str, set[str]],
+        *,
+        publishers: Mapping[str, EventPublisher],
+        records: DeliveryRecords,
+        letters: DeadLetterBox,
+        clock: Callable[[], datetime],
+        failed: dict[str, str],
+    ) -> None:
         self._stream = stream
         self._recorded = recorded
+        self._publishers = publishers
+        self._records = records
+        self._letters = letters
+        self._clock = clock
         self._failed = failed
 
     @property
@@ -188,7 +233,7 @@ class FanoutSession:
         unique = list(first.items())
         everywhere = set(first)
         hubs: dict[str, HubDelivery] = {}
-        for hub, publisher in self._fanout._publishers.items():
+        for hub, publisher in self._publishers.items():
             hubs[hub], delivered = self._deliver_to(hub, publisher, unique)
             everywhere &= delivered
         return FanoutResult(hubs, frozenset(everywhere))
@@ -215,27 +260,18 @@ class FanoutSession:
             )
             return HubDelivery(skipped=len(done), error=str(error)), done
         refused = {id(event) for event in outcome.too_large}  # the port returns the very objects it was given
-        fanout = self._fanout
-        now = format_timestamp(fanout._clock())
-        partition = _partition_key(hub, self._stream)
-        # Insert-only writes: a conflict means a concurrent delivery recorded the key first, which is as good.
-        fanout._state.write_many(
-            fanout._table,
-            [
-                EntityWrite(partition, _table_key(key), {"delivered_at": now, "too_large": id(event) in refused})
-                for key, event in pending
-            ],
-        )
-        recorded.update(_table_key(key) for key, _ in pending)
         too_large = [(key, event) for key, event in pending if id(event) in refused]
+        keys = [key for key, _ in pending]
+        self._records.add(hub, self._stream, keys, {key for key, _ in too_large}, self._clock())
+        recorded.update(_table_key(key) for key in keys)
         if too_large:
-            DeadLetterBox(fanout._state).park(
+            self._letters.park(
                 [
                     DeadLetter(f"eventhub:{hub}", "event larger than the hub accepts", event.body)
                     for _, event in too_large
                 ]
             )
-        return HubDelivery(outcome.sent, len(done), too_large), done | {key for key, _ in pending}
+        return HubDelivery(outcome.sent, len(done), too_large), done | set(keys)
 
 
 def _partition_key(hub: str, stream: str) -> str:

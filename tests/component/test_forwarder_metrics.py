@@ -16,8 +16,10 @@ from shared.microshare.api import PEOPLE_COUNTER
 from shared.microshare.client import MicroshareError
 from shared.microshare.forwarder import ForwardingIncomplete
 from shared.ops.metrics import PipelineMetrics
+from shared.readings.dead_letters import DeadLetterBox
 from shared.storage.ports import EventPublisher
 from shared.storage.sqlite.database import SqliteDatabase
+from shared.storage.sqlite.events import SqliteEventHub
 from tests.component.microshare_rig import T0, day_of_data, microshare_rig
 from tests.component.test_forwarder import CrashingHub
 
@@ -106,3 +108,17 @@ def test_backfill_windows_count_their_progress(database: SqliteDatabase) -> None
     assert value(metrics, "sensorpulse_backfill_windows_total", outcome="ok", **pc) == 2
     assert value(metrics, "sensorpulse_backfill_events_sent_total", **pc) == EVENTS
     assert value(metrics, "sensorpulse_forwarder_runs_total", outcome="ok", **pc) == 0  # windows are not runs
+
+
+def test_events_too_large_for_a_hub_show_in_the_dead_letter_metric_once_each(database: SqliteDatabase) -> None:
+    metrics = PipelineMetrics()
+    with microshare_rig(database, day_of_data(), END_OF_DAY) as rig:
+        small = SqliteEventHub(database, max_event_bytes=100)  # no people-counter event fits
+        forwarder = rig.forwarder({"telemetry": rig.hub, "archive": small}, metrics=metrics)
+        forwarder.run(PEOPLE_COUNTER, T0, END_OF_DAY)
+        forwarder.run(PEOPLE_COUNTER, T0, END_OF_DAY)  # recorded as delivered: not parked again
+        parked = DeadLetterBox(rig.state).list("eventhub:archive")
+    assert len(parked) == EVENTS
+    too_large = {"source": "eventhub:archive", "reason": "event larger than the hub accepts"}
+    assert value(metrics, "sensorpulse_dead_letters_total", **too_large) == EVENTS
+    assert metrics.totals().dead_letters == EVENTS

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from shared.microshare.hub_fanout import HubFanout, HubTarget, KeyedEvent, parse_hub_targets
+from shared.microshare.hub_fanout import FanoutResult, HubFanout, HubTarget, KeyedEvent, parse_hub_targets
+from shared.ops.metrics import PipelineMetrics
 from shared.readings.dead_letters import DeadLetterBox
 from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
 from shared.storage.ports import OutboundEvent, PublishOutcome, StorageError
@@ -37,6 +38,17 @@ def state(database: SqliteDatabase) -> SqliteStateStore:
     return SqliteStateStore(database)
 
 
+def deliver(
+    fanout: HubFanout,
+    state: SqliteStateStore,
+    stream: str,
+    events: Sequence[KeyedEvent],
+    metrics: PipelineMetrics | None = None,
+) -> FanoutResult:
+    """A delivery in a session of its own, as each forwarder run opens one."""
+    return fanout.open(stream, DeadLetterBox(state, metrics)).deliver(events)
+
+
 def _keyed(*keys: str) -> list[KeyedEvent]:
     return [(key, OutboundEvent(f"body-{key}".encode(), partition_key="s1")) for key in keys]
 
@@ -46,7 +58,7 @@ def test_a_failed_hub_gets_only_what_it_missed_and_the_good_hub_gets_nothing_twi
     fanout = HubFanout({"telemetry": good, "archive": flaky}, state)
     flaky.failing = True
 
-    first = fanout.open(STREAM).deliver(_keyed("k1", "k2", "k3"))
+    first = deliver(fanout, state, STREAM, _keyed("k1", "k2", "k3"))
 
     assert first.hubs["telemetry"].sent == 3
     assert first.hubs["telemetry"].error is None
@@ -55,7 +67,7 @@ def test_a_failed_hub_gets_only_what_it_missed_and_the_good_hub_gets_nothing_twi
     assert first.everywhere == frozenset()
 
     flaky.failing = False
-    second = fanout.open(STREAM).deliver(_keyed("k1", "k2", "k3", "k4"))
+    second = deliver(fanout, state, STREAM, _keyed("k1", "k2", "k3", "k4"))
 
     assert (second.hubs["telemetry"].sent, second.hubs["telemetry"].skipped) == (1, 3)
     assert (second.hubs["archive"].sent, second.hubs["archive"].skipped) == (4, 0)
@@ -68,10 +80,10 @@ def test_a_failed_hub_gets_only_what_it_missed_and_the_good_hub_gets_nothing_twi
 def test_delivered_keys_are_skipped_per_stream_and_a_repeated_key_is_sent_once(state: SqliteStateStore) -> None:
     hub = RecordingPublisher()
     fanout = HubFanout({"telemetry": hub}, state)
-    fanout.open(STREAM).deliver(_keyed("k1", "k2"))
+    deliver(fanout, state, STREAM, _keyed("k1", "k2"))
 
-    again = fanout.open(STREAM).deliver(_keyed("k2", "k3", "k3", "k1"))
-    other_stream = fanout.open("alerts").deliver(_keyed("k1"))
+    again = deliver(fanout, state, STREAM, _keyed("k2", "k3", "k3", "k1"))
+    other_stream = deliver(fanout, state, "alerts", _keyed("k1"))
 
     assert (again.hubs["telemetry"].sent, again.hubs["telemetry"].skipped) == (1, 2)
     assert other_stream.hubs["telemetry"].sent == 1  # delivery records are kept per stream
@@ -79,7 +91,7 @@ def test_delivered_keys_are_skipped_per_stream_and_a_repeated_key_is_sent_once(s
     assert again.everywhere == {"k1", "k2", "k3"}
 
 
-def test_events_too_large_are_reported_recorded_and_never_tried_again(
+def test_events_too_large_are_reported_recorded_parked_and_counted_once_and_never_tried_again(
     database: SqliteDatabase, state: SqliteStateStore
 ) -> None:
     embedded = SqliteEventHub(database, max_event_bytes=100)
@@ -88,8 +100,10 @@ def test_events_too_large_are_reported_recorded_and_never_tried_again(
     big = OutboundEvent(b"x" * 101, partition_key="s1")
     events: list[KeyedEvent] = [("small", OutboundEvent(b"fits", partition_key="s1")), ("big", big)]
 
-    first = fanout.open(STREAM).deliver(events)
-    second = fanout.open(STREAM).deliver(events)
+    metrics = PipelineMetrics()
+
+    first = deliver(fanout, state, STREAM, events, metrics)
+    second = deliver(fanout, state, STREAM, events, metrics)
 
     assert first.hubs["telemetry"].sent == 1
     assert first.hubs["telemetry"].too_large == [("big", big)]
@@ -105,6 +119,8 @@ def test_events_too_large_are_reported_recorded_and_never_tried_again(
     assert [(letter["reason"], letter["item"]) for letter in letters] == [
         ("event larger than the hub accepts", "x" * 101)
     ]
+    counted = {"source": "eventhub:telemetry", "reason": "event larger than the hub accepts"}
+    assert metrics.registry.get_sample_value("sensorpulse_dead_letters_total", counted) == 1
 
 
 def test_keys_table_storage_would_refuse_are_stored_as_digests_and_still_deduplicate(state: SqliteStateStore) -> None:
@@ -113,8 +129,8 @@ def test_keys_table_storage_would_refuse_are_stored_as_digests_and_still_dedupli
     awkward = ["a/b", "back\\slash", "hash#", "what?", "tab\there", "x" * 201, "sha256-" + "0" * 64, "plain"]
     stream = "sensors/s1#today"
 
-    fanout.open(stream).deliver(_keyed(*awkward))
-    again = fanout.open(stream).deliver(_keyed(*awkward))
+    deliver(fanout, state, stream, _keyed(*awkward))
+    again = deliver(fanout, state, stream, _keyed(*awkward))
 
     assert again.hubs["telemetry"].skipped == len(awkward)
     stored = state.query(TABLE)
