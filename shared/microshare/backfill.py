@@ -19,7 +19,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared.microshare.api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
-from shared.microshare.forwarder import ForwardResult
+from shared.microshare.results import ForwardResult
 from shared.readings.reading import InvalidReading, format_timestamp, parse_timestamp
 
 ORCHESTRATOR = "microshare_backfill"

@@ -10,7 +10,8 @@ import pytest
 
 from shared.microshare.api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
 from shared.microshare.client import Page
-from shared.microshare.forwarder import _Progress, people_counter_event, snapshot_event
+from shared.microshare.events import people_counter_event, snapshot_event
+from shared.microshare.watermark import WatermarkProgress
 from shared.readings.reading import InvalidReading
 
 T0 = datetime(2025, 6, 9, 10, 0, tzinfo=UTC)
@@ -121,7 +122,7 @@ def test_a_snapshot_line_without_a_time_is_refused() -> None:
 
 
 def test_the_watermark_stops_before_the_first_event_some_hub_missed() -> None:
-    progress = _Progress()
+    progress = WatermarkProgress()
     progress.note(T0 + timedelta(minutes=15), everywhere=True)
     progress.note(T0 + timedelta(minutes=30), everywhere=False)
     progress.note(T0 + timedelta(minutes=45), everywhere=True)
@@ -129,16 +130,16 @@ def test_the_watermark_stops_before_the_first_event_some_hub_missed() -> None:
 
 
 def test_the_watermark_never_moves_back_nor_past_the_end_of_the_fetched_window() -> None:
-    progress = _Progress()
+    progress = WatermarkProgress()
     progress.note(T0 + timedelta(hours=5), everywhere=True)
     assert progress.watermark(None, T0 + timedelta(hours=1)) == T0 + timedelta(hours=1)
-    late = _Progress()
+    late = WatermarkProgress()
     late.note(T0, everywhere=True)
     assert late.watermark(T0 + timedelta(hours=2), T0 + timedelta(hours=3)) == T0 + timedelta(hours=2)
-    assert _Progress().watermark(T0, T0 + timedelta(hours=1)) == T0
+    assert WatermarkProgress().watermark(T0, T0 + timedelta(hours=1)) == T0
 
 
 def test_when_every_event_was_missed_the_watermark_stays() -> None:
-    progress = _Progress()
+    progress = WatermarkProgress()
     progress.note(T0 + timedelta(minutes=15), everywhere=False)
     assert progress.watermark(T0, T0 + timedelta(hours=1)) == T0
