@@ -16,6 +16,14 @@ if TYPE_CHECKING:
     from shared.microshare.client import Page
 
 
+class InvalidRecord(ValueError):
+    """A Microshare record or answer that cannot become an event; `reason` says why in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """An event to deliver, with its dedup key and the event time the watermark moves by."""
@@ -23,6 +31,13 @@ class Candidate:
     key: str
     time: datetime
     event: OutboundEvent
+
+
+def _event_time(value: object) -> datetime:
+    try:
+        return parse_timestamp(value)
+    except InvalidReading as bad:
+        raise InvalidRecord(bad.reason) from None
 
 
 def _digest(value: object) -> str:
@@ -35,29 +50,29 @@ def _encode(body: dict[str, Any]) -> bytes:
 
 
 def people_counter_event(record: object, location: str) -> Candidate:
-    """One people-counter record as one flattened event with its location tags; InvalidReading says why not."""
+    """One people-counter record as one flattened event with its location tags; InvalidRecord says why not."""
     if not isinstance(record, dict):
-        raise InvalidReading("record is not a JSON object")
+        raise InvalidRecord("record is not a JSON object")
     data = record.get("data")
     if not isinstance(data, dict):
-        raise InvalidReading("record has no data object")
+        raise InvalidRecord("record has no data object")
     if "time" not in data or data["time"] is None:
-        raise InvalidReading("record has no time")
-    time = parse_timestamp(data["time"])
+        raise InvalidRecord("record has no time")
+    time = _event_time(data["time"])
     for name in ("change", "daily_total", "device"):
         if name in data and not isinstance(data[name], dict):
-            raise InvalidReading(f"data.{name} must be an object")
+            raise InvalidRecord(f"data.{name} must be an object")
     current = data.get("current")
     if current is not None and (isinstance(current, bool) or not isinstance(current, int | float | dict)):
-        raise InvalidReading("data.current must be a number or an object")
+        raise InvalidRecord("data.current must be a number or an object")
     meta = data.get("meta")
     if meta is not None and not isinstance(meta, dict):
-        raise InvalidReading("data.meta must be an object")
+        raise InvalidRecord("data.meta must be an object")
     tags = (meta or {}).get("device")
     if tags is None:
         tags = [location]
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise InvalidReading("data.meta.device must be a list of location names")
+        raise InvalidRecord("data.meta.device must be a list of location names")
     record_id = record.get("id") or record.get("_id")
     key = record_id if isinstance(record_id, str) and record_id else _digest(record)
     body = {
@@ -86,11 +101,11 @@ def snapshot_event(location: str, start: datetime, end: datetime, pages: list[Pa
     for obj in objs:
         lines = obj.get("data", {}).get("line") if isinstance(obj, dict) and isinstance(obj.get("data"), dict) else None
         if not isinstance(lines, list):
-            raise InvalidReading("snapshot answer object has no data.line list")
+            raise InvalidRecord("snapshot answer object has no data.line list")
         for line in lines:
             if not isinstance(line, dict):
-                raise InvalidReading("snapshot line is not an object")
-            times.append(parse_timestamp(line.get("time")))
+                raise InvalidRecord("snapshot line is not an object")
+            times.append(_event_time(line.get("time")))
     if not times:
         return None
     window = {"location": location, "from": format_timestamp(start), "to": format_timestamp(end)}

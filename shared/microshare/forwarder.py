@@ -17,14 +17,14 @@ from typing import NamedTuple, Protocol
 
 from shared.microshare.api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
 from shared.microshare.client import Page
-from shared.microshare.events import Candidate, people_counter_event, snapshot_event
+from shared.microshare.events import Candidate, InvalidRecord, people_counter_event, snapshot_event
 from shared.microshare.hub_fanout import FanoutSession, HubFanout, KeyedEvent
 from shared.microshare.results import ForwardResult, HubTotals
 from shared.microshare.watermark import ForwarderState, WatermarkProgress, WatermarkStore
 from shared.ops.log_context import app_logger
 from shared.ops.metrics import PipelineMetrics
 from shared.readings.dead_letters import DeadLetter, DeadLetterBox
-from shared.readings.reading import InvalidReading, format_timestamp
+from shared.readings.reading import format_timestamp
 from shared.settings import MicroshareSettings
 from shared.storage.ports import StateStore
 
@@ -301,7 +301,7 @@ class Forwarder:
             for record in page.objs:
                 try:
                     candidates.append(people_counter_event(record, location))
-                except InvalidReading as bad:
+                except InvalidRecord as bad:
                     letters.append(DeadLetter(f"microshare:{PEOPLE_COUNTER}", bad.reason, record))
             self._deliver(run, candidates, letters)
 
@@ -314,7 +314,7 @@ class Forwarder:
             run.result.records += sum(len(page.objs) for page in pages)
             try:
                 candidate = snapshot_event(location, hour, upper, pages)
-            except InvalidReading as bad:
+            except InvalidRecord as bad:
                 letter = DeadLetter(f"microshare:{HOURLY_SNAPSHOT}", bad.reason, [page.objs for page in pages])
                 self._deliver(run, [], [letter])
             else:

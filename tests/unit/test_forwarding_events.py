@@ -10,9 +10,8 @@ import pytest
 
 from shared.microshare.api import HOURLY_SNAPSHOT, PEOPLE_COUNTER
 from shared.microshare.client import Page
-from shared.microshare.events import people_counter_event, snapshot_event
+from shared.microshare.events import InvalidRecord, people_counter_event, snapshot_event
 from shared.microshare.watermark import WatermarkProgress
-from shared.readings.reading import InvalidReading
 
 T0 = datetime(2025, 6, 9, 10, 0, tzinfo=UTC)
 
@@ -78,7 +77,7 @@ def test_a_record_without_location_tags_is_tagged_with_the_queried_building() ->
     ],
 )
 def test_a_malformed_record_is_refused_with_its_reason(bad: object, reason: str) -> None:
-    with pytest.raises(InvalidReading) as refused:
+    with pytest.raises(InvalidRecord) as refused:
         people_counter_event(bad, "Building A")
     assert refused.value.reason == reason
 
@@ -117,8 +116,9 @@ def test_an_hour_without_snapshot_lines_sends_nothing() -> None:
 
 def test_a_snapshot_line_without_a_time_is_refused() -> None:
     page = Page(1, 1, 1, [{"data": {"line": [{"current": 4}]}}])
-    with pytest.raises(InvalidReading):
+    with pytest.raises(InvalidRecord) as refused:
         snapshot_event("Building A", T0, T0 + timedelta(hours=1), [page])
+    assert refused.value.reason == "timestamp must be an ISO 8601 string"
 
 
 def test_the_watermark_stops_before_the_first_event_some_hub_missed() -> None:
