@@ -19,7 +19,8 @@ from devhost.durable.store import DurableStore
 from devhost.standins.microshare.dataset import MicroshareDataset
 from devhost.standins.microshare.server import MicroshareStandIn
 from shared.storage.sqlite.database import SqliteDatabase
-from tests.e2e.devhost_process import DevhostProcess, wait_for
+from tests.e2e.devhost_process import DevhostProcess
+from tests.waiting import wait_for
 
 INSTANCE = "backfill-people-counter"
 TARGET_SECONDS = 10.0

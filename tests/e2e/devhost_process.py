@@ -9,16 +9,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 _DASHBOARD_LINE = re.compile(r"Dashboard: (http://localhost:\d+)/")
-T = TypeVar("T")
 
 
 class DevhostProcess:
@@ -36,7 +34,8 @@ class DevhostProcess:
         self.output: list[str] = []
         self._found = threading.Event()
         self.base_url = ""
-        threading.Thread(target=self._read_output, daemon=True).start()
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
         if not self._found.wait(60):
             self.kill()
             raise AssertionError("devhost did not start:\n" + "".join(self.output))
@@ -64,26 +63,26 @@ class DevhostProcess:
         return json.loads(body)
 
     def stop(self) -> int:
-        """SIGTERM, as Ctrl-C would; returns the exit code."""
+        """SIGTERM, as Ctrl-C would; returns the exit code once `output` holds everything devhost wrote."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(30)
+            code = self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError("devhost did not stop within 30 s of SIGTERM") from None
+        if not self._output_read():
+            raise AssertionError("devhost exited but its output did not end within 30 s")
+        return code
 
     def kill(self) -> None:
+        """SIGKILL; afterwards `output` holds everything devhost wrote (what a check after a stop relies on)."""
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait(10)
+        self._output_read()
 
-
-def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    def _output_read(self) -> bool:
+        """Whether the reader has reached the end of devhost's output: the process has exited, so it is close."""
+        self._reader.join(30)
+        return not self._reader.is_alive()

@@ -18,7 +18,8 @@ from devhost.standins.microshare.dataset import MicroshareDataset
 from devhost.standins.microshare.server import Fault, MicroshareStandIn
 from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.events import SqliteEventHub
-from tests.e2e.devhost_process import DevhostProcess, wait_for
+from tests.e2e.devhost_process import DevhostProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

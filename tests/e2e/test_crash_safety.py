@@ -29,8 +29,9 @@ from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES, WINDO
 from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.documents import SqliteDocumentStore
 from shared.storage.sqlite.state import SqliteStateStore
-from tests.e2e.devhost_process import DevhostProcess, wait_for
+from tests.e2e.devhost_process import DevhostProcess
 from tests.true_windows import true_window
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

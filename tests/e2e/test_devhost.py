@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.e2e.devhost_process import REPO, DevhostProcess, wait_for
+from tests.e2e.devhost_process import REPO, DevhostProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

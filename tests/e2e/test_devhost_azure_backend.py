@@ -16,8 +16,9 @@ from azure.cosmos import CosmosClient
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
 
 from shared.storage.azure.clients import COSMOS_RETRY
-from tests.e2e.devhost_process import DevhostProcess, wait_for
+from tests.e2e.devhost_process import DevhostProcess
 from tests.emulators import Emulator
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

@@ -26,7 +26,8 @@ from schemathesis.specs.openapi.checks import (
 
 from shared.intake.ingest import IngestLimits
 from shared.ops.openapi import openapi_document
-from tests.e2e.devhost_process import DevhostProcess, wait_for
+from tests.e2e.devhost_process import DevhostProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

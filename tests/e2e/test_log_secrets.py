@@ -21,7 +21,8 @@ import pytest
 
 from devhost.standins.microshare.dataset import MicroshareDataset
 from devhost.standins.microshare.server import Fault, MicroshareStandIn
-from tests.e2e.devhost_process import REPO, DevhostProcess, wait_for
+from tests.e2e.devhost_process import REPO, DevhostProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

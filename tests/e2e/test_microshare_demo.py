@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.devhost_process import DevhostProcess, wait_for
+from tests.e2e.devhost_process import DevhostProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -22,7 +22,8 @@ from shared.microshare.api import PEOPLE_COUNTER
 from shared.storage.ports import OutboundEvent
 from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.events import SqliteEventHub
-from tests.e2e.devhost_process import DevhostProcess, wait_for
+from tests.e2e.devhost_process import DevhostProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from shared.ops.readiness import DEFAULT_DEADLINE_SECONDS
-from tests.e2e.devhost_process import DevhostProcess, wait_for
+from tests.e2e.devhost_process import DevhostProcess
 from tests.emulators import Emulator, EmulatorUnavailable, emulators_required, start_azurite_tables
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

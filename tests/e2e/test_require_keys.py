@@ -19,7 +19,8 @@ import pytest
 from devhost.http.host_keys import FUNCTION_KEY_VARIABLE, KEY_HEADER, KEYS_FILE
 from devhost.standins.microshare.dataset import MicroshareDataset
 from devhost.standins.microshare.server import MicroshareStandIn
-from tests.e2e.devhost_process import DevhostProcess, wait_for
+from tests.e2e.devhost_process import DevhostProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
