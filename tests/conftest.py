@@ -1,14 +1,17 @@
-"""Fixtures shared by every test folder: a SQLite database in the test's temp folder, and the emulators,
-started once per session and stopped at the end."""
+"""Fixtures shared by every test folder: a SQLite database in the test's temp folder, a still clock for the
+metrics' lag, and the emulators, started once per session and stopped at the end."""
 
 from __future__ import annotations
 
+import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import shared.ops.metrics
 from shared.storage.sqlite.database import SqliteDatabase
 from tests.emulators import (
     Emulator,
@@ -37,6 +40,15 @@ def database(tmp_path: Path) -> Iterator[SqliteDatabase]:
     db = SqliteDatabase.in_directory(tmp_path)
     yield db
     db.close()
+
+
+@pytest.fixture
+def frozen_now_ms(monkeypatch: pytest.MonkeyPatch) -> int:
+    """The moment the pipeline metrics take as now when they measure a reading's lag, held still (in epoch ms):
+    a lag is then exactly what the test makes it, however long the test takes to get there."""
+    now = float(int(time.time()))
+    monkeypatch.setattr(shared.ops.metrics, "time", types.SimpleNamespace(time=lambda: now))
+    return int(now * 1000)
 
 
 @pytest.fixture(scope="session")

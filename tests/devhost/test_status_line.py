@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import threading
-import time
 
 from devhost.console import ConsoleHandler, json_formatter
 from devhost.status_line import StatusReporter, measure, render
@@ -21,21 +20,28 @@ class Clock:
         return self.now
 
 
+def stopped() -> threading.Event:
+    """A stop signal already given: the reporter's own thread ends at once, so the test's ticks are the only ones
+    (the thread ticks on the real clock, every second in a terminal)."""
+    stop = threading.Event()
+    stop.set()
+    return stop
+
+
 def live_reporter(metrics: PipelineMetrics, clock: Clock) -> tuple[StatusReporter, io.StringIO]:
     stream = io.StringIO()
-    reporter = StatusReporter(metrics, ConsoleHandler(stream, live_status=True), threading.Event(), clock=clock)
+    reporter = StatusReporter(metrics, ConsoleHandler(stream, live_status=True), stopped(), clock=clock)
     return reporter, stream
 
 
-def test_in_a_terminal_the_rate_is_over_the_last_five_seconds_and_drawn_in_place() -> None:
+def test_in_a_terminal_the_rate_is_over_the_last_five_seconds_and_drawn_in_place(frozen_now_ms: int) -> None:
     metrics, clock = PipelineMetrics(), Clock()
     reporter, stream = live_reporter(metrics, clock)
     reporter.start()
     try:
-        now_ms = int(time.time() * 1000)
         for _ in range(10):  # ten seconds at 100 readings/s, all 0.3 s behind
             clock.now += 1.0
-            metrics.summarised("cosmos-readings", 100, 10, [now_ms - 300] * 100)
+            metrics.summarised("cosmos-readings", 100, 10, [frozen_now_ms - 300] * 100)
             status = reporter.tick()
         assert status.readings_per_second == 100.0
         assert status.lag_p95_seconds == 0.5
@@ -45,7 +51,7 @@ def test_in_a_terminal_the_rate_is_over_the_last_five_seconds_and_drawn_in_place
         assert idle.readings_per_second == 0.0
         assert idle.lag_p50_seconds is None
     finally:
-        reporter.join(0.1)
+        reporter.join(10)
     out = stream.getvalue()
     assert out.count("\r\x1b[2K▶") == 11
     assert "100.0 readings/s · lag p50 ≤ 0.5 s, p95 ≤ 0.5 s · 100 summaries · 0 failed · 0 dead letters" in out
@@ -59,7 +65,7 @@ def test_off_a_terminal_each_line_covers_the_time_since_the_last_one_and_is_json
     logger = logging.getLogger("devhost.status")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    reporter = StatusReporter(metrics, handler, threading.Event(), plain_every=30, clock=clock)
+    reporter = StatusReporter(metrics, handler, stopped(), plain_every=30, clock=clock)
     try:
         reporter.start()
         clock.now += 30
@@ -78,9 +84,8 @@ def test_off_a_terminal_each_line_covers_the_time_since_the_last_one_and_is_json
     assert first["message"].startswith("▶ 20.0 readings/s")
 
 
-def test_lag_is_shown_in_the_unit_that_reads_best() -> None:
+def test_lag_is_shown_in_the_unit_that_reads_best(frozen_now_ms: int) -> None:
     metrics = PipelineMetrics()
-    now_ms = int(time.time() * 1000)
-    metrics.summarised("x", 2, 1, [now_ms - 200_000, now_ms - 200_000])
+    metrics.summarised("x", 2, 1, [frozen_now_ms - 200_000] * 2)
     text = render(measure(metrics.totals(), None, 1.0))
     assert "lag p50 ≤ 5 min, p95 ≤ 5 min" in text

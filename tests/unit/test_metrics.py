@@ -4,7 +4,6 @@ reads. Values are checked through the text format itself, parsed with prometheus
 from __future__ import annotations
 
 import math
-import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -28,9 +27,9 @@ def scrape(metrics: PipelineMetrics) -> dict[tuple[str, tuple[tuple[str, str], .
     }
 
 
-def test_a_summariser_batch_counts_readings_summaries_and_every_readings_lag() -> None:
+def test_a_summariser_batch_counts_readings_summaries_and_every_readings_lag(frozen_now_ms: int) -> None:
     metrics = PipelineMetrics()
-    now_ms = int(time.time() * 1000)
+    now_ms = frozen_now_ms
     lags_seconds = [0.1, 0.3, 0.3, 1.5, 7200.0]
     metrics.summarised("cosmos-readings", 5, 3, [now_ms - int(lag * 1000) for lag in lags_seconds])
     samples = scrape(metrics)
@@ -51,9 +50,9 @@ def test_a_summariser_batch_counts_readings_summaries_and_every_readings_lag() -
     assert bucket("+Inf") == 5
 
 
-def test_lag_buckets_accumulate_over_batches_and_sources_stay_apart() -> None:
+def test_lag_buckets_accumulate_over_batches_and_sources_stay_apart(frozen_now_ms: int) -> None:
     metrics = PipelineMetrics()
-    now_ms = int(time.time() * 1000)
+    now_ms = frozen_now_ms
     metrics.summarised("a", 2, 2, [now_ms, now_ms])
     metrics.summarised("a", 1, 1, [now_ms - 60_000 * 20])
     metrics.summarised("b", 1, 1, [now_ms])
@@ -149,9 +148,9 @@ def test_totals_sum_over_labels_and_count_only_failed_invocations() -> None:
     assert totals.dead_letters == 2
 
 
-def test_lag_quantiles_since_an_earlier_reading_see_only_the_readings_after_it() -> None:
+def test_lag_quantiles_since_an_earlier_reading_see_only_the_readings_after_it(frozen_now_ms: int) -> None:
     metrics = PipelineMetrics()
-    now_ms = int(time.time() * 1000)
+    now_ms = frozen_now_ms
     metrics.summarised("a", 100, 1, [now_ms - 3_000_000] * 100)  # 50 minutes behind: an old backlog
     before = metrics.totals()
     metrics.summarised("a", 10, 1, [now_ms - 200] * 10)  # then live
