@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
+from azure.functions.timer import TimerRequest
 
 from devhost.app.function_index import FunctionSpec, RetryPolicy
 from devhost.app.invoker import Invoker
@@ -21,6 +22,7 @@ from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.documents import SqliteDocumentStore
 from shared.storage.sqlite.events import SqliteEventHub
 from shared.storage.sqlite.state import SqliteStateStore
+from tests.waiting import wait_for
 
 NO_WAIT_RETRY = RetryPolicy("fixed_delay", 2, timedelta(0), timedelta(0), timedelta(0))
 
@@ -224,13 +226,12 @@ def test_run_on_startup_fires_once_at_start(database: SqliteDatabase) -> None:
     thread = threading.Thread(target=driver.run)
     thread.start()
     try:
-        deadline = datetime.now(UTC) + timedelta(seconds=5)
-        while not calls and datetime.now(UTC) < deadline:
-            stop.wait(0.01)
+        wait_for(lambda: calls, 60, "the run at start")
     finally:
         stop.set()
-        thread.join(5)
-    assert len(calls) == 1
+        thread.join(30)
+    assert not thread.is_alive()
+    assert len(calls) == 1  # the driver has ended: nothing more can fire, and the next occurrence is in January
     assert calls[0].past_due is False
 
 
@@ -249,7 +250,8 @@ def test_missed_occurrence_fires_past_due_at_start(database: SqliteDatabase) -> 
     stop_after_first = threading.Thread(target=driver.run)
     stop.set()  # the loop exits at once; only the start-up catch-up runs
     stop_after_first.start()
-    stop_after_first.join(5)
+    stop_after_first.join(30)
+    assert not stop_after_first.is_alive()
     assert len(calls) == 1
     assert calls[0].past_due is True
     saved = state.get(STATUS_TABLE, STATUS_PARTITION, "fn")
@@ -258,15 +260,32 @@ def test_missed_occurrence_fires_past_due_at_start(database: SqliteDatabase) -> 
 
 
 def test_scheduled_occurrences_fire_on_time(database: SqliteDatabase) -> None:
-    calls: list[func.TimerRequest] = []
+    fired: list[tuple[datetime, TimerRequest]] = []
+    spec = _spec(
+        {"type": "timerTrigger", "schedule": "* * * * * *"}, lambda arg: fired.append((datetime.now(UTC), arg))
+    )
     stop = threading.Event()
-    driver = TimerDriver(_timer_spec("* * * * * *", calls), Invoker(stop), SqliteStateStore(database), stop)
+    driver = TimerDriver(spec, Invoker(stop), SqliteStateStore(database), stop)
     thread = threading.Thread(target=driver.run)
     thread.start()
-    stop.wait(2.6)
-    stop.set()
-    thread.join(5)
-    assert 2 <= len(calls) <= 3
+    try:
+        wait_for(lambda: len(fired) >= 3, 60, "three occurrences of an every-second schedule")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    # Without the monitor, Last is the occurrence the call was for: each on a whole second, none twice, and none
+    # run before its time (within what the wall clock and the wait's own clock may differ by).
+    occurrences = [datetime.fromisoformat(request.schedule_status["Last"]) for _, request in fired]
+    assert all(occurrence.microsecond == 0 for occurrence in occurrences), occurrences
+    assert occurrences == sorted(set(occurrences)), occurrences
+    assert all(
+        at >= occurrence - timedelta(milliseconds=50) for (at, _), occurrence in zip(fired, occurrences, strict=True)
+    )
+    assert all(
+        datetime.fromisoformat(request.schedule_status["Next"]) > occurrence
+        for (_, request), occurrence in zip(fired, occurrences, strict=True)
+    )
 
 
 def test_warmup_is_called_once_with_its_context_and_a_failure_stops_nothing() -> None:
