@@ -309,19 +309,18 @@ def test_the_hourly_snapshot_answers_one_object_with_the_lines_in_range(api: Api
     assert all(line["current"] >= 0 for line in lines) and any(line["current"] > 0 for line in lines)
 
 
-def test_a_hundred_thousand_records_page_through_quickly() -> None:
+def test_a_hundred_thousand_records_page_through_each_once() -> None:
+    # How fast they page is `python -m bench forwarder`'s to measure (100,000 records from the stand-in).
     big = MicroshareDataset.synthetic(START, datetime(2025, 6, 24, tzinfo=UTC), ("Building A",), 70)
     with MicroshareStandIn(big) as server:
         api = Api(server.base_url)
-        started = time.perf_counter()
         records, metas = api.all_pages(api.login(), to="2025-06-24T00:00:00.000Z")
-        elapsed = time.perf_counter() - started
         api.session.close()
 
     assert len(records) == 70 * 96 * 15 == metas[0]["totalCount"]
     assert len(metas) == metas[0]["totalPages"] == 101
+    assert [meta["currentPage"] for meta in metas] == list(range(1, 102))
     assert len({record["id"] for record in records}) == len(records)
-    assert elapsed < 30, f"101 pages took {elapsed:.1f} s"
 
 
 # --- dashboard view: the API's traps
@@ -475,15 +474,16 @@ def test_token_and_device_routes_take_faults_too(standin: MicroshareStandIn, api
 
 
 def test_a_slow_answer_outlasts_the_client_timeout_and_does_not_hold_up_stop(dataset: MicroshareDataset) -> None:
+    held = 120.0  # the second answer's delay: a stop that waited for it would take about this long
     server = MicroshareStandIn(dataset)
     api = Api(server.start())
     token = api.login()
     server.inject(Fault("view", delay_seconds=0.3))
-    server.inject(Fault("view", delay_seconds=60))
+    server.inject(Fault("view", delay_seconds=held))
 
     started = time.perf_counter()
     assert api.view(token).status_code == 200  # slow but within the timeout: the normal answer
-    assert time.perf_counter() - started >= 0.3
+    assert time.perf_counter() - started >= 0.3  # it was delayed (a lower bound: a slow machine only adds)
     api.timeout = 0.5
     with pytest.raises(requests.Timeout):
         api.view(token)
@@ -491,7 +491,8 @@ def test_a_slow_answer_outlasts_the_client_timeout_and_does_not_hold_up_stop(dat
 
     stopping = time.perf_counter()
     server.stop()
-    assert time.perf_counter() - stopping < 3
+    # The held answer is cut short: the stop takes nothing like the rest of its delay, however slow the machine.
+    assert time.perf_counter() - stopping < held / 4
 
 
 def test_faults_that_cannot_happen_are_refused() -> None:
