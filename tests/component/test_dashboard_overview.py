@@ -4,20 +4,19 @@ charts rendered once however many viewers ask at once."""
 
 from __future__ import annotations
 
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from shared.dashboard.reader import DashboardReader
+from shared.dashboard.reader import Chart, DashboardReader
 from shared.readings.summariser import Summariser
 from shared.storage.names import PARTITION_KEY_PATHS
 from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.documents import SqliteDocumentStore
 from shared.storage.sqlite.state import SqliteStateStore
+from tests.waiting import wait_for
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -88,18 +87,23 @@ def test_a_restarted_summariser_continues_the_count_from_the_stored_state(databa
 def test_viewers_asking_for_the_same_new_chart_at_once_share_one_render(database: SqliteDatabase) -> None:
     documents, state = SqliteDocumentStore(database, PARTITION_KEY_PATHS), SqliteStateStore(database)
     Summariser(documents, state, window_size=5).apply(readings("a", 0, 6), source="test")
+    viewers = 12
+    asked: list[int] = []
     renders: list[int] = []
-    started = threading.Event()
 
     def slow_render(points: object, *, title: str, unit: str, scale: float) -> bytes:
         renders.append(1)
-        started.set()
-        time.sleep(0.3)
+        # The render lasts until every viewer has asked for the chart, so they all ask while it runs.
+        wait_for(lambda: len(asked) == viewers, 60, "every viewer to ask for the chart")
         return b"\\x89PNG fake " + title.encode()
 
+    def viewer(_: int) -> Chart:
+        asked.append(1)
+        return reader.chart("a", "temperature", 1)
+
     reader = DashboardReader(documents, state, render=slow_render)
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        charts = list(pool.map(lambda _: reader.chart("a", "temperature", 1), range(12)))
+    with ThreadPoolExecutor(max_workers=viewers) as pool:
+        charts = list(pool.map(viewer, range(viewers)))
     assert len(renders) == 1
     assert {chart.etag for chart in charts} == {charts[0].etag}
     assert all(chart.png == charts[0].png for chart in charts)
