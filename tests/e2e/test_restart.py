@@ -36,13 +36,24 @@ def _windows_full(host: DevhostProcess) -> bool:
     return {s["sensor_id"] for s in series if s["latest"]["count"] == WINDOW} == set(SENSORS)
 
 
+def _newest_readings(documents: SqliteDocumentStore) -> dict[str, str]:
+    return {
+        sensor: newest[0]["id"] for sensor in SENSORS if (newest := documents.latest(READINGS, sensor, "timestamp", 1))
+    }
+
+
 def test_sigkill_mid_stream_loses_no_reading_and_duplicates_no_summary(tmp_path: Path) -> None:
     first = DevhostProcess(tmp_path, SETTINGS)
+    watched = SqliteDatabase.in_directory(tmp_path)
     try:
         wait_for(lambda: _windows_full(first), 90, "full windows for every sensor")
-        time.sleep(1.3)  # let the next batch be in flight
+        # Kill while the stream goes on: once the simulator has written readings after the windows filled up.
+        stream = SqliteDocumentStore(watched, PARTITION_KEY_PATHS)
+        full_at = _newest_readings(stream)
+        wait_for(lambda: _newest_readings(stream) != full_at, 60, "the simulator's next readings")
     finally:
         first.kill()  # SIGKILL: no clean shutdown, no final checkpoint
+        watched.close()
     restarted_at = time.time()
 
     second = DevhostProcess(tmp_path, SETTINGS)
@@ -83,7 +94,7 @@ def test_sigkill_mid_stream_loses_no_reading_and_duplicates_no_summary(tmp_path:
                     return False
             return True
 
-        wait_for(drained, 30, "the summariser to catch up with every reading")
+        wait_for(drained, 60, "the summariser to catch up with every reading")
         assert drain.stop() == 0
     finally:
         drain.kill()
