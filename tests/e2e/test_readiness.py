@@ -1,19 +1,17 @@
 """GET /api/ready as a load balancer or an operator meets it: 200 while every backend answers, 503 naming
-the backend that went down (within the probe's deadline, however the backend fails), and 200 again once it is
-back, without restarting the app. devhost runs on the Azure adapters: Azurite for Table Storage and the
-Cosmos stand-in for documents."""
+the backend that went down, and 200 again once it is back, without restarting the app. devhost runs on the
+Azure adapters: Azurite for Table Storage and the Cosmos stand-in for documents. (That the probe answers within
+its deadline whatever a backend does is shown in tests/unit/test_readiness.py, with a backend that hangs.)"""
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.ops.readiness import DEFAULT_DEADLINE_SECONDS
 from tests.e2e.devhost_process import DevhostProcess
 from tests.emulators import Emulator, EmulatorUnavailable, emulators_required, start_azurite_tables
 from tests.waiting import wait_for
@@ -37,10 +35,9 @@ def own_azurite() -> Iterator[list[Emulator]]:
             emulator.stop()
 
 
-def readiness(host: DevhostProcess) -> tuple[int, dict[str, Any], float]:
-    began = time.monotonic()
+def readiness(host: DevhostProcess) -> tuple[int, dict[str, Any]]:
     status, _, body = host.get("/api/ready")
-    return status, json.loads(body), time.monotonic() - began
+    return status, json.loads(body)
 
 
 def test_ready_names_the_backend_that_is_down_and_recovers_by_itself(
@@ -58,10 +55,10 @@ def test_ready_names_the_backend_that_is_down_and_recovers_by_itself(
     try:
 
         def ready() -> dict[str, Any] | None:
-            status, body, _ = readiness(host)
+            status, body = readiness(host)
             return body if status == 200 else None
 
-        body = wait_for(ready, 30, "ready with both emulators up")
+        body = wait_for(ready, 60, "ready with both emulators up")
         assert body["checks"]["documents"]["status"] == "ok"
         assert body["checks"]["state"]["status"] == "ok"
         # No Event Hubs namespace is configured here: reported, and not a reason to refuse traffic.
@@ -69,19 +66,18 @@ def test_ready_names_the_backend_that_is_down_and_recovers_by_itself(
 
         azurite.stop()
         own_azurite.clear()
-        status, body, seconds = readiness(host)
+        status, body = readiness(host)
         assert status == 503
         assert body["status"] == "not ready"
         assert body["failed"] == ["state"]
         assert body["checks"]["state"]["status"] == "failed"
         assert "Error" in body["checks"]["state"]["error"]  # the exception's type, never its message
         assert body["checks"]["documents"]["status"] == "ok"
-        assert seconds < DEFAULT_DEADLINE_SECONDS + 3
         status, _, _ = host.get("/api/health")
         assert status == 200  # liveness does not touch the backends
 
         own_azurite.append(start_azurite_tables(port=azurite.port))
-        body = wait_for(ready, 30, "ready again once Table Storage is back")
+        body = wait_for(ready, 60, "ready again once Table Storage is back")
         assert body["status"] == "ready"
     finally:
         host.kill()
