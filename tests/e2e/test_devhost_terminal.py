@@ -37,7 +37,7 @@ def test_a_terminal_gets_readable_lines_and_a_live_status_line(tmp_path: Path) -
     )
     os.close(terminal)
     seen = b""
-    deadline = time.monotonic() + 40
+    deadline = time.monotonic() + 120  # when to give up: start-up and six summaries take about 10 s here
     try:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([controller], [], [], 0.5)
