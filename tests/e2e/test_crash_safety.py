@@ -1,6 +1,6 @@
 """Crash safety: 50,000 readings streamed through POST /api/readings into devhost, which is SIGKILLed at five
-random moments (mid-request, mid-batch, mid-checkpoint: wherever the moment falls) and restarted each time. The
-clients retry the batch they were posting, as devices would.
+random points of the stream (mid-request, mid-batch, mid-checkpoint: wherever the moment falls) and restarted each
+time. The clients retry the batch they were posting, as devices would.
 
 What must hold against an uninterrupted run over the same readings: the final summary of every series is the
 same; every summary written is the summary of the true window at its newest reading (so no lost, doubled or
@@ -15,9 +15,9 @@ import json
 import math
 import random
 import threading
-import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -96,17 +96,22 @@ class _Host:
             self.changed.wait_for(lambda: self.generation > generation, timeout=90)
 
 
-def stream(data_dir: Path, readings: list[dict[str, Any]], kill_delays: list[float]) -> int:
+def stream(data_dir: Path, readings: list[dict[str, Any]], kill_at: list[int]) -> list[int]:
     """CLIENTS threads post every batch back to back, so ingest and the summariser are both busy; meanwhile devhost
-    is SIGKILLed after each of kill_delays (seconds after the previous start) and restarted. A client whose post
-    failed waits for the restart and posts the same batch again. Returns how many kills landed mid-stream."""
+    is SIGKILLed as soon as the clients have posted each of kill_at readings in all, and restarted: the stream's
+    progress picks the moments, not the clock, so every kill lands mid-stream however fast the machine. A client
+    whose post failed waits for the restart and posts the same batch again. Returns the readings posted at each
+    kill."""
     # Each client owns a third of the sensors and posts their readings in time order, so a sensor's readings reach
     # the change feed in order even with three clients at once (out-of-order arrival is the summariser tests' job).
     lanes = [[r for r in readings if SENSORS.index(r["sensor_id"]) % CLIENTS == lane] for lane in range(CLIENTS)]
     host = _Host(data_dir)
     failures: list[str] = []
+    posted = 0
+    progress = threading.Condition()
 
     def client(lane: list[dict[str, Any]]) -> None:
+        nonlocal posted
         for start in range(0, len(lane), BATCH):
             batch = lane[start : start + BATCH]
             while True:
@@ -117,27 +122,34 @@ def stream(data_dir: Path, readings: list[dict[str, Any]], kill_delays: list[flo
                     break
                 except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                     host.wait_past(generation)  # the batch is posted again: its ids make that idempotent
+            with progress:
+                posted += len(batch)
+                progress.notify_all()
 
-    landed = 0
+    def posted_at_least(count: int) -> Callable[[], bool]:
+        return lambda: posted >= count
+
+    killed_at: list[int] = []
     clients = [threading.Thread(target=client, args=(lane,), daemon=True) for lane in lanes]
     for thread in clients:
         thread.start()
     try:
-        for delay in kill_delays:
-            if not any(thread.is_alive() for thread in clients):
-                break
-            time.sleep(delay)
+        for threshold in kill_at:
+            with progress:
+                reached = progress.wait_for(posted_at_least(threshold), timeout=300)
+                assert reached, f"the clients did not post {threshold} readings within 300 s (posted {posted})"
+                killed_at.append(posted)
             host.kill_and_restart()
-            landed += 1
         for thread in clients:
             thread.join(300)
+        assert not any(thread.is_alive() for thread in clients), "the clients did not finish within 300 s"
         assert failures == []
         last = {r["sensor_id"]: r["id"] for r in readings}
         wait_for(lambda: _caught_up(host.current, last), 180, "the summariser to reflect every sensor's last reading")
         assert host.current.stop() == 0
     finally:
         host.current.kill()
-    return landed
+    return killed_at
 
 
 def _caught_up(host: DevhostProcess, last: dict[str, str]) -> bool:
@@ -169,12 +181,13 @@ def comparable(summary: dict[str, Any]) -> dict[str, Any]:
 def test_five_sigkills_while_streaming_50000_readings_change_no_summary(tmp_path: Path) -> None:
     readings = dataset()
     rng = random.Random(20_261_123)
-    # Three clients post about 8,000 readings/s: five kills within the first few seconds of each start.
-    kill_delays = [rng.uniform(0.1, 0.6) for _ in range(KILLS)]
+    # Five points of the stream, a batch apart at least, the last with a fifth of the readings still to come.
+    kill_at = sorted(rng.sample(range(BATCH, READINGS_TOTAL * 4 // 5, BATCH), KILLS))
 
     stream(tmp_path / "uninterrupted", readings, [])
-    landed = stream(tmp_path / "crashed", readings, kill_delays)
-    assert landed == KILLS, "the stream ended before every kill; make it longer"
+    killed_at = stream(tmp_path / "crashed", readings, kill_at)
+    assert len(killed_at) == KILLS
+    assert all(posted < READINGS_TOTAL for posted in killed_at), killed_at  # each kill came mid-stream
 
     _, reference_summaries, reference_windows = stored(tmp_path / "uninterrupted")
     crashed_readings, crashed_summaries, crashed_windows = stored(tmp_path / "crashed")
