@@ -134,9 +134,16 @@ def test_a_backfill_killed_half_way_completes_after_restart_with_the_same_totals
     try:
         code, _ = post(host, "/api/microshare/backfill", backfill_body())
         assert code == 202
-        wait_for(lambda: (status(host)["progress"] or {}).get("windows_done", 0) > 0, 60, "some windows done")
+
+        def some_windows_done() -> dict[str, Any] | None:
+            progress: dict[str, Any] = status(host)["progress"] or {}
+            return progress if progress.get("windows_done", 0) > 0 else None
+
+        progress = wait_for(some_windows_done, 60, "some windows done")
     finally:
         host.kill()  # SIGKILL: no clean shutdown
+    # Killed half-way: with windows left to do, else the restart would have nothing to resume.
+    assert progress["windows_done"] < progress["windows_total"], progress
     standin.clear_faults()
     restarted = DevhostProcess(tmp_path, settings(standin))
     try:
