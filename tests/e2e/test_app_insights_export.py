@@ -41,7 +41,7 @@ READINGS_SOURCE = "cosmos-readings"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 QUIET_LOGGERS = re.compile(r"\b(azure\.monitor|opentelemetry)")
 BASE_TYPES = {"MessageData", "MetricData", "RequestData", "RemoteDependencyData", "ExceptionData"}
-WAIT_SECONDS = 30
+WAIT_SECONDS = 60  # when to give up waiting for the exports, never how fast they are: about 5 s here
 Envelope = dict[str, Any]
 
 
