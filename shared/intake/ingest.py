@@ -226,14 +226,14 @@ def validate_batch(
     now = clock()
     readings: list[Reading] = []
     errors: list[FieldError] = []
-    first_index: dict[str, int] = {}
+    first_of_id: dict[str, tuple[int, Reading]] = {}
     for index, item in enumerate(items):
         reading, item_errors = _check_item(index, item, now, limits)
         errors.extend(item_errors)
         if item_errors:
             continue
-        earlier = first_index.setdefault(reading.id, index)
-        if earlier != index and readings[earlier] != reading:
+        earlier, first = first_of_id.setdefault(reading.id, (index, reading))
+        if first != reading:
             # The same reading twice is harmless (written once); one id for two different readings is not.
             errors.append(FieldError(index, "id", f"repeats the id of item {earlier} with different content"))
         readings.append(reading)

@@ -125,6 +125,13 @@ def test_one_id_for_two_different_readings_is_refused_but_the_same_reading_twice
     assert twice[0] == twice[1]
 
 
+def test_repeated_ids_are_compared_with_their_own_first_item_after_an_invalid_one() -> None:
+    # Items are counted from the batch, readings only from its valid items: the two must not be confused.
+    error = rejected([item(value="hot"), item(id="r-1"), item(id="r-2"), item(id="r-1"), item(id="r-2", value=9.0)])
+    assert fields(error) == [(0, "value"), (4, "id")]
+    assert error.errors[1].message == "repeats the id of item 2 with different content"
+
+
 def test_a_timestamp_up_to_the_allowed_skew_ahead_is_accepted() -> None:
     validate_batch([item(timestamp="2026-03-01T12:04:59Z")], LIMITS, lambda: NOW)
 
