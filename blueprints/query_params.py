@@ -3,13 +3,13 @@
 import azure.functions as func
 
 from shared.dashboard.range_history import chart_range
-from shared.readings.reading import METRIC_PATTERN
+from shared.readings.rules import METRIC_MESSAGE, METRIC_PATTERN
 
 
 def metric_param(req: func.HttpRequest) -> str | None:
     metric: str | None = req.params.get("metric")
     if metric is not None and not METRIC_PATTERN.fullmatch(metric):
-        raise ValueError("metric must be lower-case letters, digits and '_'")
+        raise ValueError(f"metric {METRIC_MESSAGE}")
     return metric
 
 

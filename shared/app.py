@@ -20,6 +20,7 @@ from shared.intake.reading_intake import ReadingIntake
 from shared.intake.simulator import SensorSimulator
 from shared.ops.metrics import PROCESS_METRICS, PipelineMetrics
 from shared.ops.readiness import Check
+from shared.readings.rules import ReadingPolicy
 from shared.readings.summariser import Summariser
 from shared.settings import EVENTHUB_EXTRA_HUBS, MicroshareSettings, Settings, ingest_limits_from_env
 from shared.storage.azure.request_charges import RequestCharges
@@ -54,6 +55,8 @@ class Services:
             settings.window_size,
             settings.summary_ttl_seconds,
             metrics=self.metrics,
+            # The catalogue the ingest API writes by is the one the triggers read by, INGEST_METRICS included.
+            policy=ReadingPolicy.trigger(self.ingest_limits.metrics),
         )
         self.simulator = SensorSimulator(stores.documents, stores.state, settings.reading_ttl_seconds)
         self.dashboard = DashboardReader(stores.documents, stores.state)
@@ -66,8 +69,8 @@ class Services:
         settings = Settings.from_env(env)
         return cls(settings, open_stores(settings, env) if stores is None else stores, env)
 
-    # The ingest and Microshare settings are parsed on first use: a mistake in them stops the functions that use
-    # them, with a message naming the setting, and not the summariser or the dashboard.
+    # The Microshare settings are parsed on first use: a mistake in them stops the forwarding functions, with a
+    # message naming the setting, and not the summariser or the dashboard.
     @functools.cached_property
     def ingest_limits(self) -> IngestLimits:
         return ingest_limits_from_env(self._env)

@@ -10,7 +10,8 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from shared.intake.ingest import IngestLimits, IngestSettingsError, parse_metric_rules
+from shared.intake.ingest import IngestLimits
+from shared.readings.rules import IngestSettingsError, parse_metric_rules
 
 STORAGE_BACKEND = "STORAGE_BACKEND"
 EMBEDDED_DATA_DIR = "EMBEDDED_DATA_DIR"

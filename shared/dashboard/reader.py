@@ -19,7 +19,8 @@ from shared.dashboard.range_history import (
     chart_range,
     max_gap,
 )
-from shared.readings.reading import SENSOR_ID_PATTERN, format_timestamp
+from shared.readings.reading import format_timestamp
+from shared.readings.rules import SENSOR_ID_MESSAGE, SENSOR_ID_PATTERN
 from shared.readings.summariser import summary_from_state
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import DocumentStore, Entity, StateStore, public_fields
@@ -46,9 +47,7 @@ class Chart:
 
 def check_sensor_id(sensor_id: str) -> str:
     if not SENSOR_ID_PATTERN.fullmatch(sensor_id):
-        raise ValueError(
-            "sensor_id must be 1-64 letters, digits, '-', '_', '.' or ':', starting with a letter or digit"
-        )
+        raise ValueError(f"sensor_id {SENSOR_ID_MESSAGE}")
     return sensor_id
 
 

@@ -10,9 +10,15 @@ from typing import Any
 
 from shared.dashboard.range_history import DEFAULT_RANGE, RANGES
 from shared.dashboard.reader import MAX_SUMMARIES_LIMIT
-from shared.intake.ingest import READING_ID_PATTERN, IngestLimits
+from shared.intake.ingest import IngestLimits
 from shared.intake.reading_intake import MAX_READINGS_LIMIT
-from shared.readings.reading import METRIC_PATTERN, SENSOR_ID_PATTERN
+from shared.readings.rules import (
+    METRIC_PATTERN,
+    READING_ID_PATTERN,
+    SENSOR_ID_MAX_LENGTH,
+    SENSOR_ID_PATTERN,
+    SOURCE_MAX_LENGTH,
+)
 
 Schema = dict[str, Any]
 
@@ -33,7 +39,7 @@ _SENSOR_ID: Schema = {
     "name": "sensor_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": f"^{SENSOR_ID_PATTERN.pattern}$", "maxLength": 64},
+    "schema": {"type": "string", "pattern": f"^{SENSOR_ID_PATTERN.pattern}$", "maxLength": SENSOR_ID_MAX_LENGTH},
 }
 _METRIC: Schema = {
     "name": "metric",
@@ -81,7 +87,7 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
                 "format": "date-time",
                 "description": "ISO 8601 with a UTC offset, at most INGEST_MAX_FUTURE_SECONDS ahead",
             },
-            "source": {"type": "string", "minLength": 1, "maxLength": 64},
+            "source": {"type": "string", "minLength": 1, "maxLength": SOURCE_MAX_LENGTH},
         },
     }
     summary: Schema = {

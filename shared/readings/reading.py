@@ -1,26 +1,12 @@
-"""Readings: the one shape every source (simulator, devices, Event Hubs) is turned into."""
+"""Readings: the one shape every source (simulator, devices, Event Hubs) is turned into; its rules are in
+shared.readings.rules."""
 
 from __future__ import annotations
 
 import functools
-import math
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-SENSOR_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # use fullmatch: `$` would admit a trailing newline
-METRIC_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
-MAX_ID_LENGTH = 128
-_FORBIDDEN_ID_CHARS = re.compile(r"[/\\?#\x00-\x1f\x7f]")
-
-DEFAULT_UNITS: dict[str, str] = {
-    "temperature": "°C",
-    "humidity": "%",
-    "people_count": "people",
-    "occupancy": "people",
-}
 
 
 class InvalidReading(ValueError):
@@ -89,6 +75,7 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def parse_timestamp(value: object) -> datetime:
+    """An ISO 8601 time with an offset, in UTC (a reading's timestamp has its own rule in shared.readings.rules)."""
     if not isinstance(value, str) or not value:
         raise InvalidReading("timestamp must be an ISO 8601 string")
     try:
@@ -98,61 +85,3 @@ def parse_timestamp(value: object) -> datetime:
     if parsed.tzinfo is None:
         raise InvalidReading("timestamp has no UTC offset")
     return parsed.astimezone(UTC)
-
-
-def _require(doc: Mapping[str, Any], field: str) -> object:
-    value = doc.get(field)
-    if value is None:
-        raise InvalidReading(f"missing field: {field}")
-    return value
-
-
-def _require_str(doc: Mapping[str, Any], field: str) -> str:
-    value = _require(doc, field)
-    if not isinstance(value, str):
-        raise InvalidReading(f"{field} must be a string")
-    return value
-
-
-def parse_value(value: object) -> float:
-    # bool is an int subclass; a True temperature is a bug upstream, not 1.0 °C.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidReading("value is not a number")
-    number = float(value)
-    if not math.isfinite(number):
-        raise InvalidReading("value is not finite")
-    return number
-
-
-def parse_reading(doc: object, default_source: str = "unknown") -> Reading:
-    """Validate one raw document; raises InvalidReading with the first reason found."""
-    if not isinstance(doc, Mapping):
-        raise InvalidReading("reading is not a JSON object")
-    reading_id = _require_str(doc, "id")
-    if not reading_id or len(reading_id) > MAX_ID_LENGTH or _FORBIDDEN_ID_CHARS.search(reading_id):
-        raise InvalidReading("id is empty, too long or has forbidden characters")
-    sensor_id = _require_str(doc, "sensor_id")
-    if not SENSOR_ID_PATTERN.fullmatch(sensor_id):
-        raise InvalidReading("sensor_id does not match the allowed pattern")
-    metric = _require_str(doc, "metric")
-    if not METRIC_PATTERN.fullmatch(metric):
-        raise InvalidReading("metric does not match the allowed pattern")
-    value = parse_value(_require(doc, "value"))
-    timestamp = parse_timestamp(_require(doc, "timestamp"))
-    unit = doc.get("unit")
-    if unit is None:
-        unit = DEFAULT_UNITS.get(metric, "")
-    elif not isinstance(unit, str) or len(unit) > 16:
-        raise InvalidReading("unit must be a short string")
-    source = doc.get("source")
-    if not isinstance(source, str) or not source:
-        source = default_source
-    return Reading(
-        id=reading_id,
-        sensor_id=sensor_id,
-        metric=metric,
-        value=value,
-        unit=unit,
-        timestamp=timestamp,
-        source=source[:64],
-    )

@@ -17,7 +17,8 @@ from typing import Any
 from shared.ops.log_context import app_logger
 from shared.ops.metrics import PipelineMetrics
 from shared.readings.dead_letters import DeadLetter, DeadLetterBox
-from shared.readings.reading import InvalidReading, format_epoch_ms, format_timestamp, parse_reading
+from shared.readings.reading import format_epoch_ms, format_timestamp
+from shared.readings.rules import TRIGGER_POLICY, ReadingPolicy, check_reading
 from shared.readings.window import SlidingWindow, WindowEntry, summary_id
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import (
@@ -136,8 +137,10 @@ class Summariser:
         summary_ttl_seconds: int = 0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: PipelineMetrics | None = None,
+        policy: ReadingPolicy = TRIGGER_POLICY,
     ) -> None:
         self._documents = documents
+        self._policy = policy
         self._state = state
         self._metrics = metrics
         self._dead_letters = DeadLetterBox(state, metrics)
@@ -148,15 +151,16 @@ class Summariser:
         self._lock = threading.Lock()
 
     def apply(self, items: Sequence[object], source: str, rejected: Sequence[DeadLetter] = ()) -> BatchOutcome:
-        """Summarise a batch of raw reading documents; invalid ones are dead-lettered, the rest go on.
+        """Summarise a batch of raw reading documents; one that breaks a reading rule is dead-lettered with the
+        first rule it breaks as the reason, the rest go on.
         `rejected` are items the trigger could not even decode; they are parked with the rest."""
         groups: dict[SeriesKey, SeriesReadings] = {}
         letters: list[DeadLetter] = list(rejected)
+        policy = self._policy
         for item in items:
-            try:
-                reading = parse_reading(item, default_source=source)
-            except InvalidReading as invalid:
-                letters.append(DeadLetter(source, invalid.reason, item))
+            reading = check_reading(item, policy, source)
+            if isinstance(reading, list):
+                letters.append(DeadLetter(source, reading[0].reason, item))
                 continue
             key = (reading.sensor_id, reading.metric)
             entry = (reading.timestamp_ms, reading.id, reading.value)

@@ -290,7 +290,7 @@ def test_a_bad_reading_sent_again_after_a_lost_answer_is_parked_once(tmp_path: P
         summariser.apply(changes.documents, source="cosmos-readings")
 
     letters = DeadLetterBox(state).list()
-    assert [letter["reason"] for letter in letters] == ["value is not a number"]
+    assert [letter["reason"] for letter in letters] == ["value must be a finite number"]
     assert "_lsn" not in letters[0]["item"]
     database.close()
 

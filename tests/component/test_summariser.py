@@ -212,35 +212,41 @@ def test_smaller_batches_end_in_the_same_latest_summary(stores: Stores, referenc
         assert doc["window_end"] < stores.latest(doc["sensor_id"], doc["metric"])["window_end"]
 
 
+SENSOR_ID_RULE = "must be 1-64 letters, digits, '-', '_', '.' or ':', starting with a letter or digit"
+TIMESTAMP_RULE = "must be an ISO 8601 date and time with a UTC offset, e.g. 2026-01-01T12:00:00Z"
+
+
 @pytest.mark.parametrize(
     ("bad", "reason"),
     [
-        ({"value": None}, "missing field: value"),
-        ({"value": "21.5"}, "value is not a number"),
-        ({"value": True}, "value is not a number"),
-        ({"value": math.nan}, "value is not finite"),
-        ({"value": math.inf}, "value is not finite"),
-        ({"value": -math.inf}, "value is not finite"),
-        ({"timestamp": "yesterday at noon"}, "timestamp is not ISO 8601"),
-        ({"timestamp": "2024-05-01T10:00:09"}, "timestamp has no UTC offset"),
-        ({"timestamp": None}, "missing field: timestamp"),
-        ({"sensor_id": None}, "missing field: sensor_id"),
-        ({"sensor_id": "<b>x"}, "sensor_id does not match the allowed pattern"),
-        ({"id": None}, "missing field: id"),
+        ({"value": None}, "value is required"),
+        ({"value": "21.5"}, "value must be a finite number"),
+        ({"value": True}, "value must be a finite number"),
+        ({"value": math.nan}, "value must be a finite number"),
+        ({"value": math.inf}, "value must be a finite number"),
+        ({"value": -math.inf}, "value must be a finite number"),
+        ({"value": 1000.0}, "value must be between -60 and 150 °C"),
+        ({"unit": "°F"}, "unit must be '°C' for temperature"),
+        ({"timestamp": "yesterday at noon"}, f"timestamp {TIMESTAMP_RULE}"),
+        ({"timestamp": "2024-05-01T10:00:09"}, f"timestamp {TIMESTAMP_RULE}"),
+        ({"timestamp": None}, "timestamp is required"),
+        ({"sensor_id": None}, "sensor_id is required"),
+        ({"sensor_id": "<b>x"}, f"sensor_id {SENSOR_ID_RULE}"),
+        ({"id": None}, "id is required"),
     ],
 )
 def test_invalid_readings_are_dead_lettered_and_the_rest_summarised(
     stores: Stores, bad: dict[str, object], reason: str
 ) -> None:
     good = [reading("sensor-01", second, 10.0 + second) for second in range(3)]
-    invalid = {**reading("sensor-01", 9, 1000.0, note="the bad one"), **bad}
+    invalid = {**reading("sensor-01", 9, 99.0, note="the bad one"), **bad}
 
     outcome = stores.summariser().apply([good[0], invalid, *good[1:]], source=SOURCE)
 
     assert (outcome.received, outcome.summarised, outcome.dead_lettered) == (4, 3, 1)
     assert outcome.summaries_written == 1
     latest = stores.latest("sensor-01")
-    assert (latest["count"], latest["min"], latest["max"]) == (3, 10.0, 12.0)  # the bad 1000.0 is not in it
+    assert (latest["count"], latest["min"], latest["max"]) == (3, 10.0, 12.0)  # the bad 99.0 is not in it
     letters = DeadLetterBox(stores.state).list(SOURCE)
     assert [letter["reason"] for letter in letters] == [reason]
     assert letters[0]["source"] == SOURCE
@@ -255,7 +261,11 @@ def test_a_batch_of_only_invalid_readings_creates_no_series(stores: Stores) -> N
     assert stores.summaries() == {}
     assert stores.state.query(WINDOWS_TABLE) == []
     reasons = sorted(letter["reason"] for letter in DeadLetterBox(stores.state).list())
-    assert reasons == ["reading is not a JSON object", "reading is not a JSON object", "value is not finite"]
+    assert reasons == [
+        "reading must be a JSON object",
+        "reading must be a JSON object",
+        "value must be a finite number",
+    ]
 
 
 def test_two_instances_converge_on_the_true_latest_window(stores: Stores) -> None:
@@ -366,7 +376,7 @@ def test_event_bodies_become_readings_or_dead_letters(stores: Stores) -> None:
         "event body is neither an object nor an array",
         "event body is not JSON",
         "event body is not UTF-8",
-        "reading is not a JSON object",
+        "reading must be a JSON object",
     ]
     kept = {letter["reason"]: letter["item"] for letter in letters}
     assert kept["event body is not JSON"] == "{this is not json"

@@ -143,7 +143,7 @@ def test_metrics_add_up_to_the_known_run(known_run: dict[tuple[str, frozenset[tu
     # Five readings and the people-counter record summarised; the NaN and the broken body dead-lettered.
     assert total(m, "sensorpulse_readings_summarised_total", source="eventhub-telemetry") == GOOD_EVENTS + 1
     assert total(m, "sensorpulse_dead_letters_total", source="eventhub-telemetry") == 2
-    assert total(m, "sensorpulse_dead_letters_total", reason="value is not a number") == 1
+    assert total(m, "sensorpulse_dead_letters_total", reason="value must be a finite number") == 1
     assert total(m, "sensorpulse_dead_letters_total", reason="event body is not JSON") == 1
     assert total(m, "sensorpulse_unique_devices") == 1
     assert total(m, "sensorpulse_lag_seconds_count") == POSTED_READINGS + GOOD_EVENTS + 1
@@ -193,8 +193,8 @@ def test_log_lines_are_json_with_the_invocation_and_its_ids(
     ids = [line["invocation_id"] for line in summarised]
     assert len(ids) == len(set(ids))
     letters = [line for line in lines if line.get("event") == "dead_letter"]
-    assert {line["reason"] for line in letters} == {"value is not a number", "event body is not JSON"}
-    nan = next(line for line in letters if line["reason"] == "value is not a number")
+    assert {line["reason"] for line in letters} == {"value must be a finite number", "event body is not JSON"}
+    nan = next(line for line in letters if line["reason"] == "value must be a finite number")
     assert nan["sensor_id"] == "hub-sensor" and nan["reading_id"] == "hub-sensor-99"
     assert nan["function"] == "summarise_events"
     refused = [line for line in lines if line.get("event") == "ingest_refused"]

@@ -11,16 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.intake.ingest import (
-    DEFAULT_METRICS,
-    IngestLimits,
-    IngestRejected,
-    IngestSettingsError,
-    check_content_type,
-    decode_body,
-    parse_metric_rules,
-    validate_batch,
-)
+from shared.intake.ingest import IngestLimits, IngestRejected, check_content_type, decode_body, validate_batch
+from shared.readings.rules import DEFAULT_METRICS, IngestSettingsError, parse_metric_rules
 from shared.settings import SettingsError, ingest_limits_from_env
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -66,6 +58,8 @@ def test_without_a_client_id_the_id_comes_from_the_content_so_a_retry_writes_the
     again = validate_batch([item(), item(value=22.0)], LIMITS, lambda: NOW + timedelta(seconds=30))
     assert [r.id for r in first] == [r.id for r in again]
     assert first[0].id != first[1].id
+    # Pinned: a device retrying across a deployment must rewrite the document its first post wrote.
+    assert first[0].id == "r-33acb1bdc0063f9d854645d381273c"
 
 
 @pytest.mark.parametrize(
@@ -115,7 +109,22 @@ def test_every_bad_item_of_a_batch_is_reported_and_none_is_accepted() -> None:
     assert fields(error) == [(1, "value"), (3, "sensor_id"), (3, "timestamp"), (4, "")]
     assert error.message == "3 of 5 readings are invalid; nothing was written"
     body = error.to_json()
-    assert body["errors"][0] == {"index": 1, "field": "value", "message": "must be a number"}
+    assert body["errors"][0] == {"index": 1, "field": "value", "message": "must be a finite number"}
+
+
+def test_the_messages_name_what_is_allowed() -> None:
+    error = rejected([item(metric="pressure"), item(unit="°F", value=200.0, timestamp="2026-03-01T12:06:00Z")])
+    assert [(e.index, e.field, e.message) for e in error.errors] == [
+        (0, "metric", "must be one of humidity, occupancy, people_count, temperature"),
+        (1, "value", "must be between -60 and 150 °C"),
+        (1, "unit", "must be '°C' for temperature"),
+        (1, "timestamp", "must be at most 300 s ahead of the clock"),
+    ]
+
+
+def test_a_null_optional_field_is_an_absent_one() -> None:
+    (reading,) = validate_batch([item(id=None, unit=None, source=None)], LIMITS, lambda: NOW)
+    assert (reading.id[:2], reading.unit, reading.source) == ("r-", "°C", "ingest-api")
 
 
 def test_one_id_for_two_different_readings_is_refused_but_the_same_reading_twice_is_not() -> None:

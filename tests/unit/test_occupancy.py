@@ -10,7 +10,7 @@ import pytest
 from shared.intake.occupancy import location_sensor_id, reading_or_dead_letter
 from shared.microshare.api import PEOPLE_COUNTER
 from shared.readings.dead_letters import DeadLetter
-from shared.readings.reading import SENSOR_ID_PATTERN, parse_reading
+from shared.readings.rules import SENSOR_ID_PATTERN, parse_reading
 
 SOURCE = "eventhub-telemetry"
 TAGS = ["Building A", "Floor 2", "Zone 3", "Spot 1"]

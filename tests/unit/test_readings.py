@@ -1,4 +1,4 @@
-"""Reading validation: every way a document can be unusable gives a short, specific reason."""
+"""A trigger document's reading: every way it can be unusable gives the broken rule as its reason."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.readings.reading import InvalidReading, format_epoch_ms, format_timestamp, parse_reading
+from shared.readings.reading import InvalidReading, format_epoch_ms, format_timestamp
+from shared.readings.rules import parse_reading
 
 
 def _doc(**changes: Any) -> dict[str, Any]:
@@ -37,37 +38,66 @@ def test_a_good_reading_is_normalised() -> None:
     assert reading.to_document()["timestamp"] == "2026-03-01T12:00:00.250Z"
 
 
+SENSOR_ID_RULE = "must be 1-64 letters, digits, '-', '_', '.' or ':', starting with a letter or digit"
+TIMESTAMP_RULE = "must be an ISO 8601 date and time with a UTC offset, e.g. 2026-01-01T12:00:00Z"
+
+
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"id": _DROP}, "missing field: id"),
-        ({"sensor_id": _DROP}, "missing field: sensor_id"),
-        ({"value": _DROP}, "missing field: value"),
-        ({"timestamp": _DROP}, "missing field: timestamp"),
-        ({"id": None}, "missing field: id"),
-        ({"value": None}, "missing field: value"),
-        ({"sensor_id": 42}, "sensor_id must be a string"),
-        ({"value": "hot"}, "value is not a number"),
-        ({"value": True}, "value is not a number"),
-        ({"value": float("nan")}, "value is not finite"),
-        ({"value": float("inf")}, "value is not finite"),
-        ({"timestamp": "yesterday"}, "timestamp is not ISO 8601"),
-        ({"timestamp": "2026-03-01T12:00:00"}, "timestamp has no UTC offset"),
-        ({"timestamp": 1700000000}, "timestamp must be an ISO 8601 string"),
-        ({"sensor_id": "<script>"}, "sensor_id does not match"),
-        ({"id": "a/b"}, "forbidden characters"),
-        ({"metric": "Temp!"}, "metric does not match"),
+        ({"id": _DROP}, "id is required"),
+        ({"sensor_id": _DROP}, "sensor_id is required"),
+        ({"metric": _DROP}, "metric is required"),
+        ({"value": _DROP}, "value is required"),
+        ({"timestamp": _DROP}, "timestamp is required"),
+        ({"id": None}, "id is required"),
+        ({"value": None}, "value is required"),
+        ({"sensor_id": 42}, f"sensor_id {SENSOR_ID_RULE}"),
+        ({"value": "hot"}, "value must be a finite number"),
+        ({"value": True}, "value must be a finite number"),
+        ({"value": float("nan")}, "value must be a finite number"),
+        ({"value": float("inf")}, "value must be a finite number"),
+        ({"value": 150.5}, "value must be between -60 and 150 °C"),
+        ({"metric": "humidity", "value": -0.1}, "value must be between 0 and 100 %"),
+        ({"unit": "°F"}, "unit must be '°C' for temperature"),
+        ({"unit": ""}, "unit must be '°C' for temperature"),
+        ({"metric": "pressure", "unit": "h" * 17}, "unit must be a string of at most 16 characters"),
+        ({"timestamp": "yesterday"}, f"timestamp {TIMESTAMP_RULE}"),
+        ({"timestamp": "2026-03-01T12:00:00"}, f"timestamp {TIMESTAMP_RULE}"),
+        ({"timestamp": 1700000000}, f"timestamp {TIMESTAMP_RULE}"),
+        ({"sensor_id": "<script>"}, f"sensor_id {SENSOR_ID_RULE}"),
+        ({"id": "a/b"}, "id must be 1-128 letters, digits, '-', '_', '.' or ':', starting with a letter or digit"),
+        ({"id": "r 1"}, "id must be 1-128 letters, digits, '-', '_', '.' or ':', starting with a letter or digit"),
+        ({"metric": "Temp!"}, "metric must be 1-32 lower-case letters, digits or '_', starting with a letter"),
+        # The first rule broken, in the reading's field order, is the reason.
+        ({"sensor_id": "", "value": "hot", "timestamp": "soon"}, f"sensor_id {SENSOR_ID_RULE}"),
     ],
 )
 def test_bad_readings_say_why(changes: dict[str, Any], reason: str) -> None:
     with pytest.raises(InvalidReading) as raised:
         parse_reading(_doc(**changes))
-    assert reason in raised.value.reason
+    assert raised.value.reason == reason
 
 
 def test_non_object_is_rejected() -> None:
-    with pytest.raises(InvalidReading, match="not a JSON object"):
+    with pytest.raises(InvalidReading) as raised:
         parse_reading(["not", "an", "object"])
+    assert raised.value.reason == "reading must be a JSON object"
+
+
+def test_a_trigger_keeps_an_unknown_metric_with_its_own_unit_and_ignores_other_fields() -> None:
+    reading = parse_reading(_doc(metric="pressure", value=1013.2, unit="hPa", ttl=60, _ts=1), default_source="hub")
+    assert (reading.metric, reading.value, reading.unit) == ("pressure", 1013.2, "hPa")
+    assert parse_reading(_doc(metric="pressure")).unit == ""
+
+
+def test_an_accepted_spelling_of_a_unit_is_stored_as_the_metrics_unit() -> None:
+    assert parse_reading(_doc(unit="degC")).unit == "°C"
+
+
+@pytest.mark.parametrize("source", ["", "x" * 65, "tab\there", 7])
+def test_a_trigger_replaces_an_unusable_source_with_its_own_name(source: object) -> None:
+    assert parse_reading(_doc(source=source), default_source="eventhub-telemetry").source == "eventhub-telemetry"
 
 
 def test_format_timestamp_is_utc_with_milliseconds() -> None:

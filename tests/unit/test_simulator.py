@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.intake.simulator import MAX_C, MIN_C, SensorSimulator, emit_due, first_cursor, sensor_ids
 from shared.readings.reading import epoch_ms
+from shared.readings.rules import DEFAULT_METRICS, TRIGGER_POLICY, ReadingPolicy, check_reading
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS
 from shared.storage.ports import ConcurrencyConflict, Entity, EntityWrite, StorageError
 from shared.storage.sqlite.database import SqliteDatabase
@@ -36,6 +39,22 @@ def test_emissions_are_irregular_in_range_and_stamped_with_their_own_moment() ->
     assert stamps[0] == START  # not the invocation time
     assert all(MIN_C <= r.value <= MAX_C for r in readings)
     assert after.next_ms > epoch_ms(START + timedelta(minutes=1))
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    count=st.integers(min_value=1, max_value=1200),
+    start_ms=st.integers(min_value=0, max_value=4_102_444_800_000),  # 1970 to 2100
+    elapsed_ms=st.integers(min_value=0, max_value=3 * 3_600_000),
+)
+def test_simulated_readings_satisfy_the_reading_rules_of_every_path(count: int, start_ms: int, elapsed_ms: int) -> None:
+    """As written to `readings` (with its ttl), the change feed trigger takes each; as posted, so would the API."""
+    sensor_id = sensor_ids(count)[-1]
+    readings, _ = emit_due(first_cursor(sensor_id, start_ms), start_ms + elapsed_ms)
+    ingest = ReadingPolicy.ingest_api(DEFAULT_METRICS, timedelta(0))
+    for reading in readings:
+        assert check_reading(reading.to_document(ttl_seconds=604_800), TRIGGER_POLICY, "cosmos-readings") == reading
+        assert check_reading(reading.to_document(), ingest, "ingest-api", reading.timestamp) == reading
 
 
 def test_same_cursor_gives_the_same_readings() -> None:

@@ -1,0 +1,351 @@
+"""The rules of a reading: one set for every path a reading takes, one message per rule.
+
+The paths: the ingest API (POST /api/readings), the triggers (the change feed of `readings` and the telemetry
+Event Hub, both through the summariser, occupancy readings made from Microshare events among them) and the
+simulator, whose readings satisfy these rules by construction (its tests prove it).
+
+A broken rule is a Violation(field, message); the message reads after the field's name. The ingest API answers
+with every violation of every item, as {index, field, message}; a trigger dead-letters a document with its first
+violation, "<field> <message>", as the reason (e.g. "value must be a finite number"). Fields are checked in the
+order of the reading's shape: id, sensor_id, metric, value, unit, timestamp, source. null counts as absent.
+
+    rule             message
+    object           reading must be a JSON object
+    field            <name> is not a reading field                (a policy: the ingest API only)
+    required         <field> is required                          id, sensor_id, metric, value, timestamp
+    id               must be 1-128 letters, digits, '-', '_', '.' or ':', starting with a letter or digit
+    sensor_id        must be 1-64 letters, digits, '-', '_', '.' or ':', starting with a letter or digit
+    metric name      must be 1-32 lower-case letters, digits or '_', starting with a letter
+    metric known     must be one of <the catalogue>                (a policy: the ingest API only)
+    value            must be a finite number                      (not a bool: a True reading is a bug upstream)
+    value bounds     must be between <low> and <high> <unit>      a metric in the catalogue
+    unit             must be '<unit>' for <metric>                a metric in the catalogue: its unit or an
+                                                                  accepted spelling, stored as its unit
+    free unit        must be a string of at most 16 characters   a metric not in the catalogue
+    timestamp        must be an ISO 8601 date and time with a UTC offset, e.g. 2026-01-01T12:00:00Z
+    timestamp ahead  must be at most <n> s ahead of the clock     (a policy: where there is a clock)
+    source           must be 1-64 printable characters
+
+Where the paths differ it is a policy of this one set (ReadingPolicy.ingest_api, ReadingPolicy.trigger), never a
+rule of their own:
+- metric: the ingest API refuses a metric that is not in the catalogue (the defaults and INGEST_METRICS); a
+  trigger checks an unknown metric's name only, because devices on the hub may send metrics this deployment does
+  not list. A metric that is in the catalogue has its unit and bounds checked on every path.
+- other fields: the ingest API refuses them, so a misspelt field is not silently dropped; a trigger document
+  carries more (Cosmos DB's system fields, `ttl`, a device's own) and they are ignored.
+- id: the ingest API derives a missing id from the content, so a retried post rewrites the same document; a
+  trigger document must carry one, since its id is what makes a redelivery harmless.
+- source: the ingest API refuses a bad one, so a device hears of it; a trigger replaces it with its own name:
+  the summaries do not keep it, and a reading is not worth losing over it.
+- timestamp ahead: the ingest API judges it by its clock when the reading arrives (INGEST_MAX_FUTURE_SECONDS); a
+  trigger does not, as a redelivered document would then be judged by another clock than the first delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+import orjson
+
+from shared.readings.reading import InvalidReading, Reading, epoch_ms, parse_timestamp
+
+# Patterns take fullmatch: `$` would admit a trailing newline.
+READING_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+SENSOR_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+METRIC_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,31}")
+SENSOR_ID_MAX_LENGTH = 64
+UNIT_MAX_LENGTH = 16
+SOURCE_MAX_LENGTH = 64
+TIMESTAMP_MAX_LENGTH = 40  # the longest usual form, 2026-01-01T12:00:00.123456+01:00, is 32
+READING_FIELDS = frozenset({"id", "sensor_id", "metric", "value", "unit", "timestamp", "source"})
+
+OBJECT_MESSAGE = "must be a JSON object"
+FIELD_MESSAGE = "is not a reading field"
+REQUIRED_MESSAGE = "is required"
+ID_MESSAGE = "must be 1-128 letters, digits, '-', '_', '.' or ':', starting with a letter or digit"
+SENSOR_ID_MESSAGE = "must be 1-64 letters, digits, '-', '_', '.' or ':', starting with a letter or digit"
+METRIC_MESSAGE = "must be 1-32 lower-case letters, digits or '_', starting with a letter"
+VALUE_MESSAGE = "must be a finite number"
+FREE_UNIT_MESSAGE = f"must be a string of at most {UNIT_MAX_LENGTH} characters"
+TIMESTAMP_MESSAGE = "must be an ISO 8601 date and time with a UTC offset, e.g. 2026-01-01T12:00:00Z"
+SOURCE_MESSAGE = f"must be 1-{SOURCE_MAX_LENGTH} printable characters"
+_MAX_OTHER_FIELDS_REPORTED = 5
+_NUMBER_TYPES = (int, float)  # a tuple: `int | float` would build a union object on every check
+
+
+class Violation(NamedTuple):
+    """A broken rule: the field at fault ("" for the item as a whole) and the rule's message."""
+
+    field: str
+    message: str
+
+    @property
+    def reason(self) -> str:
+        """The dead letter's reason: the message after the field's name."""
+        return f"{self.field or 'reading'} {self.message}"
+
+
+class BrokenRule(ValueError):
+    """One field's value breaks a rule; `message` is that rule's, to be read after the field's name."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRule:
+    """What a metric's readings look like: its unit (and the spellings accepted for it) and plausible bounds."""
+
+    unit: str
+    low: float
+    high: float
+    aliases: frozenset[str] = frozenset()
+
+    def canonical_unit(self, unit: str) -> str | None:
+        return self.unit if unit == self.unit or unit in self.aliases else None
+
+    def unit_message(self, metric: str) -> str:
+        return f"must be {self.unit!r} for {metric}"
+
+    def bounds_message(self) -> str:
+        return f"must be between {self.low:g} and {self.high:g} {self.unit}"
+
+
+DEFAULT_METRICS: dict[str, MetricRule] = {
+    "temperature": MetricRule("°C", -60.0, 150.0, frozenset({"C", "degC", "celsius"})),
+    "humidity": MetricRule("%", 0.0, 100.0, frozenset({"percent", "%RH"})),
+    "people_count": MetricRule("people", 0.0, 100_000.0),
+    "occupancy": MetricRule("people", 0.0, 100_000.0),
+}
+
+
+class IngestSettingsError(ValueError):
+    """INGEST_METRICS is malformed; the message says how."""
+
+
+def parse_metric_rules(raw: str | None) -> dict[str, MetricRule]:
+    """The metric catalogue: the defaults, with INGEST_METRICS (a JSON object of metric -> {"unit", "min", "max"})
+    replacing or adding entries."""
+    rules = dict(DEFAULT_METRICS)
+    if raw is None or not raw.strip():
+        return rules
+    try:
+        configured = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise IngestSettingsError("INGEST_METRICS is not valid JSON") from None
+    if not isinstance(configured, dict):
+        raise IngestSettingsError('INGEST_METRICS must be an object: {"metric": {"unit": ..., "min": ..., "max": ...}}')
+    for metric, rule in configured.items():
+        if not METRIC_PATTERN.fullmatch(metric):
+            raise IngestSettingsError(f"INGEST_METRICS: {metric!r} is not a metric name")
+        if not isinstance(rule, dict) or set(rule) - {"unit", "min", "max"} or "unit" not in rule:
+            raise IngestSettingsError(f"INGEST_METRICS.{metric} must be an object with unit, min and max")
+        unit, low, high = rule["unit"], rule.get("min", -math.inf), rule.get("max", math.inf)
+        numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (low, high))
+        if not isinstance(unit, str) or not 0 < len(unit) <= UNIT_MAX_LENGTH or not numbers or not low <= high:
+            raise IngestSettingsError(f"INGEST_METRICS.{metric}: unit must be a short string and min <= max")
+        rules[metric] = MetricRule(unit, float(low), float(high))
+    return rules
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingPolicy:
+    """How one path applies the rules; the module's docstring says why each path chose what it did."""
+
+    metrics: Mapping[str, MetricRule]  # the catalogue
+    unknown_metrics_refused: bool
+    other_fields_refused: bool
+    missing_id_derived: bool
+    bad_source_replaced: bool
+    max_future: timedelta | None  # how far ahead of the clock a timestamp may be; None: not judged
+
+    def __post_init__(self) -> None:
+        # check_reading trusts a catalogue name to be a metric name; INGEST_METRICS is checked as it is parsed.
+        if not all(isinstance(name, str) and METRIC_PATTERN.fullmatch(name) for name in self.metrics):
+            raise ValueError("every metric of the catalogue must be a metric name")
+
+    @classmethod
+    def ingest_api(cls, metrics: Mapping[str, MetricRule], max_future: timedelta) -> ReadingPolicy:
+        return cls(metrics, True, True, True, False, max_future)
+
+    @classmethod
+    def trigger(cls, metrics: Mapping[str, MetricRule] = DEFAULT_METRICS) -> ReadingPolicy:
+        return cls(metrics, False, False, False, True, None)
+
+    def unknown_metric_message(self) -> str:
+        return f"must be one of {', '.join(sorted(self.metrics))}"
+
+    def ahead_message(self) -> str:
+        seconds = 0 if self.max_future is None else int(self.max_future.total_seconds())
+        return f"must be at most {seconds} s ahead of the clock"
+
+
+TRIGGER_POLICY = ReadingPolicy.trigger()
+
+
+def check_id(raw: object) -> str:
+    if isinstance(raw, str) and READING_ID_PATTERN.fullmatch(raw):
+        return raw
+    raise BrokenRule(REQUIRED_MESSAGE if raw is None else ID_MESSAGE)
+
+
+def check_sensor_id(raw: object) -> str:
+    if isinstance(raw, str) and SENSOR_ID_PATTERN.fullmatch(raw):
+        return raw
+    raise BrokenRule(REQUIRED_MESSAGE if raw is None else SENSOR_ID_MESSAGE)
+
+
+def check_metric_name(raw: object) -> str:
+    if isinstance(raw, str) and METRIC_PATTERN.fullmatch(raw):
+        return raw
+    raise BrokenRule(REQUIRED_MESSAGE if raw is None else METRIC_MESSAGE)
+
+
+def check_value(raw: object, rule: MetricRule | None) -> float:
+    """A finite number, within the bounds of its metric when the catalogue has it."""
+    if isinstance(raw, bool) or not isinstance(raw, _NUMBER_TYPES):
+        raise BrokenRule(REQUIRED_MESSAGE if raw is None else VALUE_MESSAGE)
+    number = float(raw)
+    if not math.isfinite(number):
+        raise BrokenRule(VALUE_MESSAGE)
+    if rule is not None and not rule.low <= number <= rule.high:
+        raise BrokenRule(rule.bounds_message())
+    return number
+
+
+def check_unit(raw: object, metric: str, rule: MetricRule | None) -> str:
+    """The unit to store: a catalogued metric's own (an absent or accepted spelling becomes it), else as sent."""
+    if rule is None:
+        if raw is None:
+            return ""
+        if isinstance(raw, str) and len(raw) <= UNIT_MAX_LENGTH:
+            return raw
+        raise BrokenRule(FREE_UNIT_MESSAGE)
+    if raw is None or raw == rule.unit or (isinstance(raw, str) and raw in rule.aliases):
+        return rule.unit
+    raise BrokenRule(rule.unit_message(metric))
+
+
+def check_timestamp(raw: object) -> datetime:
+    """The moment in UTC."""
+    if raw is None:
+        raise BrokenRule(REQUIRED_MESSAGE)
+    if isinstance(raw, str) and len(raw) > TIMESTAMP_MAX_LENGTH:
+        raise BrokenRule(TIMESTAMP_MESSAGE)
+    try:
+        return parse_timestamp(raw)
+    except InvalidReading:
+        raise BrokenRule(TIMESTAMP_MESSAGE) from None
+
+
+def check_source(raw: object) -> str:
+    if isinstance(raw, str) and 0 < len(raw) <= SOURCE_MAX_LENGTH and raw.isprintable():
+        return raw
+    raise BrokenRule(SOURCE_MESSAGE)
+
+
+def content_id(sensor_id: str, metric: str, timestamp: datetime, value: float) -> str:
+    """The id of a reading posted without one: the same content always gets the same id."""
+    key = f"{sensor_id}\x1f{metric}\x1f{epoch_ms(timestamp)}\x1f{value!r}"
+    return "r-" + hashlib.sha256(key.encode()).hexdigest()[:30]
+
+
+def _noted(broken: list[Violation] | None, field: str, message: str) -> list[Violation]:
+    # The list is made on the first violation only: a valid reading, the common case, allocates none.
+    if broken is None:
+        return [Violation(field, message)]
+    broken.append(Violation(field, message))
+    return broken
+
+
+def _other_fields(item: Mapping[Any, Any]) -> list[Violation] | None:
+    other = item.keys() - READING_FIELDS
+    if not other:
+        return None
+    names = sorted(str(name)[:40] for name in other)[:_MAX_OTHER_FIELDS_REPORTED]
+    return [Violation(name, FIELD_MESSAGE) for name in names]
+
+
+def check_reading(
+    item: object, policy: ReadingPolicy, default_source: str, now: datetime | None = None
+) -> Reading | list[Violation]:
+    """The reading an item holds, or every rule it breaks, in field order. `now` is the clock's time, where
+    the path has one; a missing or replaced source is `default_source`."""
+    if not isinstance(item, Mapping):
+        return [Violation("", OBJECT_MESSAGE)]
+    broken = _other_fields(item) if policy.other_fields_refused else None
+
+    reading_id = item.get("id")
+    if reading_id is not None or not policy.missing_id_derived:
+        try:
+            reading_id = check_id(reading_id)
+        except BrokenRule as bad:
+            broken = _noted(broken, "id", bad.message)
+    try:
+        sensor_id = check_sensor_id(item.get("sensor_id"))
+    except BrokenRule as bad:
+        broken = _noted(broken, "sensor_id", bad.message)
+
+    raw_metric = item.get("metric")
+    metric: str = raw_metric if isinstance(raw_metric, str) else ""
+    # A catalogue name is a metric name (see ReadingPolicy), so a known metric needs no pattern match.
+    rule = policy.metrics.get(metric)
+    metric_usable = rule is not None
+    if rule is None:
+        try:
+            metric = check_metric_name(raw_metric)
+        except BrokenRule as bad:
+            broken = _noted(broken, "metric", bad.message)
+        else:
+            metric_usable = not policy.unknown_metrics_refused
+            if not metric_usable:
+                broken = _noted(broken, "metric", policy.unknown_metric_message())
+    try:
+        value = check_value(item.get("value"), rule)
+    except BrokenRule as bad:
+        broken = _noted(broken, "value", bad.message)
+    if metric_usable:  # a unit means nothing without its metric
+        try:
+            unit = check_unit(item.get("unit"), metric, rule)
+        except BrokenRule as bad:
+            broken = _noted(broken, "unit", bad.message)
+    try:
+        timestamp = check_timestamp(item.get("timestamp"))
+        # A difference, not `now + max_future`: that sum may pass datetime.max, a timedelta never overflows here.
+        if policy.max_future is not None and now is not None and timestamp - now > policy.max_future:
+            broken = _noted(broken, "timestamp", policy.ahead_message())
+    except BrokenRule as bad:
+        broken = _noted(broken, "timestamp", bad.message)
+
+    source = item.get("source")
+    if source is None:
+        source = default_source
+    else:
+        try:
+            source = check_source(source)
+        except BrokenRule as bad:
+            if policy.bad_source_replaced:
+                source = default_source
+            else:
+                broken = _noted(broken, "source", bad.message)
+
+    if broken is not None:
+        return broken
+    if reading_id is None:
+        reading_id = content_id(sensor_id, metric, timestamp, value)
+    return Reading(reading_id, sensor_id, metric, value, unit, timestamp, source)
+
+
+def parse_reading(doc: object, default_source: str = "unknown", policy: ReadingPolicy = TRIGGER_POLICY) -> Reading:
+    """A trigger document's reading; raises InvalidReading with the first violation as the reason."""
+    checked = check_reading(doc, policy, default_source)
+    if isinstance(checked, list):
+        raise InvalidReading(checked[0].reason)
+    return checked
