@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -16,12 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from shared.readings.dead_letters import DeadLetter
-from shared.readings.reading import InvalidReading, format_timestamp, parse_timestamp
+from shared.readings.reading import format_timestamp
+from shared.readings.rules import DEFAULT_METRICS, SENSOR_ID_MAX_LENGTH, BrokenRule, check_timestamp, check_value
 
 METRIC = "people_count"
-UNIT = "people"
+UNIT = DEFAULT_METRICS[METRIC].unit
 READING_SOURCE = "microshare"
-MAX_SENSOR_ID_LENGTH = 64  # shared.readings.reading.SENSOR_ID_PATTERN
 _DIGEST_CHARS = 12
 _WHITESPACE = re.compile(r"\s+")
 _NOT_KEPT = re.compile(r"[^A-Za-z0-9_-]")
@@ -64,36 +63,29 @@ def location_sensor_id(tags: Sequence[str]) -> str:
     if not parts:
         raise NotAReading("people-counter location tags have no letters or digits")
     sensor_id = ".".join(parts)
-    if len(sensor_id) <= MAX_SENSOR_ID_LENGTH:
+    if len(sensor_id) <= SENSOR_ID_MAX_LENGTH:
         return sensor_id
     digest = hashlib.sha256(json.dumps(list(tags), ensure_ascii=False).encode("utf-8")).hexdigest()[:_DIGEST_CHARS]
-    prefix = sensor_id[: MAX_SENSOR_ID_LENGTH - _DIGEST_CHARS - 1].rstrip(".-_")
+    prefix = sensor_id[: SENSOR_ID_MAX_LENGTH - _DIGEST_CHARS - 1].rstrip(".-_")
     return f"{prefix}:{digest}"
 
 
 def _count(event: Mapping[str, Any]) -> float:
+    """The reading's value, by the value rule; its bounds are the catalogue's, checked when it is summarised."""
     current = event.get("current")
     if isinstance(current, Mapping):
         current = current.get("count")
-    if current is None:
-        raise NotAReading("people-counter event has no current count")
-    # bool is an int subclass: a True head count is a bug upstream, not one person.
-    if isinstance(current, bool) or not isinstance(current, int | float):
-        raise NotAReading("people-counter current count is not a number")
-    number = float(current)
-    if not math.isfinite(number):
-        raise NotAReading("people-counter current count is not finite")
-    return number
+    try:
+        return check_value(current, None)
+    except BrokenRule as bad:
+        raise NotAReading(f"people-counter current count {bad.message}") from None
 
 
 def _time(event: Mapping[str, Any]) -> datetime:
-    value = event.get("time")
-    if value is None or value == "":
-        raise NotAReading("people-counter event has no time")
     try:
-        return parse_timestamp(value)
-    except InvalidReading as bad:
-        raise NotAReading(f"people-counter {bad.reason}") from None
+        return check_timestamp(event.get("time"))
+    except BrokenRule as bad:
+        raise NotAReading(f"people-counter time {bad.message}") from None
 
 
 def reading_id(event: Mapping[str, Any]) -> str:

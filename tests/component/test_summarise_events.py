@@ -115,7 +115,7 @@ def test_a_mixed_batch_summarises_sensors_and_locations_and_parks_the_rest(summa
     letters = DeadLetterBox(services().stores.state).list("eventhub-telemetry")
     assert sorted(letter["reason"] for letter in letters) == [
         "event body is not JSON",
-        "people-counter current count is not a number",
+        "people-counter current count must be a finite number",
     ]
     assert not any(HOURLY_SNAPSHOT in letter["item"] for letter in letters)  # skipped, not dead-lettered
 

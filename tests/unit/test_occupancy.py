@@ -13,6 +13,7 @@ from shared.readings.dead_letters import DeadLetter
 from shared.readings.rules import SENSOR_ID_PATTERN, parse_reading
 
 SOURCE = "eventhub-telemetry"
+TIMESTAMP_RULE = "must be an ISO 8601 date and time with a UTC offset, e.g. 2026-01-01T12:00:00Z"
 TAGS = ["Building A", "Floor 2", "Zone 3", "Spot 1"]
 
 
@@ -136,27 +137,27 @@ def test_without_a_record_id_the_body_names_the_reading() -> None:
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"time": DROP}, "people-counter event has no time"),
-        ({"time": None}, "people-counter event has no time"),
-        ({"time": ""}, "people-counter event has no time"),
-        ({"time": 1749464100}, "people-counter timestamp must be an ISO 8601 string"),
-        ({"time": "yesterday"}, "people-counter timestamp is not ISO 8601"),
-        ({"time": "2025-06-09T10:15:00"}, "people-counter timestamp has no UTC offset"),
+        ({"time": DROP}, "people-counter time is required"),
+        ({"time": None}, "people-counter time is required"),
+        ({"time": ""}, f"people-counter time {TIMESTAMP_RULE}"),
+        ({"time": 1749464100}, f"people-counter time {TIMESTAMP_RULE}"),
+        ({"time": "yesterday"}, f"people-counter time {TIMESTAMP_RULE}"),
+        ({"time": "2025-06-09T10:15:00"}, f"people-counter time {TIMESTAMP_RULE}"),
         ({"_location_tags": DROP, "meta": {}}, "people-counter event has no location tags"),
         ({"_location_tags": DROP, "meta": DROP}, "people-counter event has no location tags"),
         ({"_location_tags": DROP, "meta": "Building A"}, "people-counter event has no location tags"),
         ({"_location_tags": "Building A"}, "people-counter location tags are not a list of strings"),
         ({"_location_tags": ["Building A", 2]}, "people-counter location tags are not a list of strings"),
         ({"_location_tags": ["!!!", "  "]}, "people-counter location tags have no letters or digits"),
-        ({"current": DROP}, "people-counter event has no current count"),
-        ({"current": None}, "people-counter event has no current count"),
-        ({"current": {"in": 3}}, "people-counter event has no current count"),
-        ({"current": "12"}, "people-counter current count is not a number"),
-        ({"current": True}, "people-counter current count is not a number"),
-        ({"current": {"count": False}}, "people-counter current count is not a number"),
-        ({"current": [12]}, "people-counter current count is not a number"),
-        ({"current": float("nan")}, "people-counter current count is not finite"),
-        ({"current": float("inf")}, "people-counter current count is not finite"),
+        ({"current": DROP}, "people-counter current count is required"),
+        ({"current": None}, "people-counter current count is required"),
+        ({"current": {"in": 3}}, "people-counter current count is required"),
+        ({"current": "12"}, "people-counter current count must be a finite number"),
+        ({"current": True}, "people-counter current count must be a finite number"),
+        ({"current": {"count": False}}, "people-counter current count must be a finite number"),
+        ({"current": [12]}, "people-counter current count must be a finite number"),
+        ({"current": float("nan")}, "people-counter current count must be a finite number"),
+        ({"current": float("inf")}, "people-counter current count must be a finite number"),
     ],
 )
 def test_an_unusable_event_is_a_dead_letter_with_its_reason(changes: dict[str, Any], reason: str) -> None:

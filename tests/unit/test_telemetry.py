@@ -62,7 +62,7 @@ def test_each_kind_of_item_goes_its_own_way() -> None:
     assert (batch.people_counter, batch.snapshots_skipped) == (1, 1)
     assert [(letter.source, letter.reason) for letter in batch.rejected] == [
         (SOURCE, "event body is not JSON"),
-        (SOURCE, "people-counter timestamp is not ISO 8601"),
+        (SOURCE, "people-counter time must be an ISO 8601 date and time with a UTC offset, e.g. 2026-01-01T12:00:00Z"),
     ]
     # Devices are sighted even when their event is unusable: they delivered it.
     assert batch.sightings == [
