@@ -15,12 +15,16 @@ from datetime import datetime
 
 from shared.ops.log_context import app_logger
 from shared.readings.reading import Reading, epoch_ms, from_epoch_ms
+from shared.readings.rules import DEFAULT_METRICS
 from shared.storage.names import READINGS, SIMULATOR_TABLE
 from shared.storage.ports import ConcurrencyConflict, DocumentStore, EntityWrite, StateStore
 
 logger = app_logger(__name__)
 
-MIN_C, MAX_C = 15.0, 40.0
+METRIC = "temperature"
+UNIT = DEFAULT_METRICS[METRIC].unit
+SOURCE = "simulator"
+MIN_C, MAX_C = 15.0, 40.0  # a room's range, well inside the metric's bounds: the reading rules hold for each
 MIN_GAP_MS, MAX_GAP_MS = 1_000, 10_000
 # After a long stop the sensors resume "now" rather than replaying hours of backlog. The skip moves in
 # whole minutes so that a retry within the same minute computes the same timestamps.
@@ -83,11 +87,11 @@ def emit_due(cursor: SensorCursor, now_ms: int) -> tuple[list[Reading], SensorCu
             Reading(
                 id=reading_id,
                 sensor_id=cursor.sensor_id,
-                metric="temperature",
+                metric=METRIC,
                 value=value,
-                unit="°C",
+                unit=UNIT,
                 timestamp=from_epoch_ms(cursor.next_ms),
-                source="simulator",
+                source=SOURCE,
             )
         )
         gap = rng.randint(MIN_GAP_MS, MAX_GAP_MS)
