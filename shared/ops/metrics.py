@@ -139,7 +139,7 @@ def bucket_quantile(cumulative: Sequence[tuple[float, int]], quantile: float) ->
 
 
 class PipelineMetrics:
-    """One per process (get_metrics()); tests and benchmarks make their own."""
+    """One per process (PROCESS_METRICS); tests and benchmarks make their own."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)

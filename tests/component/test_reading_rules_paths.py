@@ -10,8 +10,8 @@ from typing import Any, cast
 import azure.functions as func
 import pytest
 
+from shared.app import services
 from shared.readings.dead_letters import DeadLetterBox
-from shared.storage.factory import get_stores
 from tests.component.app_functions import app_functions, as_the_host_calls
 from tests.component.conftest import Handler
 from tests.component.test_summarise_events import EventsHandler, hub_event
@@ -50,7 +50,7 @@ def posted(handlers: dict[str, Handler], item: dict[str, Any]) -> list[dict[str,
 
 
 def dead_letter_reasons(source: str) -> list[str]:
-    return [letter["reason"] for letter in DeadLetterBox(get_stores().state).list(source)]
+    return [letter["reason"] for letter in DeadLetterBox(services().stores.state).list(source)]
 
 
 def through_the_change_feed(item: dict[str, Any]) -> list[str]:
