@@ -16,19 +16,19 @@ from typing import TYPE_CHECKING, cast
 from shared.dashboard.reader import DashboardReader
 from shared.intake.batches import BatchIntake
 from shared.intake.devices import DeviceRegistry
+from shared.intake.ingest import IngestLimits
 from shared.intake.reading_intake import ReadingIntake
 from shared.intake.simulator import SensorSimulator
 from shared.ops.metrics import PROCESS_METRICS, PipelineMetrics
 from shared.ops.readiness import Check
-from shared.readings.rules import ReadingPolicy
+from shared.readings.rules import IngestSettingsError, ReadingPolicy, metric_catalogue
 from shared.readings.summariser import Summariser
-from shared.settings import EVENTHUB_EXTRA_HUBS, MicroshareSettings, Settings, ingest_limits_from_env
+from shared.settings import MicroshareSettings, Settings, SettingsError
 from shared.storage.azure.request_charges import RequestCharges
 from shared.storage.factory import Stores, open_stores
 from shared.storage.ports import EventPublisher
 
 if TYPE_CHECKING:
-    from shared.intake.ingest import IngestLimits
     from shared.microshare.forwarder import Forwarder
 
 
@@ -46,6 +46,7 @@ class Services:
         self.stores = stores
         self.metrics = PROCESS_METRICS if metrics is None else metrics
         self._env = env
+        self.ingest_limits = ingest_limits(settings)
         charges = getattr(stores.documents, "charges", None)
         if isinstance(charges, RequestCharges):
             self.metrics.track_request_charges(charges)
@@ -72,10 +73,6 @@ class Services:
     # The Microshare settings are parsed on first use: a mistake in them stops the forwarding functions, with a
     # message naming the setting, and not the summariser or the dashboard.
     @functools.cached_property
-    def ingest_limits(self) -> IngestLimits:
-        return ingest_limits_from_env(self._env)
-
-    @functools.cached_property
     def microshare(self) -> MicroshareSettings | None:
         """None when MICROSHARE_USERNAME is unset: forwarding is off."""
         return MicroshareSettings.from_env(self._env)
@@ -87,10 +84,7 @@ class Services:
     @functools.cached_property
     def hub_publishers(self) -> dict[str, EventPublisher]:
         """Every hub the forwarder sends to, with the publisher of its namespace; shared with readiness."""
-        from shared.microshare.hub_fanout import parse_hub_targets
-
-        targets = parse_hub_targets(self.settings.eventhub_name, self._env.get(EVENTHUB_EXTRA_HUBS))
-        return {target.name: self.stores.publisher(target.connection) for target in targets}
+        return {target.name: self.stores.publisher(target.connection) for target in self.settings.hubs}
 
     @functools.cached_property
     def forwarder(self) -> Forwarder | None:
@@ -116,6 +110,16 @@ class Services:
         for hub, publisher in hubs.items():
             checks[f"eventhub:{hub}"] = functools.partial(_check_of(publisher), hub)
         return checks
+
+
+def ingest_limits(settings: Settings) -> IngestLimits:
+    """The ingest API's limits, with the reading rules' catalogue and the metrics INGEST_METRICS adds."""
+    try:
+        metrics = metric_catalogue(settings.ingest.metrics)
+    except IngestSettingsError as bad:
+        raise SettingsError(str(bad)) from None
+    ingest = settings.ingest
+    return IngestLimits(ingest.max_batch, ingest.max_body_bytes, ingest.max_future, metrics)
 
 
 def _check_of(backend: object) -> Callable[..., None]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
-
-from shared.intake.ingest import IngestLimits
-from shared.readings.rules import IngestSettingsError, parse_metric_rules
 
 STORAGE_BACKEND = "STORAGE_BACKEND"
 EMBEDDED_DATA_DIR = "EMBEDDED_DATA_DIR"
@@ -21,7 +21,7 @@ SENSOR_COUNT = "SENSOR_COUNT"
 SUMMARY_TTL_SECONDS = "SUMMARY_TTL_SECONDS"
 READING_TTL_SECONDS = "READING_TTL_SECONDS"
 EVENTHUB_NAME = "EVENTHUB_NAME"
-EVENTHUB_EXTRA_HUBS = "EVENTHUB_EXTRA_HUBS"  # JSON list of further hubs; see shared.microshare.hub_fanout
+EVENTHUB_EXTRA_HUBS = "EVENTHUB_EXTRA_HUBS"  # JSON list of further hubs (parse_hub_targets)
 LOG_LEVEL = "LOG_LEVEL"  # the app's own log records: DEBUG, INFO (default), WARNING or ERROR
 
 # The ingest API (shared.intake.ingest).
@@ -80,6 +80,8 @@ class Settings:
     summary_ttl_seconds: int
     reading_ttl_seconds: int
     eventhub_name: str
+    hubs: tuple[HubTarget, ...]  # where the forwarder sends: the primary hub, then EVENTHUB_EXTRA_HUBS
+    ingest: IngestSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -95,6 +97,8 @@ class Settings:
             summary_ttl_seconds=_int(env, SUMMARY_TTL_SECONDS, 7 * 86400, 0, 10 * 365 * 86400),
             reading_ttl_seconds=_int(env, READING_TTL_SECONDS, 7 * 86400, 0, 10 * 365 * 86400),
             eventhub_name=env.get(EVENTHUB_NAME, "telemetry"),
+            hubs=tuple(parse_hub_targets(env.get(EVENTHUB_NAME, "telemetry"), env.get(EVENTHUB_EXTRA_HUBS))),
+            ingest=IngestSettings.from_env(env),
         )
 
 
@@ -223,14 +227,112 @@ def log_level_from_env(env: Mapping[str, str]) -> int:
     return LOG_LEVELS[raw]
 
 
-def ingest_limits_from_env(env: Mapping[str, str]) -> IngestLimits:
+class MetricBounds(NamedTuple):
+    """A metric INGEST_METRICS adds or replaces: its unit and plausible bounds (the reading rules' catalogue)."""
+
+    unit: str
+    low: float
+    high: float
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """The ingest API's limits, and the metrics INGEST_METRICS adds to the reading rules' catalogue."""
+
+    max_batch: int
+    max_body_bytes: int
+    max_future: timedelta
+    metrics: Mapping[str, MetricBounds]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> IngestSettings:
+        return cls(
+            max_batch=_int(env, INGEST_MAX_BATCH, 100, 1, 1000),
+            max_body_bytes=_int(env, INGEST_MAX_BODY_BYTES, 256 * 1024, 1024, 4 * 1024 * 1024),
+            max_future=timedelta(seconds=_int(env, INGEST_MAX_FUTURE_SECONDS, 300, 0, 86400)),
+            metrics=parse_metric_bounds(env.get(INGEST_METRICS)),
+        )
+
+
+def parse_metric_bounds(raw: str | None) -> dict[str, MetricBounds]:
+    """INGEST_METRICS: a JSON object of metric -> {"unit", "min", "max"} (min and max optional)."""
+    if raw is None or not raw.strip():
+        return {}
     try:
-        metrics = parse_metric_rules(env.get(INGEST_METRICS))
-    except IngestSettingsError as bad:
-        raise SettingsError(str(bad)) from None
-    return IngestLimits(
-        max_batch=_int(env, INGEST_MAX_BATCH, 100, 1, 1000),
-        max_body_bytes=_int(env, INGEST_MAX_BODY_BYTES, 256 * 1024, 1024, 4 * 1024 * 1024),
-        max_future=timedelta(seconds=_int(env, INGEST_MAX_FUTURE_SECONDS, 300, 0, 86400)),
-        metrics=metrics,
-    )
+        configured = json.loads(raw)
+    except ValueError:
+        raise SettingsError(f"{INGEST_METRICS} is not valid JSON") from None
+    if not isinstance(configured, dict):
+        raise SettingsError(
+            f'{INGEST_METRICS} must be an object: {{"metric": {{"unit": ..., "min": ..., "max": ...}}}}'
+        )
+    bounds: dict[str, MetricBounds] = {}
+    for metric, rule in configured.items():
+        if not isinstance(rule, dict) or set(rule) - {"unit", "min", "max"} or "unit" not in rule:
+            raise SettingsError(f"{INGEST_METRICS}.{metric} must be an object with unit, min and max")
+        unit, low, high = rule["unit"], rule.get("min", -math.inf), rule.get("max", math.inf)
+        numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (low, high))
+        if not isinstance(unit, str) or not unit or not numbers or not low <= high:
+            raise SettingsError(f"{INGEST_METRICS}.{metric}: unit must be a short string and min <= max")
+        bounds[metric] = MetricBounds(unit, float(low), float(high))
+    return bounds
+
+
+# Event Hubs' naming rule. It also keeps "|" out of hub names, which makes "{hub}|{stream}" unambiguous.
+HUB_NAME_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?")
+_SETTING_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+HUB_NAME_RULE = "1-256 letters, digits, '.', '-' or '_', starting and ending with a letter or digit"
+
+
+@dataclass(frozen=True, slots=True)
+class HubTarget:
+    """A hub to deliver to; `connection` is the app-setting prefix of another namespace (None: the primary one)."""
+
+    name: str
+    connection: str | None = None
+
+
+def parse_hub_targets(primary: str, extra_json: str | None) -> list[HubTarget]:
+    """The primary hub, then those of EVENTHUB_EXTRA_HUBS in their order.
+
+    Each item is a hub name or {"name": ..., "connection": ...}. Names must be unique, ignoring case as Event Hubs
+    does, even across namespaces: delivery records are kept per hub name."""
+    if not HUB_NAME_PATTERN.fullmatch(primary):
+        raise SettingsError(f"{EVENTHUB_NAME} must be an event hub name: {HUB_NAME_RULE}")
+    targets = [HubTarget(primary)]
+    if extra_json is None or not extra_json.strip():
+        return targets
+    try:
+        items = json.loads(extra_json)
+    except ValueError:
+        # `from None`: a JSONDecodeError carries the whole text, which is not ours to log.
+        raise SettingsError(f"{EVENTHUB_EXTRA_HUBS} is not valid JSON") from None
+    if not isinstance(items, list):
+        raise SettingsError(f'{EVENTHUB_EXTRA_HUBS} must be a JSON list of hub names or {{"name", "connection"}}')
+    seen = {primary.lower()}
+    for position, item in enumerate(items, start=1):
+        target = _hub_target(f"{EVENTHUB_EXTRA_HUBS} item {position}", item)
+        if target.name.lower() in seen:
+            raise SettingsError(f"{EVENTHUB_EXTRA_HUBS} item {position} names a hub that is already configured")
+        seen.add(target.name.lower())
+        targets.append(target)
+    return targets
+
+
+def _hub_target(where: str, item: object) -> HubTarget:
+    connection: object = None
+    if isinstance(item, str):
+        name: object = item
+    elif isinstance(item, dict):
+        if not set(item) <= {"name", "connection"}:
+            raise SettingsError(f"{where} may have only the fields 'name' and 'connection'")
+        name, connection = item.get("name"), item.get("connection")
+    else:
+        raise SettingsError(f"{where} must be a hub name or an object with 'name' and optional 'connection'")
+    if not isinstance(name, str) or not name.strip():
+        raise SettingsError(f"{where} needs a non-empty hub name")
+    if not HUB_NAME_PATTERN.fullmatch(name):
+        raise SettingsError(f"{where}: a hub name is {HUB_NAME_RULE}")
+    if connection is not None and not (isinstance(connection, str) and _SETTING_PREFIX.fullmatch(connection)):
+        raise SettingsError(f"{where}: 'connection' must be an app-setting prefix (letters, digits and '_')")
+    return HubTarget(name, connection)

@@ -4,7 +4,6 @@ holds the others back nor makes them receive the same events again when the deli
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
@@ -13,17 +12,12 @@ from datetime import UTC, datetime
 from shared.ops.log_context import app_logger
 from shared.readings.dead_letters import DeadLetter, DeadLetterBox
 from shared.readings.reading import format_timestamp
-from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
+from shared.settings import HUB_NAME_PATTERN, HUB_NAME_RULE
 from shared.storage.names import DELIVERIES_TABLE
 from shared.storage.ports import EntityWrite, EventPublisher, OutboundEvent, StateStore, StorageError
 
 logger = app_logger(__name__)
 
-
-# Event Hubs' naming rule. It also keeps "|" out of hub names, which makes "{hub}|{stream}" unambiguous.
-_HUB_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?")
-_SETTING_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_HUB_NAME_RULE = "1-256 letters, digits, '.', '-' or '_', starting and ending with a letter or digit"
 
 # Table Storage refuses these in PartitionKey and RowKey.
 _FORBIDDEN_IN_KEYS = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
@@ -31,60 +25,6 @@ MAX_PLAIN_KEY_CHARS = 200  # keys are capped at 1 KiB; 200 characters of any UTF
 _DIGEST_PREFIX = "sha256-"
 
 KeyedEvent = tuple[str, OutboundEvent]  # (dedup key, event)
-
-
-@dataclass(frozen=True, slots=True)
-class HubTarget:
-    """A hub to deliver to; `connection` is the app-setting prefix of another namespace (None: the primary one)."""
-
-    name: str
-    connection: str | None = None
-
-
-def parse_hub_targets(primary: str, extra_json: str | None) -> list[HubTarget]:
-    """The primary hub, then those of EVENTHUB_EXTRA_HUBS in their order.
-
-    Each item is a hub name or {"name": ..., "connection": ...}. Names must be unique, ignoring case as Event Hubs
-    does, even across namespaces: delivery records are kept per hub name."""
-    if not _HUB_NAME.fullmatch(primary):
-        raise SettingsError(f"{EVENTHUB_NAME} must be an event hub name: {_HUB_NAME_RULE}")
-    targets = [HubTarget(primary)]
-    if extra_json is None or not extra_json.strip():
-        return targets
-    try:
-        items = json.loads(extra_json)
-    except ValueError:
-        # `from None`: a JSONDecodeError carries the whole text, which is not ours to log.
-        raise SettingsError(f"{EVENTHUB_EXTRA_HUBS} is not valid JSON") from None
-    if not isinstance(items, list):
-        raise SettingsError(f'{EVENTHUB_EXTRA_HUBS} must be a JSON list of hub names or {{"name", "connection"}}')
-    seen = {primary.lower()}
-    for position, item in enumerate(items, start=1):
-        target = _hub_target(f"{EVENTHUB_EXTRA_HUBS} item {position}", item)
-        if target.name.lower() in seen:
-            raise SettingsError(f"{EVENTHUB_EXTRA_HUBS} item {position} names a hub that is already configured")
-        seen.add(target.name.lower())
-        targets.append(target)
-    return targets
-
-
-def _hub_target(where: str, item: object) -> HubTarget:
-    connection: object = None
-    if isinstance(item, str):
-        name: object = item
-    elif isinstance(item, dict):
-        if not set(item) <= {"name", "connection"}:
-            raise SettingsError(f"{where} may have only the fields 'name' and 'connection'")
-        name, connection = item.get("name"), item.get("connection")
-    else:
-        raise SettingsError(f"{where} must be a hub name or an object with 'name' and optional 'connection'")
-    if not isinstance(name, str) or not name.strip():
-        raise SettingsError(f"{where} needs a non-empty hub name")
-    if not _HUB_NAME.fullmatch(name):
-        raise SettingsError(f"{where}: a hub name is {_HUB_NAME_RULE}")
-    if connection is not None and not (isinstance(connection, str) and _SETTING_PREFIX.fullmatch(connection)):
-        raise SettingsError(f"{where}: 'connection' must be an app-setting prefix (letters, digits and '_')")
-    return HubTarget(name, connection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +105,8 @@ class HubFanout:
         if not publishers:
             raise ValueError("HubFanout needs at least one hub")
         for hub in publishers:
-            if not _HUB_NAME.fullmatch(hub):
-                raise ValueError(f"not an event hub name: a hub name is {_HUB_NAME_RULE}")
+            if not HUB_NAME_PATTERN.fullmatch(hub):
+                raise ValueError(f"not an event hub name: a hub name is {HUB_NAME_RULE}")
         self._publishers = dict(publishers)
         self._records = DeliveryRecords(state, table)
         self._clock = clock

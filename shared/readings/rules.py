@@ -51,8 +51,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-import orjson
-
 from shared.readings.reading import InvalidReading, Reading, epoch_ms, parse_timestamp
 
 # Patterns take fullmatch: `$` would admit a trailing newline.
@@ -130,28 +128,16 @@ class IngestSettingsError(ValueError):
     """INGEST_METRICS is malformed; the message says how."""
 
 
-def parse_metric_rules(raw: str | None) -> dict[str, MetricRule]:
-    """The metric catalogue: the defaults, with INGEST_METRICS (a JSON object of metric -> {"unit", "min", "max"})
-    replacing or adding entries."""
+def metric_catalogue(configured: Mapping[str, tuple[str, float, float]]) -> dict[str, MetricRule]:
+    """The metric catalogue: the defaults, with INGEST_METRICS' (unit, min, max) per metric replacing or adding
+    entries; a name that is not a metric name, or a unit too long for a reading, is refused."""
     rules = dict(DEFAULT_METRICS)
-    if raw is None or not raw.strip():
-        return rules
-    try:
-        configured = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise IngestSettingsError("INGEST_METRICS is not valid JSON") from None
-    if not isinstance(configured, dict):
-        raise IngestSettingsError('INGEST_METRICS must be an object: {"metric": {"unit": ..., "min": ..., "max": ...}}')
-    for metric, rule in configured.items():
+    for metric, (unit, low, high) in configured.items():
         if not METRIC_PATTERN.fullmatch(metric):
             raise IngestSettingsError(f"INGEST_METRICS: {metric!r} is not a metric name")
-        if not isinstance(rule, dict) or set(rule) - {"unit", "min", "max"} or "unit" not in rule:
-            raise IngestSettingsError(f"INGEST_METRICS.{metric} must be an object with unit, min and max")
-        unit, low, high = rule["unit"], rule.get("min", -math.inf), rule.get("max", math.inf)
-        numbers = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (low, high))
-        if not isinstance(unit, str) or not 0 < len(unit) <= UNIT_MAX_LENGTH or not numbers or not low <= high:
+        if len(unit) > UNIT_MAX_LENGTH:
             raise IngestSettingsError(f"INGEST_METRICS.{metric}: unit must be a short string and min <= max")
-        rules[metric] = MetricRule(unit, float(low), float(high))
+        rules[metric] = MetricRule(unit, low, high)
     return rules
 
 

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from shared.microshare.hub_fanout import FanoutResult, HubFanout, HubTarget, KeyedEvent, parse_hub_targets
+from shared.microshare.hub_fanout import FanoutResult, HubFanout, KeyedEvent
 from shared.ops.metrics import PipelineMetrics
 from shared.readings.dead_letters import DeadLetterBox
-from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
+from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, HubTarget, SettingsError, parse_hub_targets
 from shared.storage.ports import OutboundEvent, PublishOutcome, StorageError
 from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.events import SqliteEventHub

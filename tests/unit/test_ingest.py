@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.app import ingest_limits
 from shared.intake.ingest import IngestLimits, IngestRejected, check_content_type, decode_body, validate_batch
-from shared.readings.rules import DEFAULT_METRICS, IngestSettingsError, parse_metric_rules
-from shared.settings import SettingsError, ingest_limits_from_env
+from shared.readings.rules import DEFAULT_METRICS
+from shared.settings import Settings, SettingsError
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LIMITS = IngestLimits()
@@ -176,8 +177,15 @@ def test_json_with_a_charset_is_json() -> None:
     check_content_type("Application/JSON; charset=utf-8")
 
 
+def ingest_limits_from_env(env: dict[str, str]) -> IngestLimits:
+    """The ingest API's limits as the composition root builds them from these settings."""
+    return ingest_limits(Settings.from_env(env))
+
+
 def test_ingest_metrics_adds_metrics_and_replaces_bounds() -> None:
-    rules = parse_metric_rules('{"pressure": {"unit": "hPa", "min": 800, "max": 1100}, "humidity": {"unit": "%"}}')
+    rules = ingest_limits_from_env(
+        {"INGEST_METRICS": '{"pressure": {"unit": "hPa", "min": 800, "max": 1100}, "humidity": {"unit": "%"}}'}
+    ).metrics
     assert rules["pressure"].unit == "hPa" and rules["pressure"].high == 1100.0
     assert rules["humidity"].high == math.inf
     assert rules["temperature"] == DEFAULT_METRICS["temperature"]
@@ -188,8 +196,6 @@ def test_ingest_metrics_adds_metrics_and_replaces_bounds() -> None:
     ["{", "[]", '{"Bad Name": {"unit": "x"}}', '{"p": {"min": 1}}', '{"p": {"unit": "x", "min": 2, "max": 1}}'],
 )
 def test_a_malformed_ingest_metrics_stops_start_up_naming_the_setting(raw: str) -> None:
-    with pytest.raises(IngestSettingsError, match="INGEST_METRICS"):
-        parse_metric_rules(raw)
     with pytest.raises(SettingsError, match="INGEST_METRICS"):
         ingest_limits_from_env({"INGEST_METRICS": raw})
 

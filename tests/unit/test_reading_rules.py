@@ -18,8 +18,9 @@ from shared.readings.rules import (
     ReadingPolicy,
     Violation,
     check_reading,
-    parse_metric_rules,
+    metric_catalogue,
 )
+from shared.settings import parse_metric_bounds
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 INGEST = ReadingPolicy.ingest_api(DEFAULT_METRICS, timedelta(minutes=5))
@@ -162,7 +163,7 @@ def test_only_a_path_with_a_clock_judges_how_far_ahead_a_timestamp_is() -> None:
 
 
 def test_the_configured_catalogue_is_the_rules_of_both_paths() -> None:
-    catalogue = parse_metric_rules('{"temperature": {"unit": "K", "min": 0, "max": 400}}')
+    catalogue = metric_catalogue(parse_metric_bounds('{"temperature": {"unit": "K", "min": 0, "max": 400}}'))
     for policy in (ReadingPolicy.ingest_api(catalogue, timedelta(minutes=5)), ReadingPolicy.trigger(catalogue)):
         assert violations(check_reading(doc(), policy, "x", NOW)) == [Violation("unit", "must be 'K' for temperature")]
         accepted = check_reading(doc(unit="K", value=293.0), policy, "x", NOW)

@@ -10,8 +10,7 @@ from collections.abc import Callable, Mapping
 import pytest
 
 import shared.settings as settings_module
-from shared.microshare.hub_fanout import parse_hub_targets
-from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError
+from shared.settings import EVENTHUB_EXTRA_HUBS, EVENTHUB_NAME, SettingsError, parse_hub_targets
 
 MARKER = "Zq7LeakCheck"
 # Shapes a secret takes when it lands in a setting by mistake; each holds MARKER, so a partial echo shows too.
