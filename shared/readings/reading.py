@@ -64,7 +64,7 @@ def _format_epoch_second(seconds: int) -> str:
 
 def format_epoch_ms(ms: int) -> str:
     """format_timestamp of an epoch-milliseconds instant. Every summary formats two; readings close in time
-    share their second, which is formatted once (building a datetime each time was 8% of summarising)."""
+    share their second, which is formatted once instead of building a datetime each time."""
     seconds, millis = divmod(ms, 1000)
     return f"{_format_epoch_second(seconds)}.{millis:03d}Z"
 

@@ -18,7 +18,7 @@ import orjson
 WindowEntry = tuple[int, str, float]
 
 
-@dataclass(slots=True)  # not frozen: one is made for every changed window, and a frozen one costs 5x to make
+@dataclass(slots=True)  # not frozen: one is made for every changed window, and a frozen one is slower to make
 class WindowStats:
     count: int
     min: float
