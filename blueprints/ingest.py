@@ -9,33 +9,17 @@ from shared.dashboard.reader import check_sensor_id
 from shared.intake.ingest import IngestRejected, accepted_body
 from shared.intake.reading_intake import MAX_READINGS_LIMIT
 from shared.ops.invocation import observed_function
-from shared.ops.log_context import app_logger
 
-logger = app_logger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
 
 
 @bp.route(route="api/readings", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @observed_function("post_readings", trigger="http")
 def post_readings(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    app = services()
     try:
-        readings = app.reading_intake.accept(req.get_body(), req.headers.get("Content-Type"))
+        readings = services().reading_intake.post(req.get_body(), req.headers.get("Content-Type"))
     except IngestRejected as rejected:
-        app.metrics.ingest_rejected.labels(str(rejected.status)).inc()
-        logger.info(
-            "ingest refused (%d): %s",
-            rejected.status,
-            rejected.message,
-            extra={"event": "ingest_refused", "status": rejected.status},
-        )
         return json_response(rejected.to_json(), rejected.status)
-    app.metrics.readings_ingested.inc(len(readings))
-    sensors = {reading.sensor_id for reading in readings}
-    fields: dict[str, object] = {"event": "ingested", "readings": len(readings), "sensors": len(sensors)}
-    if len(sensors) == 1:
-        fields["sensor_id"] = readings[0].sensor_id
-    logger.info("ingested %d readings", len(readings), extra=fields)
     return json_response(accepted_body(readings), 201)
 
 

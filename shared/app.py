@@ -59,7 +59,7 @@ class Services:
             # The catalogue the ingest API writes by is the one the triggers read by, INGEST_METRICS included.
             policy=ReadingPolicy.trigger(self.ingest_limits.metrics),
         )
-        self.simulator = SensorSimulator(stores.documents, stores.state, settings.reading_ttl_seconds)
+        self.simulator = SensorSimulator(stores.documents, stores.state, settings.reading_ttl_seconds, self.metrics)
         self.dashboard = DashboardReader(stores.documents, stores.state)
         self.devices = DeviceRegistry(stores.state)
         self.batches = BatchIntake(self.summariser, self.devices, self.metrics, settings.eventhub_name)
@@ -79,7 +79,10 @@ class Services:
 
     @functools.cached_property
     def reading_intake(self) -> ReadingIntake:
-        return ReadingIntake(self.stores.documents, self.ingest_limits, self.settings.reading_ttl_seconds)
+        settings = self.settings
+        return ReadingIntake(
+            self.stores.documents, self.ingest_limits, settings.reading_ttl_seconds, metrics=self.metrics
+        )
 
     @functools.cached_property
     def hub_publishers(self) -> dict[str, EventPublisher]:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from shared.intake.ingest import IngestLimits, check_content_type, decode_body, validate_batch
+from shared.intake.ingest import IngestLimits, IngestRejected, check_content_type, decode_body, validate_batch
+from shared.ops.log_context import app_logger
+from shared.ops.metrics import PipelineMetrics
 from shared.readings.reading import Reading
 from shared.storage.names import READINGS
 from shared.storage.ports import Document, DocumentStore, public_fields
+
+logger = app_logger(__name__)
 
 MAX_READINGS_LIMIT = 500
 
@@ -20,11 +24,36 @@ class ReadingIntake:
         limits: IngestLimits,
         reading_ttl_seconds: int,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: PipelineMetrics | None = None,
     ) -> None:
         self._documents = documents
+        self._metrics = metrics
         self.limits = limits
         self._ttl = reading_ttl_seconds
         self._clock = clock
+
+    def post(self, body: bytes, content_type: str | None) -> list[Reading]:
+        """POST /api/readings: `accept`, counted in the metrics and logged, whether it is taken or refused."""
+        try:
+            readings = self.accept(body, content_type)
+        except IngestRejected as rejected:
+            if self._metrics is not None:
+                self._metrics.ingest_rejected.labels(str(rejected.status)).inc()
+            logger.info(
+                "ingest refused (%d): %s",
+                rejected.status,
+                rejected.message,
+                extra={"event": "ingest_refused", "status": rejected.status},
+            )
+            raise
+        if self._metrics is not None:
+            self._metrics.readings_ingested.inc(len(readings))
+        sensors = {reading.sensor_id for reading in readings}
+        fields: dict[str, object] = {"event": "ingested", "readings": len(readings), "sensors": len(sensors)}
+        if len(sensors) == 1:
+            fields["sensor_id"] = readings[0].sensor_id
+        logger.info("ingested %d readings", len(readings), extra=fields)
+        return readings
 
     def accept(self, body: bytes, content_type: str | None) -> list[Reading]:
         """Validate the whole request, then write every reading (upserts by id: a retry rewrites the same

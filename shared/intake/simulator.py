@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.ops.log_context import app_logger
+from shared.ops.metrics import PipelineMetrics
 from shared.readings.reading import Reading, epoch_ms, from_epoch_ms
 from shared.readings.rules import DEFAULT_METRICS
 from shared.storage.names import READINGS, SIMULATOR_TABLE
@@ -100,10 +101,25 @@ def emit_due(cursor: SensorCursor, now_ms: int) -> tuple[list[Reading], SensorCu
 
 
 class SensorSimulator:
-    def __init__(self, documents: DocumentStore, state: StateStore, reading_ttl_seconds: int = 0) -> None:
+    def __init__(
+        self,
+        documents: DocumentStore,
+        state: StateStore,
+        reading_ttl_seconds: int = 0,
+        metrics: PipelineMetrics | None = None,
+    ) -> None:
         self._documents = documents
         self._state = state
         self._ttl = reading_ttl_seconds
+        self._metrics = metrics
+
+    def simulate(self, sensor_count: int, now: datetime) -> list[Reading]:
+        """The simulator timer: every reading due from the first `sensor_count` sensors, counted and logged."""
+        readings = self.run(sensor_ids(sensor_count), now)
+        if self._metrics is not None:
+            self._metrics.readings_simulated.inc(len(readings))
+        logger.info("simulated %d readings", len(readings), extra={"event": "simulated", "readings": len(readings)})
+        return readings
 
     def run(self, sensors: Sequence[str], now: datetime) -> list[Reading]:
         """Emit and store every reading due; returns them."""
