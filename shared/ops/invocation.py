@@ -15,12 +15,13 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Any, Protocol, TypeVar, cast
 
 from shared.ops.app_insights import monitoring_enabled
-from shared.ops.log_context import APP_LOGGER, app_logger, current_fields, log_fields
+from shared.ops.log_context import APP_LOGGER, app_logger, current_fields, pop_fields, push_fields
 from shared.ops.metrics import PROCESS_METRICS
 
 logger = app_logger(__name__)
@@ -39,36 +40,54 @@ class HasInvocationId(Protocol):
     def invocation_id(self) -> str: ...
 
 
-@contextmanager
-def observed(function: str, context: HasInvocationId | None = None, **fields: object) -> Iterator[None]:
-    """Run the block as invocation `function`; re-raises whatever the block raises."""
-    invocation_id = context.invocation_id if context is not None else current_fields().get("invocation_id")
-    metrics = PROCESS_METRICS
-    with ExitStack() as stack:
-        stack.enter_context(log_fields(invocation_id=invocation_id, function=function, **fields))
+class Invocation:
+    """The scope of one invocation: its log fields, a span when Application Insights is on, its count and
+    duration, and one structured line when it fails. A plain context manager: it wraps every function call."""
+
+    __slots__ = ("_function", "_fields", "_token", "_span", "_started")
+
+    def __init__(self, function: str, context: HasInvocationId | None, fields: Mapping[str, object]) -> None:
+        invocation_id = context.invocation_id if context is not None else current_fields().get("invocation_id")
+        self._function = function
+        self._fields = {"invocation_id": invocation_id, "function": function, **fields}
+        self._span: AbstractContextManager[object] | None = None
+        self._started = 0.0
+
+    def __enter__(self) -> None:
+        self._token = push_fields(self._fields)
         if monitoring_enabled():
             from opentelemetry import trace
 
             attributes = {name: str(value) for name, value in current_fields().items()}
-            tracer = trace.get_tracer(APP_LOGGER)
-            stack.enter_context(tracer.start_as_current_span(function, attributes=attributes))
-        started, outcome = time.perf_counter(), FAILED
+            self._span = trace.get_tracer(APP_LOGGER).start_as_current_span(self._function, attributes=attributes)
+            self._span.__enter__()
+        self._started = time.perf_counter()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, failure: BaseException | None, trace: TracebackType | None
+    ) -> None:
         try:
-            yield
-            outcome = SUCCEEDED
-        except Exception as failure:
-            error = type(failure).__name__
-            logger.error(
-                "%s failed: %s: %s",
-                function,
-                error,
-                str(failure)[:MAX_ERROR_CHARS],
-                extra={"event": "invocation_failed", "error": error},
-            )
-            raise
+            if isinstance(failure, Exception):
+                error = type(failure).__name__
+                logger.error(
+                    "%s failed: %s: %s",
+                    self._function,
+                    error,
+                    str(failure)[:MAX_ERROR_CHARS],
+                    extra={"event": "invocation_failed", "error": error},
+                )
         finally:
-            metrics.invocations.labels(function, outcome).inc()
-            metrics.invocation_seconds.labels(function).observe(time.perf_counter() - started)
+            outcome = SUCCEEDED if kind is None else FAILED
+            PROCESS_METRICS.invocations.labels(self._function, outcome).inc()
+            PROCESS_METRICS.invocation_seconds.labels(self._function).observe(time.perf_counter() - self._started)
+            if self._span is not None:
+                self._span.__exit__(kind, failure, trace)
+            pop_fields(self._token)
+
+
+def observed(function: str, context: HasInvocationId | None = None, **fields: object) -> Invocation:
+    """Run the block as invocation `function`; re-raises whatever the block raises."""
+    return Invocation(function, context, fields)
 
 
 def observed_function(function: str, **fields: object) -> Callable[[F], F]:

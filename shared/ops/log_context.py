@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from types import MappingProxyType
 
 APP_LOGGER = "sensorpulse"  # every logger of the app's own code is below this one
@@ -36,15 +36,24 @@ def current_fields() -> Mapping[str, object]:
 @contextmanager
 def log_fields(**fields: object) -> Iterator[None]:
     """Add fields to every log line inside the block (None values are left out)."""
+    token = push_fields(fields)
+    try:
+        yield
+    finally:
+        pop_fields(token)
+
+
+def push_fields(fields: Mapping[str, object]) -> Token[Mapping[str, object]]:
+    """log_fields without a block: the fields stay until pop_fields(token)."""
     bad = _RESERVED.intersection(fields)
     if bad:
         raise ValueError(f"log field names clash with LogRecord attributes: {sorted(bad)}")
     merged = {**_fields.get(), **{name: value for name, value in fields.items() if value is not None}}
-    token = _fields.set(MappingProxyType(merged))
-    try:
-        yield
-    finally:
-        _fields.reset(token)
+    return _fields.set(MappingProxyType(merged))
+
+
+def pop_fields(token: Token[Mapping[str, object]]) -> None:
+    _fields.reset(token)
 
 
 class LogFieldsFilter(logging.Filter):
