@@ -5,9 +5,11 @@ from datetime import UTC, datetime
 import azure.functions as func
 from azure.functions.warmup import WarmUpContext  # listed in azure.functions.__all__ but not exported there
 
-from blueprints.query_params import bounded_int_param, metric_param, range_param
-from blueprints.responses import error_response, json_response
+from blueprints.query_params import bounded_int_param, metric_param, range_param, version_param
+from blueprints.responses import error_response, json_response, revalidated_json
 from shared.app import services
+from shared.dashboard.charts import check_size
+from shared.dashboard.fleet import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, FleetQuery
 from shared.dashboard.page import render_page
 from shared.dashboard.range_history import DEFAULT_RANGE
 from shared.dashboard.reader import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
@@ -33,21 +35,42 @@ def dashboard_page(req: func.HttpRequest, context: func.Context) -> func.HttpRes
         chosen = range_param(req) or DEFAULT_RANGE
     except ValueError as invalid:
         return error_response(400, str(invalid))
-    page = render_page(services().dashboard.series(), chosen)
+    dashboard = services().dashboard
+    page = render_page(dashboard.series(), chosen, dashboard.refresh_seconds)
     return func.HttpResponse(page, mimetype="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
 @bp.route(route="api/sensors", methods=["GET"], auth_level=_ANONYMOUS)
 @observed_function("list_sensors", trigger="http")
 def list_sensors(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    return json_response(services().dashboard.series())
+    """One page of the fleet: ?limit, ?cursor (the last page's next_cursor), ?q, ?metric, ?group, ?sort."""
+    try:
+        query = FleetQuery.parse(req.params)
+        limit = bounded_int_param(req, "limit", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        cursor = req.params.get("cursor") or None
+        return revalidated_json(req, services().dashboard.fleet_page(query, limit, cursor, datetime.now(UTC)))
+    except ValueError as invalid:
+        return error_response(400, str(invalid))
+
+
+@bp.route(route="api/sensors/{sensor_id}", methods=["GET"], auth_level=_ANONYMOUS)
+@observed_function("sensor_series", trigger="http")
+def sensor_series(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """Every series of one sensor, as the listing shows them."""
+    try:
+        sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
+        return revalidated_json(req, services().dashboard.sensor(sensor_id, datetime.now(UTC)))
+    except ValueError as invalid:
+        return error_response(400, str(invalid))
+    except UnknownSeries as unknown:
+        return error_response(404, str(unknown))
 
 
 @bp.route(route="api/overview", methods=["GET"], auth_level=_ANONYMOUS)
 @observed_function("overview", trigger="http")
 def overview(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    """The page header's totals: series, readings per minute, lag."""
-    return json_response(services().dashboard.overview(datetime.now(UTC)))
+    """The page header's totals: series, stale series, readings per minute, how far behind."""
+    return revalidated_json(req, services().dashboard.overview(datetime.now(UTC)))
 
 
 @bp.route(route="api/sensors/{sensor_id}/summaries", methods=["GET"], auth_level=_ANONYMOUS)
@@ -71,13 +94,17 @@ def sensor_chart(req: func.HttpRequest, context: func.Context) -> func.HttpRespo
         metric = metric_param(req)
         scale = bounded_int_param(req, "scale", 1, 1, _MAX_SCALE)
         chosen = range_param(req)
+        size = check_size(req.params.get("size", "card"))
+        version = version_param(req)
+        if version is not None and chosen is None:
+            raise ValueError("v needs a range: a version names a range's chart")
         dashboard = services().dashboard
-        etag, _ = dashboard.chart_etag(sensor_id, metric, scale, chosen)
-        caching = {"ETag": etag, "Cache-Control": "no-cache"}
+        etag, cache_control, _ = dashboard.chart_etag(sensor_id, metric, scale, chosen, size, version)
         if etag in {tag.strip() for tag in req.headers.get("If-None-Match", "").split(",")}:
-            return func.HttpResponse(status_code=304, headers=caching)
-        chart = dashboard.chart(sensor_id, metric, scale, chosen)
-        return func.HttpResponse(chart.png, mimetype="image/png", headers={**caching, "ETag": chart.etag})
+            return func.HttpResponse(status_code=304, headers={"ETag": etag, "Cache-Control": cache_control})
+        chart = dashboard.chart(sensor_id, metric, scale, chosen, size, version)
+        headers = {"ETag": chart.etag, "Cache-Control": chart.cache_control}
+        return func.HttpResponse(chart.png, mimetype="image/png", headers=headers)
     except ValueError as invalid:
         return error_response(400, str(invalid))
     except UnknownSeries as unknown:

@@ -24,6 +24,16 @@ def bounded_int_param(req: func.HttpRequest, name: str, default: int, low: int, 
 
 
 def range_param(req: func.HttpRequest) -> str | None:
-    """A chart's time range (10m, 1h, 1d), or None when not given."""
+    """A chart's time range (10m, 1h, 1d, 7d), or None when not given."""
     name: str | None = req.params.get("range")
     return None if name is None else chart_range(name).name
+
+
+def version_param(req: func.HttpRequest) -> int | None:
+    """A chart URL's version (see shared.dashboard.fleet.chart_versions), or None when not given."""
+    raw = req.params.get("v")
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15:
+        raise ValueError("v must be a chart version: a whole number, as the listing gives it")
+    return int(raw)

@@ -137,6 +137,32 @@ param ingestMaxFutureSeconds int = 300
 @description('Extra or replaced metrics for the ingest API: JSON object metric -> {"unit", "min", "max"}; empty keeps the built-in ones.')
 param ingestMetrics string = ''
 
+// ----- Dashboard -----
+@description('Least seconds between two versions of a series\' 10-minute chart (1-600).')
+@minValue(1)
+@maxValue(600)
+param chartRefresh10mSeconds int = 5
+
+@description('Least seconds between two versions of a series\' 1-hour chart (1-3600).')
+@minValue(1)
+@maxValue(3600)
+param chartRefresh1hSeconds int = 30
+
+@description('Least seconds between two versions of a series\' 1-day chart (1-86400).')
+@minValue(1)
+@maxValue(86400)
+param chartRefresh1dSeconds int = 300
+
+@description('Least seconds between two versions of a series\' 7-day chart (1-604800).')
+@minValue(1)
+@maxValue(604800)
+param chartRefresh7dSeconds int = 1800
+
+@description('Most rows in one CSV download of a series\' readings or summaries (1-1000000).')
+@minValue(1)
+@maxValue(1000000)
+param csvMaxRows int = 100000
+
 // ----- Microshare forwarding (off while microshareUsername is empty) -----
 
 @description('Microshare authentication service base URL.')
@@ -379,6 +405,11 @@ var appSettings = {
   INGEST_MAX_BODY_BYTES: string(ingestMaxBodyBytes)
   INGEST_MAX_FUTURE_SECONDS: string(ingestMaxFutureSeconds)
   INGEST_METRICS: ingestMetrics
+  CHART_REFRESH_10M_SECONDS: string(chartRefresh10mSeconds)
+  CHART_REFRESH_1H_SECONDS: string(chartRefresh1hSeconds)
+  CHART_REFRESH_1D_SECONDS: string(chartRefresh1dSeconds)
+  CHART_REFRESH_7D_SECONDS: string(chartRefresh7dSeconds)
+  CSV_MAX_ROWS: string(csvMaxRows)
   MICROSHARE_AUTH_URL: microshareAuthUrl
   MICROSHARE_API_URL: microshareApiUrl
   MICROSHARE_USERNAME: microshareUsername

@@ -60,7 +60,9 @@ class Services:
             policy=ReadingPolicy.trigger(self.ingest_limits.metrics),
         )
         self.simulator = SensorSimulator(stores.documents, stores.state, settings.reading_ttl_seconds, self.metrics)
-        self.dashboard = DashboardReader(stores.documents, stores.state)
+        self.dashboard = DashboardReader(
+            stores.documents, stores.state, settings.dashboard.chart_refresh_seconds, metrics=self.metrics
+        )
         self.devices = DeviceRegistry(stores.state)
         self.batches = BatchIntake(self.summariser, self.devices, self.metrics, settings.eventhub_name)
 

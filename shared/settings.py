@@ -30,6 +30,13 @@ INGEST_MAX_BODY_BYTES = "INGEST_MAX_BODY_BYTES"
 INGEST_MAX_FUTURE_SECONDS = "INGEST_MAX_FUTURE_SECONDS"
 INGEST_METRICS = "INGEST_METRICS"  # JSON: metric -> {"unit", "min", "max"}, added to or replacing the defaults
 
+# The dashboard (shared.dashboard): how often each chart range may get a new version, and the CSV download bound.
+CHART_REFRESH_10M_SECONDS = "CHART_REFRESH_10M_SECONDS"
+CHART_REFRESH_1H_SECONDS = "CHART_REFRESH_1H_SECONDS"
+CHART_REFRESH_1D_SECONDS = "CHART_REFRESH_1D_SECONDS"
+CHART_REFRESH_7D_SECONDS = "CHART_REFRESH_7D_SECONDS"
+CSV_MAX_ROWS = "CSV_MAX_ROWS"
+
 # Microshare forwarding (shared.microshare). Unset MICROSHARE_USERNAME: forwarding is off.
 MICROSHARE_AUTH_URL = "MICROSHARE_AUTH_URL"
 MICROSHARE_API_URL = "MICROSHARE_API_URL"
@@ -82,6 +89,7 @@ class Settings:
     eventhub_name: str
     hubs: tuple[HubTarget, ...]  # where the forwarder sends: the primary hub, then EVENTHUB_EXTRA_HUBS
     ingest: IngestSettings
+    dashboard: DashboardSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -99,6 +107,26 @@ class Settings:
             eventhub_name=env.get(EVENTHUB_NAME, "telemetry"),
             hubs=tuple(parse_hub_targets(env.get(EVENTHUB_NAME, "telemetry"), env.get(EVENTHUB_EXTRA_HUBS))),
             ingest=IngestSettings.from_env(env),
+            dashboard=DashboardSettings.from_env(env),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardSettings:
+    # range name -> the least seconds between two versions of a series' chart over that range
+    chart_refresh_seconds: Mapping[str, int]
+    csv_max_rows: int  # rows in one CSV download at most
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DashboardSettings:
+        return cls(
+            chart_refresh_seconds={
+                "10m": _int(env, CHART_REFRESH_10M_SECONDS, 5, 1, 600),
+                "1h": _int(env, CHART_REFRESH_1H_SECONDS, 30, 1, 3600),
+                "1d": _int(env, CHART_REFRESH_1D_SECONDS, 300, 1, 86400),
+                "7d": _int(env, CHART_REFRESH_7D_SECONDS, 1800, 1, 7 * 86400),
+            },
+            csv_max_rows=_int(env, CSV_MAX_ROWS, 100_000, 1, 1_000_000),
         )
 
 

@@ -37,6 +37,15 @@ MAX_SCALE = 3.0  # beyond 3x no screen gains anything and the PNG only grows
 
 EMPTY_MESSAGE = "No summaries yet"
 
+CHART_SIZES: dict[str, tuple[int, int]] = {"card": (640, 260), "large": (1200, 420)}  # CSS pixels at scale 1
+
+
+def check_size(name: str) -> str:
+    if name not in CHART_SIZES:
+        raise ValueError(f"size must be one of {', '.join(CHART_SIZES)}")
+    return name
+
+
 # A single instant (one point, or only duplicate timestamps) has no extent of its own; without padding
 # matplotlib widens the x range to years. Ten minutes either side keeps the tick labels as clock times.
 _SINGLE_INSTANT_PAD = timedelta(minutes=10)

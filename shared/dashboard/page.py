@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import html
+from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-from shared.dashboard.range_history import RANGES, chart_range
+from shared.dashboard.range_history import CARD_RANGES, RANGES, chart_range
 
 _CARDS_MARK = "<!--cards-->"
 _RANGES_MARK = "<!--ranges-->"
@@ -54,18 +55,19 @@ def card_html(series: dict[str, Any], range_name: str) -> str:
     )
 
 
-def ranges_html(chosen: str) -> str:
+def ranges_html(chosen: str, refresh_seconds: Mapping[str, int]) -> str:
     """The range choice: one radio button per range, with how often its charts are redrawn."""
     buttons = "".join(
         f'<label><input type="radio" name="range" value="{r.name}" data-label="{html.escape(r.label)}" '
-        f'data-refresh="{r.refresh_seconds:g}"{" checked" if r.name == chosen else ""}>'
+        f'data-refresh="{refresh_seconds[r.name]}"{" checked" if r.name == chosen else ""}>'
         f"<span>{html.escape(r.label)}</span></label>"
         for r in RANGES.values()
+        if r.name in CARD_RANGES
     )
     return f'<fieldset id="range"><legend>Charts over the last</legend>{buttons}</fieldset>'
 
 
-def render_page(series: list[dict[str, Any]], range_name: str) -> str:
+def render_page(series: list[dict[str, Any]], range_name: str, refresh_seconds: Mapping[str, int]) -> str:
     chosen = chart_range(range_name).name
     cards = "".join(card_html(s, chosen) for s in series if s.get("latest"))
-    return _template().replace(_RANGES_MARK, ranges_html(chosen)).replace(_CARDS_MARK, cards)
+    return _template().replace(_RANGES_MARK, ranges_html(chosen, refresh_seconds)).replace(_CARDS_MARK, cards)

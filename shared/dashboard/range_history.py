@@ -1,4 +1,4 @@
-"""A series' summaries over a time range (10 minutes, an hour, a day), bucketed down to what a chart can show.
+"""A series' summaries over a time range (10 minutes, an hour, a day, a week), bucketed down to what a chart can show.
 
 A day at one summary every few seconds is tens of thousands of documents per series; a 640-pixel chart shows a
 few hundred points. So each range has BUCKETS buckets of equal width, each drawn as one point: the lowest
@@ -23,7 +23,7 @@ from shared.readings.reading import epoch_ms, format_epoch_ms, from_epoch_ms
 
 BUCKETS = 240
 FULL_READ_SECONDS = 900.0
-MAX_RANGE_DOCUMENTS = 100_000  # a day at one summary a second is 86,400
+MAX_RANGE_DOCUMENTS = 200_000  # a week at one summary every 5 s is 120,960
 CHART_FIELDS = ("window_end", "min", "max", "avg")
 
 
@@ -32,23 +32,24 @@ class ChartRange:
     name: str  # as in the query string: ?range=1h
     label: str  # as on the page
     span: timedelta
-    refresh_seconds: float  # the least time between two renders of this range's chart for one series
 
     @property
     def bucket_ms(self) -> int:
         return int(self.span.total_seconds() * 1000) // BUCKETS
 
 
-# Wider ranges change less per new summary, so they are redrawn less often: one new summary moves a day chart's
-# last point by less than a pixel, and redrawing 20 day charts every second would keep a core busy.
+# How often each range's chart may change is a setting (DashboardSettings.chart_refresh_seconds): wider ranges
+# change less per new summary, one new summary moving a day chart's last point by less than a pixel.
 RANGES: dict[str, ChartRange] = {
     r.name: r
     for r in (
-        ChartRange("10m", "10 min", timedelta(minutes=10), 0.0),
-        ChartRange("1h", "1 hour", timedelta(hours=1), 10.0),
-        ChartRange("1d", "1 day", timedelta(days=1), 60.0),
+        ChartRange("10m", "10 min", timedelta(minutes=10)),
+        ChartRange("1h", "1 hour", timedelta(hours=1)),
+        ChartRange("1d", "1 day", timedelta(days=1)),
+        ChartRange("7d", "7 days", timedelta(days=7)),
     )
 }
+CARD_RANGES = ("10m", "1h", "1d")  # the fleet page's choice; the series page offers every range
 DEFAULT_RANGE = "10m"
 
 

@@ -174,6 +174,7 @@ class PipelineMetrics:
             "backfill_windows", "Backfill (location, day) windows finished.", ("rec_type", "outcome")
         )
         self.backfill_events = counter("backfill_events_sent", "Events a backfill sent, all hubs.", ("rec_type",))
+        self.chart_renders = counter("chart_renders", "Dashboard charts drawn (not answered from cache).", ("range",))
         self.unique_devices = Gauge(f"{PREFIX}_unique_devices", "Distinct devices this process has seen.", registry=r)
         self.lag = LagHistogram()
         r.register(self.lag)
