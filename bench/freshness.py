@@ -122,7 +122,7 @@ def _poll(port: int, tracker: _Tracker, stop: threading.Event) -> None:
             now = time.perf_counter()
             if status == 200:
                 newest: dict[str, str] = {}
-                for series in json.loads(body):
+                for series in json.loads(body)["items"]:
                     latest = series.get("latest") or {}
                     if series.get("metric") == "temperature" and latest.get("newest_reading_id"):
                         newest[str(series["sensor_id"])] = str(latest["newest_reading_id"])

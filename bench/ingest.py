@@ -130,8 +130,8 @@ class _Client(threading.Thread):
 def _newest_summarised(port: int) -> dict[str, str]:
     conn = http.client.HTTPConnection(HOST, port, timeout=10)
     try:
-        conn.request("GET", "/api/sensors")
-        series = json.loads(conn.getresponse().read())
+        conn.request("GET", "/api/sensors?limit=500")
+        series = json.loads(conn.getresponse().read())["items"]
     finally:
         conn.close()
     return {s["sensor_id"]: s["latest"]["newest_reading_id"] for s in series if s.get("latest")}

@@ -1,18 +1,21 @@
-"""The dashboard page: server-rendered cards for the series known now; the page's script adds the rest."""
+"""The dashboard page: the fleet's first page of tiles travels inside the document, so the first numbers show
+without waiting for a second request; the page's script draws the tiles and keeps them live."""
 
 from __future__ import annotations
 
 import functools
 import html
+import json
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
-from urllib.parse import quote
 
 from shared.dashboard.range_history import CARD_RANGES, RANGES, chart_range
 
-_CARDS_MARK = "<!--cards-->"
+PAGE_SIZE = 48  # tiles per page: two to four columns of whole rows; the DOM never holds the whole fleet
 _RANGES_MARK = "<!--ranges-->"
+_FIRST_PAGE_MARK = "<!--first-page-->"
+_PAGE_SIZE_MARK = "<!--page-size-->"
 
 
 @functools.cache
@@ -20,43 +23,8 @@ def _template() -> str:
     return resources.files("shared.dashboard").joinpath("page.html").read_text(encoding="utf-8")
 
 
-def _number(value: object) -> str:
-    return f"{value:.1f}" if isinstance(value, int | float) else "–"
-
-
-def chart_alt(sensor_id: str, metric: str, range_label: str) -> str:
-    return f"{metric} of {sensor_id} over the last {range_label}: min, average and max of the latest readings"
-
-
-def card_html(series: dict[str, Any], range_name: str) -> str:
-    sensor_id = str(series["sensor_id"])
-    metric = str(series["metric"])
-    latest = series.get("latest") or {}
-    latest_id = str(latest.get("id", ""))
-    unit = html.escape(str(series.get("unit", "")))
-    src = (
-        f"api/plots/{quote(sensor_id, safe='')}.png?metric={quote(metric)}&range={range_name}"
-        f"&v={quote(latest_id, safe='')}"
-    )
-    computed_at = str(latest.get("computed_at", ""))
-    e = html.escape
-    return (
-        f'<article class="card" data-key="{e(sensor_id)}|{e(metric)}" data-sensor="{e(sensor_id)}" '
-        f'data-metric="{e(metric)}" data-latest="{e(latest_id)}" data-chart="{e(latest_id)}|{range_name}">'
-        f'<header><span class="dot" aria-hidden="true"></span><h2>{e(sensor_id)}</h2>'
-        f'<span class="metric">{e(metric.replace("_", " "))} ({unit})</span></header>'
-        f'<p class="stats">min <b data-f="min">{_number(latest.get("min"))}</b> · '
-        f'avg <b data-f="avg">{_number(latest.get("avg"))}</b> · '
-        f'max <b data-f="max">{_number(latest.get("max"))}</b> {unit} '
-        f'<time class="ago" datetime="{e(computed_at)}">{e(computed_at)}</time></p>'
-        f'<img src="{e(src)}" srcset="{e(src)}&amp;scale=2 2x" '
-        f'alt="{e(chart_alt(sensor_id, metric, RANGES[range_name].label))}" width="640" height="260">'
-        f"</article>"
-    )
-
-
 def ranges_html(chosen: str, refresh_seconds: Mapping[str, int]) -> str:
-    """The range choice: one radio button per range, with how often its charts are redrawn."""
+    """The range choice: one radio button per range, with how often its charts may change."""
     buttons = "".join(
         f'<label><input type="radio" name="range" value="{r.name}" data-label="{html.escape(r.label)}" '
         f'data-refresh="{refresh_seconds[r.name]}"{" checked" if r.name == chosen else ""}>'
@@ -67,7 +35,23 @@ def ranges_html(chosen: str, refresh_seconds: Mapping[str, int]) -> str:
     return f'<fieldset id="range"><legend>Charts over the last</legend>{buttons}</fieldset>'
 
 
-def render_page(series: list[dict[str, Any]], range_name: str, refresh_seconds: Mapping[str, int]) -> str:
+def script_json(value: Any) -> str:
+    """JSON to sit inside a <script> element: no '<' can close it, whatever the data holds."""
+    return (
+        json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
+
+
+def render_page(first_page: Mapping[str, Any], range_name: str, refresh_seconds: Mapping[str, int]) -> str:
     chosen = chart_range(range_name).name
-    cards = "".join(card_html(s, chosen) for s in series if s.get("latest"))
-    return _template().replace(_RANGES_MARK, ranges_html(chosen, refresh_seconds)).replace(_CARDS_MARK, cards)
+    if chosen not in CARD_RANGES:
+        raise ValueError(f"range must be one of {', '.join(CARD_RANGES)} on this page")
+    return (
+        _template()
+        .replace(_RANGES_MARK, ranges_html(chosen, refresh_seconds))
+        .replace(_FIRST_PAGE_MARK, script_json(first_page))
+        .replace(_PAGE_SIZE_MARK, str(PAGE_SIZE))
+    )

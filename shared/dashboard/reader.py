@@ -29,7 +29,7 @@ from shared.storage.ports import DocumentStore, Entity, StateStore, public_field
 
 CHART_POINTS = 120
 MAX_SUMMARIES_LIMIT = 500
-_SERIES_CACHE_SECONDS = 1.0  # every open page polls every 2 s; one table scan serves them all
+_SERIES_CACHE_SECONDS = 0.5  # every open page polls every 2 s; one table scan serves them all
 _CHART_CACHE_ENTRIES = 512
 _RATE_WINDOW_SECONDS = 60.0  # readings per minute: over the last minute
 _MIN_RATE_SECONDS = 5.0

@@ -57,6 +57,12 @@ def get(
     return handler(request)
 
 
+def first_page(response: func.HttpResponse) -> Any:
+    """The listing page the dashboard page carries for its first paint."""
+    page = response.get_body().decode("utf-8")
+    return json.loads(page.split('<script id="first-page" type="application/json">', 1)[1].split("</script>", 1)[0])
+
+
 def body_json(response: func.HttpResponse) -> Any:
     assert response.mimetype == "application/json"
     return json.loads(response.get_body())
@@ -81,15 +87,19 @@ def test_sensors_lists_every_series_with_its_latest_summary(
     response = get(handlers["list_sensors"], "api/sensors")
 
     assert response.status_code == 200
-    series = body_json(response)
-    assert sorted(s["sensor_id"] for s in series) == sorted(SENSORS)
+    answer = body_json(response)
+    series = answer["items"]
+    assert (answer["total"], answer["next_cursor"]) == (len(SENSORS), None)
+    assert [s["sensor_id"] for s in series] == sorted(SENSORS)
     by_sensor = {s["sensor_id"]: s for s in series}
     first = by_sensor["sensor-01"]
     assert (first["metric"], first["unit"]) == ("temperature", "°C")
     # Window of 5 over 20..27: the newest five are 23..27.
     assert (first["latest"]["count"], first["latest"]["min"], first["latest"]["max"]) == (5, 23.0, 27.0)
     assert first["latest"]["window_end"] == "2024-05-01T10:00:07.000Z"
+    assert first["interval_seconds"] == 1.0
     assert by_sensor["sensor-02"]["latest"]["max"] == 28.0
+    assert by_sensor["lab.3:north"]["location"] == "lab"
 
 
 @pytest.mark.usefixtures("app_on_temp_store")
@@ -98,9 +108,9 @@ def test_no_sensors_before_the_first_summary(handlers: dict[str, Handler]) -> No
     page = get(handlers["dashboard_page"], "")
 
     assert response.status_code == 200
-    assert body_json(response) == []
+    assert body_json(response) == {"items": [], "next_cursor": None, "total": 0, "stale": 0}
     assert page.status_code == 200
-    assert '<article class="card"' not in page.get_body().decode("utf-8")
+    assert first_page(page)["items"] == []
 
 
 @pytest.mark.usefixtures("app_on_temp_store")
@@ -121,7 +131,8 @@ def test_summaries_are_newest_first_with_ids_and_a_limit(handlers: dict[str, Han
     assert all(s["sensor_id"] == "sensor-01" for s in listed)
     assert not any(key.startswith("_") or key == "ttl" for s in listed for key in s)  # storage fields stay in
     assert body_json(three) == listed[:3]
-    latest = {s["sensor_id"]: s["latest"] for s in body_json(get(handlers["list_sensors"], "api/sensors"))}
+    tiles = body_json(get(handlers["list_sensors"], "api/sensors"))["items"]
+    latest = {s["sensor_id"]: s["latest"] for s in tiles}
     assert listed[0] == latest["sensor-01"]
 
 
@@ -215,38 +226,47 @@ def test_the_chart_etag_answers_304_until_a_new_summary_arrives(handlers: dict[s
 
 
 @pytest.mark.usefixtures("app_on_temp_store")
-def test_the_page_has_one_chart_per_sensor(handlers: dict[str, Handler]) -> None:
+def test_the_page_carries_the_first_page_of_tiles_for_the_view_in_its_address(handlers: dict[str, Handler]) -> None:
     seed(range(3))
 
     response = get(handlers["dashboard_page"], "")
+    filtered = get(handlers["dashboard_page"], "", {"q": "NORTH", "sort": "newest", "range": "1h"})
 
     assert response.status_code == 200
     assert response.mimetype == "text/html"
-    page = response.get_body().decode("utf-8")
-    assert page.count('<article class="card"') == len(SENSORS)
-    assert page.count("<img ") == len(SENSORS)
-    for sensor in SENSORS:
-        assert f"<h2>{sensor}</h2>" in page
-        assert f'src="api/plots/{sensor.replace(":", "%3A")}.png?metric=temperature&amp;range=10m&amp;v=' in page
+    assert response.headers["Cache-Control"] == "no-store"
+    assert [t["sensor_id"] for t in first_page(response)["items"]] == sorted(SENSORS)
+    assert [t["sensor_id"] for t in first_page(filtered)["items"]] == ["lab.3:north"]
+    assert 'value="1h" data-label="1 hour" data-refresh="30" checked' in filtered.get_body().decode()
 
 
-def test_sensor_ids_are_html_escaped_on_the_page() -> None:
-    # The sensor id pattern admits no markup characters, so a crafted series shows the escaping.
-    crafted = {
-        "sensor_id": '<b>x"',
-        "metric": "temperature",
-        "unit": "<i>°C</i>",
-        "latest": {"id": 'abc"><script>', "min": 1.0, "avg": 2.0, "max": 3.0},
-    }
+@pytest.mark.usefixtures("app_on_temp_store")
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ({"group": "building"}, "group must be one of none, location, metric"),
+        ({"sort": "oldest"}, "sort must be one of name, newest, stalest"),
+        ({"range": "7d"}, "range must be one of 10m, 1h, 1d on this page"),
+        ({"cursor": "not-a-cursor"}, "cursor is not one this listing gave out"),
+    ],
+)
+def test_a_page_address_with_a_bad_view_is_a_400_with_the_reason(
+    handlers: dict[str, Handler], params: dict[str, str], reason: str
+) -> None:
+    response = get(handlers["dashboard_page"], "", params)
 
-    page = render_page([crafted], "10m")
+    assert response.status_code == 400
+    assert body_json(response) == {"error": reason}
 
-    assert "<b>x" not in page
-    assert "<i>°C" not in page
-    assert "<script>" not in page.split("<script>\n", 1)[0]  # only the page's own script tag
-    assert "<h2>&lt;b&gt;x&quot;</h2>" in page
-    assert 'data-key="&lt;b&gt;x&quot;|temperature"' in page
-    assert "api/plots/%3Cb%3Ex%22.png" in page
+
+def test_data_in_the_embedded_first_page_cannot_close_its_script_element() -> None:
+    crafted = {"items": [{"sensor_id": "x", "unit": "</script><script>alert(1)</script>&"}], "total": 1}
+
+    page = render_page(crafted, "10m", {"10m": 5, "1h": 30, "1d": 300, "7d": 1800})
+
+    embedded = page.split('<script id="first-page" type="application/json">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in embedded
+    assert json.loads(embedded) == crafted
 
 
 @pytest.mark.usefixtures("app_on_temp_store")

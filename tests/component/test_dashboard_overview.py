@@ -1,5 +1,5 @@
-"""The dashboard's read side on the embedded store: the header's totals from window state (series, readings
-per minute over the last minute, how far behind the series are; a replayed batch adds no readings), and
+"""The dashboard's read side on the embedded store: the header's totals from window state (series, stale series,
+readings per minute over the last minute, how far behind the series are; a replayed batch adds no readings), and
 charts rendered once however many viewers ask at once."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def test_the_header_counts_series_readings_per_minute_and_lag(database: SqliteDa
 
     empty = reader.overview(T0)
     assert empty["series"] == 0 and empty["readings_total"] == 0
-    assert empty["lag_seconds"] == {"median": None, "max": None}
+    assert empty["window_end"] == {"median": None, "oldest": None}
 
     summariser.apply(readings("a", 0, 30) + readings("b", 0, 10), source="test")
     clock.now += 1.0
@@ -59,20 +59,22 @@ def test_the_header_counts_series_readings_per_minute_and_lag(database: SqliteDa
     assert first["series"] == 2
     assert first["readings_total"] == 40
     assert first["readings_per_minute"] is None  # one second after the first read: too soon for a rate
-    # a's newest reading is at +29 s, b's at +9 s: 11 s and 31 s behind at +40 s.
-    assert first["lag_seconds"] == {"median": 31.0, "max": 31.0}
+    # a's newest reading is at +29 s, b's at +9 s (the page shows now minus the median as the lag).
+    assert first["window_end"] == {"median": "2026-01-05T12:00:09.000Z", "oldest": "2026-01-05T12:00:09.000Z"}
+    assert first == reader.overview(T0 + timedelta(seconds=41))  # no clock reading in it: same data, same answer
 
     clock.now += 30.0
     summariser.apply(readings("a", 30, 15), source="test")
     summariser.apply(readings("a", 30, 15), source="test")  # redelivered: nothing new
     later = reader.overview(T0 + timedelta(seconds=45))
     assert later["readings_total"] == 55
-    assert later["readings_per_minute"] == 106.5  # 55 readings in the 31 s since the first (empty) read
-    assert later["lag_seconds"] == {"median": 36.0, "max": 36.0}  # b: 36 s behind; a: 1 s
+    assert later["readings_per_minute"] == 106  # 55 readings in the 31 s since the first (empty) read
+    assert later["window_end"] == {"median": "2026-01-05T12:00:09.000Z", "oldest": "2026-01-05T12:00:09.000Z"}
 
     clock.now += 61.0
     quiet = reader.overview(T0 + timedelta(seconds=45))
-    assert quiet["readings_per_minute"] == 0.0  # the last minute saw nothing
+    assert quiet["readings_per_minute"] == 0  # the last minute saw nothing
+    assert quiet["stale"] == 1  # b (a reading a second) silent for 36 s; a heard from 1 s ago
 
 
 def test_a_restarted_summariser_continues_the_count_from_the_stored_state(database: SqliteDatabase) -> None:

@@ -1,4 +1,4 @@
-"""Charts over a chosen time range (10 minutes, an hour, a day) on the embedded store: the PNG route and the page
+"""Charts over a chosen time range (10 minutes, an hour, a day, a week) on the embedded store: the PNG route and the page
 take the range, each range has its own chart and ETag, a wide range is redrawn at most every refresh_seconds,
 and a day of summaries is drawn from bucketed points read incrementally, not re-read whole on every summary."""
 
@@ -51,27 +51,29 @@ def test_each_range_has_its_own_chart_and_etag_and_a_bad_range_is_a_400(handlers
     for name, answer in answers.items():
         assert answer.status_code == 200, name
         assert Image.open(io.BytesIO(answer.get_body())).size == (640, 260)
-    assert len({a.headers["ETag"] for a in [*answers.values(), latest, sharp]}) == 5
-    assert len({a.get_body() for a in [*answers.values(), latest]}) == 4
+    assert len({a.headers["ETag"] for a in [*answers.values(), latest, sharp]}) == len(RANGES) + 2
+    assert len({a.get_body() for a in [*answers.values(), latest]}) == len(RANGES) + 1
     assert Image.open(io.BytesIO(sharp.get_body())).size == (1280, 520)
     assert chart(handlers, range="1h").headers["ETag"] == answers["1h"].headers["ETag"]  # cached
 
     bad = chart(handlers, range="2h")
     assert bad.status_code == 400
-    assert json.loads(bad.get_body())["error"] == "range must be one of 10m, 1h, 1d"
+    assert json.loads(bad.get_body())["error"] == "range must be one of 10m, 1h, 1d, 7d"
 
 
 @pytest.mark.usefixtures("app_on_temp_store")
-def test_the_page_draws_its_charts_over_the_chosen_range(handlers: dict[str, Handler]) -> None:
+def test_the_page_offers_the_card_ranges_with_their_refresh_and_keeps_the_chosen_one(
+    handlers: dict[str, Handler],
+) -> None:
     services().summariser.apply([reading("s1", 0, 21.0)], source="test")
 
     default = get(handlers["dashboard_page"], "", {}).get_body().decode()
     day = get(handlers["dashboard_page"], "", {"range": "1d"}).get_body().decode()
     bad = get(handlers["dashboard_page"], "", {"range": "week"})
 
-    assert "&amp;range=10m&amp;" in default and 'value="10m" data-label="10 min" data-refresh="0" checked' in default
-    assert "&amp;range=1d&amp;" in day and 'value="1d" data-label="1 day" data-refresh="60" checked' in day
-    assert "over the last 1 day" in day
+    assert 'value="10m" data-label="10 min" data-refresh="5" checked' in default
+    assert 'value="1d" data-label="1 day" data-refresh="300" checked' in day
+    assert 'value="7d"' not in day  # the series page offers a week; a fleet of week charts is not worth drawing
     assert bad.status_code == 400
     assert "range must be one of" in json.loads(bad.get_body())["error"]
 
@@ -115,9 +117,9 @@ def test_a_wide_range_is_redrawn_at_most_every_refresh_seconds(database: SqliteD
 
     first = reader.chart("s1", None, 1, "1h")
     summariser.apply([reading("s1", 20, 25.0)], source="test")  # a bucket of the hour is 15 s
-    clock.now += RANGES["1h"].refresh_seconds - 1
+    clock.now += reader.refresh_seconds["1h"] - 1
     held = reader.chart("s1", None, 1, "1h")
-    close_up = reader.chart("s1", None, 1, "10m")  # the 10-minute chart follows every summary
+    close_up = reader.chart("s1", None, 1, "10m")  # another range: its own chart
     clock.now += 1
     redrawn = reader.chart("s1", None, 1, "1h")
 
@@ -155,7 +157,7 @@ def test_a_day_chart_reads_the_day_once_then_only_what_is_new(database: SqliteDa
     reader.chart("s1", None, 1, "1d")
     full_read = documents.returned
     summariser.apply([reading("s1", 86400, 40.0)], source="test")
-    clock.now += RANGES["1d"].refresh_seconds
+    clock.now += reader.refresh_seconds["1d"]
     documents.returned = 0
     reader.chart("s1", None, 1, "1d")
     increment = documents.returned

@@ -153,7 +153,7 @@ def stream(data_dir: Path, readings: list[dict[str, Any]], kill_at: list[int]) -
 
 
 def _caught_up(host: DevhostProcess, last: dict[str, str]) -> bool:
-    newest = {s["sensor_id"]: s["latest"]["newest_reading_id"] for s in host.get_json("/api/sensors")}
+    newest = {s["sensor_id"]: s["latest"]["newest_reading_id"] for s in host.get_json("/api/sensors")["items"]}
     return all(newest.get(sensor) == reading_id for sensor, reading_id in last.items())
 
 

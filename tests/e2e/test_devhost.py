@@ -34,7 +34,7 @@ def devhost(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevhostProcess
 
 
 def _series_with_full_windows(host: DevhostProcess) -> list[dict[str, Any]] | None:
-    series: list[dict[str, Any]] = host.get_json("/api/sensors")
+    series: list[dict[str, Any]] = host.get_json("/api/sensors")["items"]
     ready = [s for s in series if s["latest"] and s["latest"]["count"] >= 3]
     return series if {s["sensor_id"] for s in ready} == set(SENSORS) else None
 
@@ -94,7 +94,7 @@ def test_unknown_sensor_and_bad_input_get_json_errors(devhost: DevhostProcess) -
 def test_sigterm_stops_devhost_cleanly(tmp_path: Path) -> None:
     host = DevhostProcess(tmp_path, {"SENSOR_COUNT": "1", "SIMULATOR_SCHEDULE": "*/1 * * * * *"})
     try:
-        wait_for(lambda: host.get_json("/api/sensors"), 30, "the first summary")
+        wait_for(lambda: host.get_json("/api/sensors")["items"], 30, "the first summary")
         assert host.stop() == 0
     finally:
         host.kill()

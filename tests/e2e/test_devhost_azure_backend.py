@@ -70,7 +70,7 @@ def test_devhost_on_the_azure_adapters_stores_readings_in_cosmos_and_serves_summ
     }
 
     def summarised() -> list[dict[str, Any]] | None:
-        series: list[dict[str, Any]] = host.get_json("/api/sensors")
+        series: list[dict[str, Any]] = host.get_json("/api/sensors")["items"]
         return series if len([s for s in series if s["latest"]]) == SENSORS else None
 
     series = wait_for(summarised, 60, "a summary for every sensor, from the window state in Azurite")

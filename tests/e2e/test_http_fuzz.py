@@ -146,7 +146,9 @@ def test_markup_in_a_sensor_id_is_shown_escaped_on_the_dashboard(devhost: Devhos
     assert code == 400
     code, _ = request(devhost, "POST", "/api/readings", json.dumps(reading("lab.3:north")).encode())
     assert code == 201
-    wait_for(lambda: any(s["sensor_id"] == "lab.3:north" for s in devhost.get_json("/api/sensors")), 30, "summary")
+    wait_for(
+        lambda: any(s["sensor_id"] == "lab.3:north" for s in devhost.get_json("/api/sensors")["items"]), 30, "summary"
+    )
     status, _, page = devhost.get("/")
     assert status == 200
     assert b"<b>x</b>" not in page

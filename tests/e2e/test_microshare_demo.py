@@ -38,7 +38,7 @@ def post(host: DevhostProcess, path: str) -> int:
 
 
 def occupancy_series(host: DevhostProcess) -> list[dict[str, Any]] | None:
-    series: list[dict[str, Any]] = host.get_json("/api/sensors")
+    series: list[dict[str, Any]] = host.get_json("/api/sensors")["items"]
     found = [s for s in series if s["metric"] == "people_count" and s["latest"]]
     return found or None
 
@@ -48,7 +48,7 @@ def test_occupancy_from_the_stand_in_shows_beside_the_sensors_with_its_unit(demo
     assert all(s["unit"] == "people" for s in found)
     assert all(s["sensor_id"].startswith("Building-") for s in found)
     sensors = wait_for(
-        lambda: [s for s in demo.get_json("/api/sensors") if s["metric"] == "temperature"] or None,
+        lambda: [s for s in demo.get_json("/api/sensors")["items"] if s["metric"] == "temperature"] or None,
         60,
         "simulated sensors",
     )

@@ -32,7 +32,7 @@ def _all(documents: SqliteDocumentStore, container: str, sensor: str) -> list[di
 
 
 def _windows_full(host: DevhostProcess) -> bool:
-    series = host.get_json("/api/sensors")
+    series = host.get_json("/api/sensors")["items"]
     return {s["sensor_id"] for s in series if s["latest"]["count"] == WINDOW} == set(SENSORS)
 
 
