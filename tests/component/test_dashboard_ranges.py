@@ -1,5 +1,5 @@
-"""Charts over a chosen time range (10 minutes, an hour, a day, a week) on the embedded store: the PNG route and the page
-take the range, each range has its own chart and ETag, a wide range is redrawn at most every refresh_seconds,
+"""Charts over a chosen time range (10 minutes, an hour, a day, a week) on the embedded store: the PNG route and
+the page take the range, each range has its own chart and ETag, a wide range is redrawn at most every refresh_seconds,
 and a day of summaries is drawn from bucketed points read incrementally, not re-read whole on every summary."""
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ def readings(sensor_id: str, count: int, step: float = 1.0, metric: str = "tempe
     ]
 
 
-def listing(handlers: dict[str, Handler], headers: dict[str, str] | None = None, **params: str) -> Any:
-    return get(handlers["list_sensors"], "api/sensors", params, headers=headers)
+def listing(handlers: dict[str, Handler], **params: str) -> Any:
+    return get(handlers["list_sensors"], "api/sensors", params)
 
 
 def chart(handlers: dict[str, Handler], sensor_id: str, **params: str) -> Any:

@@ -27,7 +27,9 @@ NOW_MS = epoch_ms(T0)
 REFRESH = {"10m": 5, "1h": 30, "1d": 300, "7d": 1800}
 
 
-def summary(sensor_id: str, metric: str = "temperature", end_ms: int = NOW_MS, step_ms: int = 5000, count: int = 5):
+def summary(
+    sensor_id: str, metric: str = "temperature", end_ms: int = NOW_MS, step_ms: int = 5000, count: int = 5
+) -> dict[str, Any]:
     return {
         "id": f"{sensor_id}-{metric}-{end_ms}",
         "sensor_id": sensor_id,
