@@ -1,8 +1,9 @@
 """The live dashboard in a real browser: Debian's Chromium, headless, driven by Playwright, against devhost.
 
 What a user would notice: the page loads cleanly and only from devhost, every sensor has a card with its figures
-and chart, a new summary redraws a card and flashes its dot without reloading the page, an empty store says so
-until the first reading, and a devhost that goes away shows "connection lost" and comes back by itself.
+and chart, a new summary updates a card and flashes its dot without reloading the page (and a new chart version
+replaces its chart), an empty store says so until the first reading, and a devhost that goes away shows
+"connection lost" and comes back by itself. A fleet of a thousand series is tests/e2e/test_fleet_browser.py.
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def _wait_for_cards(log: PageLog, count: int) -> None:
     try:
         log.page.wait_for_function(CARDS_WITH_CHARTS, arg=count, timeout=30_000)
     except PlaywrightTimeoutError:
-        shown = log.page.locator("#cards .card h2").all_inner_texts()
+        shown = log.page.locator("#cards .card h3").all_inner_texts()
         raise AssertionError(f"expected {count} cards with their charts loaded within 30 s; cards: {shown}") from None
 
 
@@ -158,7 +159,7 @@ def _wait_for_new_chart_and_flash(log: PageLog, key: str) -> dict[str, Any]:
             f"{key}: no new chart with a flash within {WAIT_MS // 1000} s: {before} -> {now}"
         ) from None
     after = _card_state(log, key)
-    assert after["latest"] != before["latest"] and f"v={after['latest']}" in after["src"], (before, after)
+    assert after["latest"] != before["latest"], (before, after)
     return after
 
 
@@ -166,9 +167,9 @@ def test_the_page_loads_without_errors_and_only_from_devhost(live: DevhostProces
     _open(tab, live)
     _wait_for_cards(tab, len(SENSORS))
     for _ in range(2):  # two whole polls after every chart is in
-        with tab.page.expect_response(lambda r: r.url == live.base_url + "/api/sensors") as answer:
+        with tab.page.expect_response(lambda r: r.url.startswith(live.base_url + "/api/sensors?")) as answer:
             pass
-        assert answer.value.status == 200
+        assert answer.value.status in (200, 304)
     assert [url for url in tab.requests if origin(url) != live.base_url] == []
     assert tab.console_errors == []
     assert tab.failed == []
@@ -182,16 +183,18 @@ def test_every_sensor_has_a_card_with_its_figures_and_chart(live: DevhostProcess
     _wait_for_cards(tab, len(SENSORS))
     cards = tab.page.locator("#cards .card")
     expect(tab.page.locator("#empty")).to_be_hidden()
-    assert sorted(cards.locator("h2").all_inner_texts()) == SENSORS
+    assert cards.locator("h3").all_inner_texts() == SENSORS
     for card in cards.all():
-        name = card.locator("h2").inner_text()
+        name = card.locator("h3").inner_text()
         expect(card.locator(".metric")).to_have_text("temperature (°C)")
         expect(card.locator(".stats")).to_contain_text("°C")
         low, mean, high = (float(card.locator(f'b[data-f="{f}"]').inner_text()) for f in ("min", "avg", "max"))
         assert 15.0 <= low <= mean <= high <= 40.0, (name, low, mean, high)
         image = card.locator("img")
         alt = image.get_attribute("alt") or ""
-        assert name in alt and alt.strip() != name, alt
+        # The alt text says what the chart shows and the figures a sighted user reads off the card.
+        assert alt.startswith(f"temperature of {name} over the last 10 min: latest min "), alt
+        assert all(card.locator(f'b[data-f="{f}"]').inner_text() in alt for f in ("min", "avg", "max")), alt
         size = image.evaluate("(img) => [img.complete, img.naturalWidth, img.naturalHeight]")
         assert size == [True, 640, 260], (name, size)
 
@@ -270,7 +273,7 @@ def test_an_empty_store_says_so_until_the_first_reading_arrives(tmp_path: Path, 
         _post_reading(host, "boiler-1", 21.5)
         _wait_for_cards(tab, 1)
         card = tab.page.locator("#cards .card")
-        expect(card.locator("h2")).to_have_text("boiler-1")
+        expect(card.locator("h3")).to_have_text("boiler-1")
         figures = [card.locator(f'b[data-f="{f}"]') for f in ("min", "avg", "max")]
         for figure in figures:
             expect(figure).to_have_text("21.5")
