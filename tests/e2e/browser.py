@@ -20,6 +20,9 @@ from tests.e2e.devhost_process import REPO, DevhostProcess
 from tests.emulators import emulators_required
 
 ARTIFACTS = REPO / "test-artifacts"  # git ignores it; CI may keep it
+# The page polls every 2 s, gives up on an answer after 5 s, and the simulator runs every second: anything taking
+# longer than this is a failure. It bounds every wait, so none fails because the machine is busy.
+WAIT_MS = 20_000
 
 
 def chromium_executable() -> str:

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import expect
 
-from tests.e2e.browser import ARTIFACTS, PageLog, chromium_executable, origin, restart_on_same_port
+from tests.e2e.browser import ARTIFACTS, WAIT_MS, PageLog, origin, restart_on_same_port
 from tests.e2e.devhost_process import DevhostProcess
 
 pytestmark = pytest.mark.e2e
@@ -33,9 +33,6 @@ LIVE = {"SENSOR_COUNT": str(len(SENSORS)), "SIMULATOR_SCHEDULE": "*/1 * * * * *"
 QUIET = {"AzureWebJobs.simulate_sensors.Disabled": "true"}
 ONE_SENSOR = {"SENSOR_COUNT": "1", "SIMULATOR_SCHEDULE": "*/1 * * * * *"}
 LOST = re.compile(r"\blost\b")  # the status line's class while polling fails
-# The page polls every 2 s, gives up on an answer after 5 s, and the simulator runs every second: anything taking
-# longer than this is a failure. It bounds every wait below, so none fails because the machine is busy.
-WAIT_MS = 20_000
 
 # Installed before the page's own script runs: records every animation of a card's dot (the flash is over in
 # 1.2 s, so its class alone could be missed) and gives the checks below short names for a card and its state.
@@ -72,40 +69,6 @@ NEW_CHART_AND_FLASH = """([key, before]) => {
   const now = window.__cardState(key);
   return now.src !== before.src && now.chart_shown && now.flashes > before.flashes;
 }"""
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    executable = chromium_executable()
-    with sync_playwright() as playwright:
-        # --no-sandbox: the tests may run as root, where Chromium's sandbox refuses to start.
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def patient_expect() -> Iterator[None]:
-    """Playwright's expect() waits 5 s by default, apart from the page's default timeout: WAIT_MS for both."""
-    expect.set_options(timeout=WAIT_MS)
-    try:
-        yield
-    finally:
-        expect.set_options(timeout=None)
-
-
-@pytest.fixture
-def tab(chromium: Browser) -> Iterator[PageLog]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 720})
-    context.set_default_timeout(WAIT_MS)
-    try:
-        page = context.new_page()
-        page.add_init_script(PAGE_PROBES)
-        yield PageLog.watch(page)
-    finally:
-        context.close()
 
 
 @pytest.fixture(scope="module")
