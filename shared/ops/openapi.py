@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.dashboard.range_history import DEFAULT_RANGE, RANGES
+from shared.dashboard.charts import CHART_SIZES
+from shared.dashboard.fleet import DEFAULT_PAGE_SIZE, GROUPINGS, MAX_FILTER_LENGTH, MAX_PAGE_SIZE, SORTS
+from shared.dashboard.range_history import CARD_RANGES, DEFAULT_RANGE, RANGES
 from shared.dashboard.reader import MAX_SUMMARIES_LIMIT
 from shared.intake.ingest import IngestLimits
 from shared.intake.reading_intake import MAX_READINGS_LIMIT
@@ -52,9 +54,35 @@ _RANGE: Schema = {
     "name": "range",
     "in": "query",
     "required": False,
-    "description": "a time range: the chart's summaries over the last 10 minutes, hour or day, bucketed",
+    "description": "a time range: the chart's summaries over the last 10 minutes, hour, day or week, bucketed",
     "schema": {"type": "string", "enum": list(RANGES)},
 }
+
+
+_FLEET_QUERY: list[Schema] = [
+    {
+        "name": "q",
+        "in": "query",
+        "required": False,
+        "description": "only series whose sensor id, metric or location contains this (any case)",
+        "schema": {"type": "string", "maxLength": MAX_FILTER_LENGTH},
+    },
+    {**_METRIC, "description": "only this metric"},
+    {
+        "name": "group",
+        "in": "query",
+        "required": False,
+        "description": "list by parent location (occupancy series) or by metric first",
+        "schema": {"type": "string", "enum": list(GROUPINGS), "default": "none"},
+    },
+    {
+        "name": "sort",
+        "in": "query",
+        "required": False,
+        "description": "name; newest or stalest by each series' newest reading",
+        "schema": {"type": "string", "enum": list(SORTS), "default": "name"},
+    },
+]
 
 
 def _limit(default: int, high: int) -> Schema:
@@ -111,19 +139,21 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         "Overview": {
             "type": "object",
-            "required": ["series", "readings_total", "readings_per_minute", "lag_seconds", "time"],
+            "required": ["series", "stale", "readings_total", "readings_per_minute", "window_end"],
             "properties": {
                 "series": {"type": "integer", "minimum": 0},
+                "stale": {"type": "integer", "minimum": 0},
                 "readings_total": {"type": "integer", "minimum": 0},
-                "readings_per_minute": {"type": ["number", "null"], "minimum": 0},
-                "lag_seconds": {
+                "readings_per_minute": {"type": ["integer", "null"], "minimum": 0},
+                "window_end": {
                     "type": "object",
+                    "description": "the newest summarised reading of the median and of the furthest-behind series; "
+                    "lag is now minus these",
                     "properties": {
-                        "median": {"type": ["number", "null"]},
-                        "max": {"type": ["number", "null"]},
+                        "median": {"type": ["string", "null"], "format": "date-time"},
+                        "oldest": {"type": ["string", "null"], "format": "date-time"},
                     },
                 },
-                "time": {"type": "string", "format": "date-time"},
             },
         },
         "Readiness": {
@@ -181,13 +211,59 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
             },
         },
         "Summary": summary,
-        "Series": {
+        "Tile": {
             "type": "object",
             "properties": {
                 "sensor_id": {"type": "string"},
                 "metric": {"type": "string"},
                 "unit": {"type": "string"},
+                "location": {"type": "string", "description": "an occupancy series' parent location path, or empty"},
+                "group": {"type": "string", "description": "the group it is listed under (empty without group)"},
+                "status": {"enum": ["ok", "stale"]},
+                "interval_seconds": {
+                    "type": ["number", "null"],
+                    "description": "the usual time between its readings; null with one reading in the window",
+                },
+                "stale_after": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "when it turns stale without another reading",
+                },
                 "latest": summary,
+                "charts": {
+                    "type": "object",
+                    "description": "per range, the current version of its chart: the `v` of /api/plots",
+                    "additionalProperties": {"type": "integer"},
+                },
+            },
+        },
+        "FleetPage": {
+            "type": "object",
+            "required": ["items", "next_cursor", "total", "stale"],
+            "properties": {
+                "items": {"type": "array", "items": _ref("Tile")},
+                "next_cursor": {"type": ["string", "null"], "description": "pass as ?cursor for the next page"},
+                "total": {"type": "integer", "description": "series matching q and metric"},
+                "stale": {"type": "integer", "description": "of those, how many are stale"},
+                "groups": {
+                    "type": "array",
+                    "description": "with group: each group's name, series and stale series",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "count": {"type": "integer"},
+                            "stale": {"type": "integer"},
+                        },
+                    },
+                },
+            },
+        },
+        "SensorSeries": {
+            "type": "object",
+            "properties": {
+                "sensor_id": {"type": "string"},
+                "series": {"type": "array", "items": _ref("Tile")},
             },
         },
         "Devices": {
@@ -219,10 +295,14 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 "summary": "The live dashboard page",
                 "operationId": "dashboard_page",
                 "security": _ANONYMOUS,
-                "parameters": [{**_RANGE, "schema": {**_RANGE["schema"], "default": DEFAULT_RANGE}}],
+                "parameters": [
+                    {**_RANGE, "schema": {"type": "string", "enum": list(CARD_RANGES), "default": DEFAULT_RANGE}},
+                    *_FLEET_QUERY,
+                    {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
                 "responses": {
                     "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
-                    "400": _error("an unknown range"),
+                    "400": _error("an unknown range, group or sort, or a cursor of another listing"),
                 },
             }
         },
@@ -260,10 +340,40 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
         },
         "/api/sensors": {
             "get": {
-                "summary": "Every series with its latest summary",
+                "summary": "One page of the fleet: a tile per series with its latest summary, status and chart "
+                "versions; ETag and 304",
                 "operationId": "list_sensors",
                 "security": _ANONYMOUS,
-                "responses": {"200": _json({"type": "array", "items": _ref("Series")}, "the series")},
+                "parameters": [
+                    _limit(DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "description": "next_cursor of the previous page, with the same q, metric, group and sort",
+                        "schema": {"type": "string"},
+                    },
+                    *_FLEET_QUERY,
+                ],
+                "responses": {
+                    "200": _json(_ref("FleetPage"), "the page"),
+                    "304": {"description": "unchanged since the ETag in If-None-Match"},
+                    "400": _error("an invalid parameter, or a cursor of another listing"),
+                },
+            }
+        },
+        "/api/sensors/{sensor_id}": {
+            "get": {
+                "summary": "Every series of one sensor, as the listing shows them; ETag and 304",
+                "operationId": "sensor_series",
+                "security": _ANONYMOUS,
+                "parameters": [_SENSOR_ID],
+                "responses": {
+                    "200": _json(_ref("SensorSeries"), "the sensor's series"),
+                    "304": {"description": "unchanged since the ETag in If-None-Match"},
+                    "400": _error("an invalid sensor id"),
+                    "404": _error("no summaries for this sensor"),
+                },
             }
         },
         "/api/sensors/{sensor_id}/summaries": {
@@ -294,7 +404,8 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
         },
         "/api/plots/{sensor_id}.png": {
             "get": {
-                "summary": "Chart of a series' max, min and avg: its last 120 summaries, or a time range; ETag and 304",
+                "summary": "Chart of a series' max, min and avg: its last 120 summaries, or a time range; with the "
+                "range's current version (v) it is immutable for browsers and a CDN, otherwise ETag and 304",
                 "operationId": "sensor_chart",
                 "security": _ANONYMOUS,
                 "parameters": [
@@ -307,6 +418,20 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                         "schema": {"type": "integer", "minimum": 1, "maximum": 3, "default": 1},
                     },
                     _RANGE,
+                    {
+                        "name": "size",
+                        "in": "query",
+                        "required": False,
+                        "description": "card: 640x260 at scale 1; large: 1200x420",
+                        "schema": {"type": "string", "enum": list(CHART_SIZES), "default": "card"},
+                    },
+                    {
+                        "name": "v",
+                        "in": "query",
+                        "required": False,
+                        "description": "the chart's version from a tile's `charts` (needs range)",
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
                 ],
                 "responses": {
                     "200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string"}}}},
@@ -334,10 +459,14 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
         },
         "/api/overview": {
             "get": {
-                "summary": "The dashboard header: series, readings per minute over the last minute, lag",
+                "summary": "The dashboard header: series, stale series, readings per minute, how far behind; ETag "
+                "and 304",
                 "operationId": "overview",
                 "security": _ANONYMOUS,
-                "responses": {"200": _json(_ref("Overview"), "totals")},
+                "responses": {
+                    "200": _json(_ref("Overview"), "totals"),
+                    "304": {"description": "unchanged since the ETag in If-None-Match"},
+                },
             }
         },
         "/api/ready": {

@@ -17,6 +17,7 @@ SETTING_EXPRESSION = re.compile(r"%([^%]+)%")
 HTTP_ROUTES = {
     "dashboard_page": "{ignored:maxlength(0)?}",
     "list_sensors": "api/sensors",
+    "sensor_series": "api/sensors/{sensor_id}",
     "list_summaries": "api/sensors/{sensor_id}/summaries",
     "sensor_chart": "api/plots/{sensor_id}.png",
     "list_devices": "api/devices",

@@ -33,9 +33,10 @@ class Summaries:
 
 
 def test_the_ranges_offered_and_an_unknown_one() -> None:
-    assert list(RANGES) == ["10m", "1h", "1d"]
+    assert list(RANGES) == ["10m", "1h", "1d", "7d"]
     assert chart_range("1h").span == timedelta(hours=1)
-    with pytest.raises(ValueError, match="range must be one of 10m, 1h, 1d"):
+    assert chart_range("7d").span == timedelta(days=7)
+    with pytest.raises(ValueError, match="range must be one of 10m, 1h, 1d, 7d"):
         chart_range("2h")
 
 

@@ -22,6 +22,7 @@ ANONYMOUS_READS = frozenset(
     {
         "{ignored:maxlength(0)?}",
         "api/sensors",
+        "api/sensors/{sensor_id}",
         "api/sensors/{sensor_id}/summaries",
         "api/sensors/{sensor_id}/readings",
         "api/plots/{sensor_id}.png",
