@@ -33,7 +33,7 @@ from shared.ops.metrics import PipelineMetrics
 from shared.readings.reading import format_timestamp
 from shared.readings.summariser import Summariser
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES
-from shared.storage.ports import ChangeBatch, ConcurrencyConflict, Document, Entity, EntityWrite
+from shared.storage.ports import ChangeBatch, ConcurrencyConflict, Document, Entity, EntityPage, EntityWrite
 from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.documents import SqliteDocumentStore
 from shared.storage.sqlite.state import SqliteStateStore
@@ -116,6 +116,9 @@ class _TimedState:
 
     def query(self, table: str, partition_key: str | None = None) -> list[Entity]:
         return self._inner.query(table, partition_key)
+
+    def query_page(self, table: str, limit: int, continuation: str | None = None) -> EntityPage:
+        return self._inner.query_page(table, limit, continuation)
 
     def upsert(self, table: str, partition_key: str, row_key: str, properties: Mapping[str, Any]) -> Entity:
         return self._inner.upsert(table, partition_key, row_key, properties)

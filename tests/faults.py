@@ -29,6 +29,7 @@ from shared.storage.ports import (
     Document,
     DocumentStore,
     Entity,
+    EntityPage,
     EntityWrite,
     OutboundEvent,
     PublishOutcome,
@@ -233,6 +234,10 @@ class FaultyStateStore:
     def query(self, table: str, partition_key: str | None = None) -> list[Entity]:
         self._fail_read("query", "query", table)
         return self.inner.query(table, partition_key)
+
+    def query_page(self, table: str, limit: int, continuation: str | None = None) -> EntityPage:
+        self._fail_read("query_page", "query", table)
+        return self.inner.query_page(table, limit, continuation)
 
     def upsert(self, table: str, partition_key: str, row_key: str, properties: Mapping[str, Any]) -> Entity:
         fault = self._faults.transient("state.upsert", writes=True)

@@ -78,6 +78,15 @@ class EntityWrite:
     etag: str | None = None
 
 
+MAX_ENTITY_PAGE = 1000  # Table Storage answers at most 1,000 entities per request
+
+
+@dataclass(frozen=True, slots=True)
+class EntityPage:
+    entities: list[Entity]
+    continuation: str | None  # opaque; None when nothing follows
+
+
 class StateStore(Protocol):
     """Table-Storage-like entities with ETags."""
 
@@ -85,6 +94,14 @@ class StateStore(Protocol):
 
     def query(self, table: str, partition_key: str | None = None) -> list[Entity]:
         """Every entity of one partition, or of the whole table when partition_key is None."""
+        ...
+
+    def query_page(self, table: str, limit: int, continuation: str | None = None) -> EntityPage:
+        """Up to `limit` entities of the table in (PartitionKey, RowKey) order, starting where `continuation` (from
+        the previous page) says. A page may hold fewer than `limit` entities even when more follow (Table Storage
+        ends pages at its own boundaries); callers go on while `continuation` is not None. Raises ValueError for a
+        continuation this store did not issue (garbled, tampered, or from another table), and for a `limit` outside
+        1..MAX_ENTITY_PAGE."""
         ...
 
     def upsert(self, table: str, partition_key: str, row_key: str, properties: Mapping[str, Any]) -> Entity: ...

@@ -23,10 +23,12 @@ from azure.core.exceptions import (
 from azure.data.tables import EntityProperty, TableClient, TableServiceClient, UpdateMode
 
 from shared.storage.names import WINDOWS_TABLE
-from shared.storage.ports import ConcurrencyConflict, Entity, EntityWrite, StorageError
+from shared.storage.paging import check_page_limit, decode_continuation, encode_continuation
+from shared.storage.ports import ConcurrencyConflict, Entity, EntityPage, EntityWrite, StorageError
 
 _PARALLEL_WRITES = 16
 _KEYS = ("PartitionKey", "RowKey")
+_NEXT = "next"  # the token holds the service's NextPartitionKey and NextRowKey: where the next page starts
 
 
 class TableStorageError(StorageError):
@@ -94,6 +96,31 @@ class TableStateStore:
         except (HttpResponseError, AzureError) as error:
             raise _failure("query", table, error) from error
         return sorted(found, key=lambda e: (e.partition_key, e.row_key))
+
+    def query_page(self, table: str, limit: int, continuation: str | None = None) -> EntityPage:
+        check_page_limit(limit)
+        # The SDK types the token as str, but its entity pages take and give the next keys as a dict.
+        next_keys: Any = None
+        if continuation is not None:
+            partition_key, row_key = decode_continuation(continuation, table, _NEXT)
+            if not partition_key:  # the service always names the next partition; without it paging restarts
+                raise ValueError("continuation is not one this store issued")
+            next_keys = {"PartitionKey": partition_key, "RowKey": row_key}
+        client = self._table(table)
+        try:
+            pages = client.list_entities(results_per_page=limit).by_page(continuation_token=next_keys)
+            entities = [_entity(row) for row in next(pages)]
+        except HttpResponseError as error:
+            if continuation is not None and error.status_code == 400:
+                raise ValueError("continuation is not one this store issued") from error
+            raise _failure("query", table, error) from error
+        except AzureError as error:
+            raise _failure("query", table, error) from error
+        following: object = getattr(pages, "continuation_token", None)
+        if not isinstance(following, Mapping):
+            return EntityPage(entities, None)
+        position = (following.get("PartitionKey"), following.get("RowKey"))
+        return EntityPage(entities, encode_continuation(table, _NEXT, position))
 
     def upsert(self, table: str, partition_key: str, row_key: str, properties: Mapping[str, Any]) -> Entity:
         body = {**properties, "PartitionKey": partition_key, "RowKey": row_key}

@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from shared.storage.ports import ConcurrencyConflict, Entity, EntityWrite
+from shared.storage.paging import check_page_limit, decode_continuation, encode_continuation
+from shared.storage.ports import ConcurrencyConflict, Entity, EntityPage, EntityWrite
 from shared.storage.sqlite.database import SqliteDatabase
 
 
@@ -35,6 +36,11 @@ _INSERT_IF_ABSENT = (
     "INSERT INTO entities (tbl, pk, rk, props, etag) VALUES (?,?,?,?,?) ON CONFLICT (tbl, pk, rk) DO NOTHING"
 )
 _UPDATE_IF_MATCH = "UPDATE entities SET props = ?, etag = ? WHERE tbl = ? AND pk = ? AND rk = ? AND etag = ?"
+# Keyset paging: a row-value bound on the unique (tbl, pk, rk) index, so a page costs the same wherever it starts
+# and rows written behind the cursor shift nothing (an OFFSET would repeat or skip rows).
+_FIRST_PAGE = "SELECT pk, rk, props, etag FROM entities WHERE tbl = ? ORDER BY pk, rk LIMIT ?"
+_PAGE_AFTER = "SELECT pk, rk, props, etag FROM entities WHERE tbl = ? AND (pk, rk) > (?, ?) ORDER BY pk, rk LIMIT ?"
+_AFTER = "after"  # the token holds the last key returned
 
 
 def _conflict(table: str, change: EntityWrite) -> ConcurrencyConflict:
@@ -96,6 +102,25 @@ class SqliteStateStore:
                     (table, partition_key),
                 ).fetchall()
         return [Entity(pk, rk, orjson.loads(props), etag) for pk, rk, props, etag in rows]
+
+    def query_page(self, table: str, limit: int, continuation: str | None = None) -> EntityPage:
+        check_page_limit(limit)
+        args: tuple[str | int, ...]
+        # One row more than asked says whether another page follows, so the last page carries no continuation.
+        if continuation is None:
+            sql, args = _FIRST_PAGE, (table, limit + 1)
+        else:
+            after_pk, after_rk = decode_continuation(continuation, table, _AFTER)
+            if after_pk is None or after_rk is None:
+                raise ValueError("continuation is not one this store issued")
+            sql, args = _PAGE_AFTER, (table, after_pk, after_rk, limit + 1)
+        with self._db.connection() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        entities = [Entity(pk, rk, orjson.loads(props), etag) for pk, rk, props, etag in rows[:limit]]
+        if len(rows) <= limit:
+            return EntityPage(entities, None)
+        last = entities[-1]
+        return EntityPage(entities, encode_continuation(table, _AFTER, (last.partition_key, last.row_key)))
 
     def upsert(self, table: str, partition_key: str, row_key: str, properties: Mapping[str, Any]) -> Entity:
         etag = _new_etag()
