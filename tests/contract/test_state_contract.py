@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import random
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
-from shared.storage.ports import ConcurrencyConflict, Entity, EntityWrite
+from shared.storage.ports import ConcurrencyConflict, Entity, EntityPage, EntityWrite, StateStore
 from tests.contract.conftest import Subject
 
 
@@ -143,3 +149,132 @@ def test_query_one_partition_or_the_whole_table_and_delete(state: Subject, table
     assert state.store.get(table, "p1", "a") is None
     assert [(e.partition_key, e.row_key) for e in state.store.query(table)] == [("p1", "b"), ("p2", "x")]
     assert [e.row_key for e in state.store.query(f"{table}y")] == ["z"]
+
+
+# --- paged queries -------------------------------------------------------------------------------------------
+
+Key = tuple[str, str]
+
+
+def all_pages(store: StateStore, table: str, limit: int, entities: int) -> list[EntityPage]:
+    """Every page of a table of `entities` entities, following the continuations to the end; fails once there
+    are far more pages than the entities need (a store whose continuation starts over would page forever)."""
+    pages = [store.query_page(table, limit)]
+    while pages[-1].continuation is not None:
+        assert len(pages) <= 3 * (entities // limit + 1), "paging did not end"
+        pages.append(store.query_page(table, limit, pages[-1].continuation))
+    return pages
+
+
+def keys_of(pages: list[EntityPage]) -> list[Key]:
+    return [(e.partition_key, e.row_key) for page in pages for e in page.entities]
+
+
+def series_keys(
+    sensors: int, metrics: tuple[str, ...] = ("co2", "humidity", "temperature", "pm25", "battery")
+) -> list[Key]:
+    return [(f"sensor-{n:04d}", metric) for n in range(sensors) for metric in metrics]
+
+
+def test_paging_through_many_entities_returns_each_once_in_key_order(state: Subject, table: str) -> None:
+    keys = series_keys(500)  # 2,500 series
+    random.Random(7).shuffle(keys)  # written out of order: the store orders them
+    written = state.store.write_many(table, [EntityWrite(pk, rk, {"sensor": pk, "metric": rk}) for pk, rk in keys])
+    assert all(isinstance(w, Entity) for w in written)
+
+    for limit in (1000, 7):
+        pages = all_pages(state.store, table, limit, len(keys))
+        assert keys_of(pages) == sorted(keys), f"limit {limit}"
+        assert all(len(page.entities) <= limit for page in pages)
+        assert all(e.properties == {"sensor": e.partition_key, "metric": e.row_key} for p in pages for e in p.entities)
+    assert [(e.partition_key, e.row_key) for e in state.store.query(table)] == sorted(keys)
+
+
+def test_paging_an_empty_table_gives_one_empty_page(state: Subject, table: str) -> None:
+    state.store.upsert(f"{table}y", "p", "r", {"v": 1})  # another table's entity is not this table's
+
+    page = state.store.query_page(table, 10)
+
+    assert page.entities == []
+    assert page.continuation is None
+
+
+def edited(token: str, edit: Callable[[dict[str, Any]], Any]) -> str:
+    """The token with its JSON body edited, as someone tampering with it would (callers treat it as opaque)."""
+    body = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    return base64.urlsafe_b64encode(json.dumps(edit(body), separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def test_a_continuation_is_refused_when_garbled_edited_or_from_another_table(state: Subject, table: str) -> None:
+    for n in range(5):
+        state.store.upsert(table, f"p{n}", "r", {"v": n})
+        state.store.upsert(f"{table}y", f"p{n}", "r", {"v": n})
+    ours = state.store.query_page(table, 2).continuation
+    theirs = state.store.query_page(f"{table}y", 2).continuation
+    assert ours is not None and theirs is not None
+
+    def position_as(value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        return lambda body: {k: (v if k == "t" else value) for k, v in body.items()}
+
+    garbled = ["", "not a token", "!!!!", "ünïcode", ours[:-3], ours + "%", "e30", "bnVsbA"]  # e30: {}, bnVsbA: null
+    tampered = [
+        edited(ours, lambda body: {k: v for k, v in body.items() if k != "t"}),
+        edited(ours, lambda body: {**body, "t": f"{table}y"}),
+        edited(ours, lambda body: {**body, "extra": 1}),
+        edited(ours, lambda body: list(body.values())),
+        edited(ours, position_as(None)),
+        edited(ours, position_as(["p3"])),
+        edited(ours, position_as([None, None])),
+        edited(ours, position_as([3, 4])),
+        edited(ours, position_as("p3")),
+    ]
+    for token in [*garbled, *tampered, theirs]:
+        with pytest.raises(ValueError):
+            state.store.query_page(table, 2, token)
+
+    assert [e.partition_key for e in state.store.query_page(table, 2, ours).entities] == ["p2", "p3"]
+    assert edited(ours, lambda body: body) == ours  # the edits above changed only what they meant to
+
+
+def test_entities_written_behind_the_cursor_are_not_returned_twice(state: Subject, table: str) -> None:
+    keys = series_keys(20, ("humidity", "temperature"))
+    state.store.write_many(table, [EntityWrite(pk, rk, {}) for pk, rk in keys])
+
+    seen: list[Key] = []
+    continuation: str | None = None
+    for _ in range(100):  # a store whose continuation starts over would page forever
+        page = state.store.query_page(table, 7, continuation)
+        seen.extend((e.partition_key, e.row_key) for e in page.entities)
+        continuation = page.continuation
+        if continuation is None:
+            break
+        # Another writer adds a series that sorts before everything returned so far, and one beside the cursor.
+        last_pk, _ = seen[-1]
+        state.store.upsert(table, f"a-{len(seen):04d}", "temperature", {})
+        state.store.upsert(table, last_pk, "aaa", {})
+    else:
+        pytest.fail("paging did not end")
+
+    assert len(seen) == len(set(seen))
+    assert [k for k in seen if k in set(keys)] == sorted(keys)
+    assert seen == sorted(seen)
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1001])
+def test_a_page_limit_outside_1_to_1000_is_refused(state: Subject, table: str, limit: int) -> None:
+    state.store.upsert(table, "p", "r", {"v": 1})
+
+    with pytest.raises(ValueError):
+        state.store.query_page(table, limit)
+
+
+def test_page_limits_of_1_and_1000_are_kept(state: Subject, table: str) -> None:
+    state.store.write_many(table, [EntityWrite(f"p{n:04d}", "r", {}) for n in range(1001)])
+
+    one = state.store.query_page(table, 1)
+    most = state.store.query_page(table, 1000)
+
+    assert [(e.partition_key, e.row_key) for e in one.entities] == [("p0000", "r")]
+    assert one.continuation is not None
+    assert 0 < len(most.entities) <= 1000
+    assert most.continuation is not None
