@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS
-from shared.storage.ports import Document, OutboundEvent
+from shared.storage.ports import Document, EntityWrite, OutboundEvent
 from shared.storage.sqlite.database import PAGE_SIZE, SqliteDatabase
 from shared.storage.sqlite.documents import SqliteDocumentStore
 from shared.storage.sqlite.events import SqliteEventHub
@@ -214,6 +214,34 @@ def test_checkpoints_are_independent_per_consumer_group_and_partition(hub: Sqlit
     assert hub.checkpoint(HUB, "$Default", 1) == 7
     assert hub.checkpoint(HUB, "dashboard", 1) is None
     assert hub.checkpoint("another-hub", "$Default", 0) is None
+
+
+# --- state -------------------------------------------------------------------------------------------------
+
+
+def test_every_page_of_entities_is_a_seek_on_the_key_index(database: SqliteDatabase, state: SqliteStateStore) -> None:
+    """A page costs the same wherever it starts, so the dashboard can page through 10,000+ series: the page
+    query seeks the unique (tbl, pk, rk) index and sorts nothing, on the first page and after a continuation."""
+    state.write_many(TABLE, [EntityWrite(f"sensor-{n:03d}", "temperature", {}) for n in range(30)])
+    statements: list[str] = []
+    with database.connection() as conn:  # the pool hands this connection to the thread's next call
+        conn.set_trace_callback(statements.append)
+    try:
+        first = state.query_page(TABLE, 10)
+        state.query_page(TABLE, 10, first.continuation)
+    finally:
+        with database.connection() as conn:
+            conn.set_trace_callback(None)
+
+    selects = [sql for sql in statements if sql.startswith("SELECT")]
+    assert len(selects) == 2, statements
+    with database.connection() as conn:
+        plans = [[row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")] for sql in selects]
+    for plan in plans:
+        assert len(plan) == 1, plan  # no second step: no temporary B-tree for the ORDER BY
+        assert plan[0].startswith("SEARCH entities USING ") and "INDEX" in plan[0], plan
+    assert "(tbl=?)" in plans[0][0]
+    assert "(tbl=? AND (pk,rk)>(?,?))" in plans[1][0]
 
 
 # --- threads -----------------------------------------------------------------------------------------
