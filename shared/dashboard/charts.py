@@ -1,23 +1,33 @@
 """Summary charts: the max, avg and min of a series' sliding-window summaries over time, as PNG bytes.
 
-Rendering runs on many request threads at once, so it uses only matplotlib's object API (a `Figure` per
-call with its own Agg canvas) and never `matplotlib.pyplot`, whose global figure registry and current-axes
-state are shared between threads. matplotlib is imported inside `render_chart`: importing it costs far more
-than the rest of the app's cold start, and most invocations never draw a chart.
+Two sizes, in CSS pixels: `card` (640x260, the dashboard's cards) and `large` (1200x420, a series page);
+`scale` multiplies the pixels for high-DPI screens.
+
+The plot (band, lines, grid, axis lines) is drawn by matplotlib's Agg renderer, for its anti-aliased lines;
+the text (title, tick labels, unit, dates, legend) by Pillow, which draws text many times faster. Rendering runs
+on many request threads at once, so only matplotlib's object API is used, never `matplotlib.pyplot`, whose global
+figure registry and current-axes state are shared between threads. Making a figure and running matplotlib's axis
+machinery (tick objects, date locators, label layout) cost most of a render, so ticks are chosen here for the
+span shown and each figure is made once and reused: a render takes one from a pool (no two threads ever hold
+the same one), sets everything that depends on the chart (line and band data, limits, grid, margins), draws and
+hands it back. matplotlib and Pillow are imported on the first render: importing matplotlib costs far more than
+the rest of the app's cold start, and most invocations never draw a chart.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
+    from PIL.Image import Image
+    from PIL.ImageDraw import ImageDraw
+    from PIL.ImageFont import FreeTypeFont
 
 # One colour per statistic, the same on every chart so a reader learns them once.
 MAX_COLOR = "#d62728"  # red: the hot end
@@ -26,47 +36,55 @@ MIN_COLOR = "#6baed6"  # light blue: the cold end
 RANGE_FILL_COLOR = "#9ecae1"
 RANGE_FILL_ALPHA = 0.25
 GRID_COLOR = "#e6e6e6"
+TEXT_COLOR = "#000000"  # the title and the axis lines
 MUTED_TEXT_COLOR = "#555555"
 BACKGROUND_COLOR = "#ffffff"
 
-WIDTH_INCHES = 6.4  # 640 CSS pixels at 100 dpi
-HEIGHT_INCHES = 2.6  # 260 CSS pixels at 100 dpi
-BASE_DPI = 100.0
+# Width and height in CSS pixels at scale 1.
+CHART_SIZES: dict[str, tuple[int, int]] = {"card": (640, 260), "large": (1200, 420)}
+BASE_DPI = 100.0  # figure pixels per inch at scale 1: one per CSS pixel
 MIN_SCALE = 1.0
 MAX_SCALE = 3.0  # beyond 3x no screen gains anything and the PNG only grows
 
 EMPTY_MESSAGE = "No summaries yet"
 
-CHART_SIZES: dict[str, tuple[int, int]] = {"card": (640, 260), "large": (1200, 420)}  # CSS pixels at scale 1
+
+@dataclass(frozen=True, slots=True)
+class ChartLayout:
+    """Font sizes in CSS pixels at the chart's own width, and how many ticks fit along each axis."""
+
+    title_px: float
+    text_px: float  # tick labels, the unit, the dates, the legend
+    x_ticks: int
+    y_ticks: int
 
 
-def check_size(name: str) -> str:
-    if name not in CHART_SIZES:
-        raise ValueError(f"size must be one of {', '.join(CHART_SIZES)}")
-    return name
+# The card is often shown narrower than its 640 CSS pixels (down to about 340), so its text is as large as its
+# height allows.
+CHART_LAYOUTS: dict[str, ChartLayout] = {
+    "card": ChartLayout(title_px=14.0, text_px=12.0, x_ticks=5, y_ticks=5),
+    "large": ChartLayout(title_px=16.0, text_px=13.0, x_ticks=10, y_ticks=8),
+}
 
+# Spacing in CSS pixels.
+_EDGE = 5.0  # between the figure's edge and any text
+_GAP = 5.0  # between the plot and its tick labels, and between rows of text
+_LINE_WIDTH = 1.5  # points
+_GRID_WIDTH = 0.6  # points
+_LEGEND_SAMPLE = 2.0  # a legend's line sample, in font sizes
 
-# A single instant (one point, or only duplicate timestamps) has no extent of its own; without padding
-# matplotlib widens the x range to years. Ten minutes either side keeps the tick labels as clock times.
+# A single instant (one point, or only duplicate timestamps) has no extent of its own: ten minutes either side.
 _SINGLE_INSTANT_PAD = timedelta(minutes=10)
-
 # Past the end of a chosen range, so the latest point (often right at its end) is not cut in half by the edge.
 _SPAN_RIGHT_PAD = 0.015
+# Above and below the values, as a share of their range, so the extremes are not drawn on the plot's edge.
+_VALUE_PAD = 0.05
 
-# What tight_layout(pad=0.4) gives this chart's layout (title above, legend inside, "UTC" under the axis), as
-# fractions of the figure, which hold at every scale; the left edge is this many points plus the widest y tick
-# label (_fit_margins).
-_LEFT_MARGIN_POINTS = 23.0
-_RIGHT_EDGE = 0.9913
-_BOTTOM_EDGE = 0.1629
-_TOP_EDGE = 0.905
-
-# Text sizes in points, so they scale with dpi and a 2x chart looks the same, only sharper.
-_TITLE_SIZE = 9.0
-_LABEL_SIZE = 8.0
-_TICK_SIZE = 7.5
-_LEGEND_SIZE = 7.5
-_LINE_WIDTH = 1.5
+# Steps between time ticks, in seconds; each divides a day, so ticks fall on round clock times.
+_TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+_DAY = 86400
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MINUS = "\N{MINUS SIGN}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +93,13 @@ class ChartPoint:
     min: float
     max: float
     avg: float
+
+
+def check_size(name: str) -> str:
+    """`name` if it is one of CHART_SIZES; otherwise ValueError with a reason fit for a 400 answer."""
+    if name not in CHART_SIZES:
+        raise ValueError(f"size must be one of {', '.join(CHART_SIZES)}")
+    return name
 
 
 def _clamp_scale(scale: float) -> float:
@@ -89,172 +114,413 @@ def render_chart(
     title: str,
     unit: str,
     scale: float = 1.0,
+    size: str = "card",
     x_span: tuple[datetime, datetime] | None = None,
     max_gap: timedelta | None = None,
 ) -> bytes:
     """PNG of max, min and avg lines over time.
 
-    640x260 pixels at `scale` 1; `scale` (clamped to [1, 3]) multiplies the pixel size for high-DPI screens.
-    `x_span` fixes the time axis (a chosen range) instead of fitting it to the points; lines break where two
-    points are more than `max_gap` apart, so a sensor that was silent shows a gap, not a straight line, and a
-    point with a gap on both sides is drawn as a dot. The same input always gives the same bytes, whatever the
-    order of `points`.
+    `size` is a name from CHART_SIZES; `scale` (clamped to [1, 3]) multiplies its pixel size for high-DPI
+    screens. `x_span` fixes the time axis (a chosen range) instead of fitting it to the points; lines break
+    where two points are more than `max_gap` apart, so a sensor that was silent shows a gap, not a straight
+    line, and a point with a gap on both sides is drawn as a dot. The same input always gives the same bytes,
+    whatever the order of `points`.
     """
-    # Imported here, not at module level: see the module docstring.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    dpi = BASE_DPI * _clamp_scale(scale)
-    fig = Figure(figsize=(WIDTH_INCHES, HEIGHT_INCHES), dpi=dpi, facecolor=BACKGROUND_COLOR)
-    canvas = FigureCanvasAgg(fig)
-
-    if points:
-        _draw_series(fig, points, title=title, unit=unit, x_span=x_span, max_gap=max_gap)
-    else:
-        _draw_empty(fig, title=title)
-
-    buffer = io.BytesIO()
-    # print_png rather than fig.savefig: savefig consults global rcParams (savefig.bbox, savefig.dpi, ...)
-    # that could change the pixel size. Dropping "Software" leaves no version stamp in the file, and
-    # print_png writes no time stamp, so equal input gives equal bytes.
-    canvas.print_png(buffer, metadata={"Software": None}, pil_kwargs={"compress_level": 3})
-    return buffer.getvalue()
-
-
-def _draw_empty(fig: Figure, *, title: str) -> None:
-    # parse_math=False throughout: a "$" in a sensor id or unit is text, not the start of a formula.
-    fig.text(
-        0.015,
-        0.96,
-        title,
-        ha="left",
-        va="top",
-        fontsize=_TITLE_SIZE,
-        color=MUTED_TEXT_COLOR,
-        parse_math=False,
-    )
-    fig.text(0.5, 0.5, EMPTY_MESSAGE, ha="center", va="center", fontsize=10.0, color=MUTED_TEXT_COLOR)
-
-
-def _draw_series(
-    fig: Figure,
-    points: Sequence[ChartPoint],
-    *,
-    title: str,
-    unit: str,
-    x_span: tuple[datetime, datetime] | None,
-    max_gap: timedelta | None,
-) -> None:
-    from matplotlib import dates as mdates
-
-    # Sorting on every field, not only on time, makes points with the same timestamp come out in the same
-    # order whatever order they arrived in, so the PNG (and any cache keyed on it) does not flicker.
-    ordered = sorted(points, key=lambda p: (p.time, p.min, p.avg, p.max))
-    # date2num turns aware datetimes into UTC day numbers; the axis then shows UTC whatever the host's zone.
-    times = [float(x) for x in mdates.date2num([p.time for p in ordered])]
-    xs: list[float] = []
-    mins: list[float] = []
-    maxs: list[float] = []
-    avgs: list[float] = []
-    alone: list[int] = []  # indexes into xs of points with a gap on both sides
-    gap_days = None if max_gap is None else max_gap / timedelta(days=1)
-    for n, point in enumerate(ordered):
-        before = n > 0 and gap_days is not None and times[n] - times[n - 1] > gap_days
-        after = n + 1 < len(ordered) and gap_days is not None and times[n + 1] - times[n] > gap_days
-        if before:
-            xs.append(math.nan)  # NaN breaks the lines and the band
-            mins.append(math.nan)
-            maxs.append(math.nan)
-            avgs.append(math.nan)
-        if (before or n == 0) and (after or n + 1 == len(ordered)) and len(ordered) > 1:
-            alone.append(len(xs))
-        xs.append(times[n])
-        mins.append(point.min)
-        maxs.append(point.max)
-        avgs.append(point.avg)
-
-    ax: Axes = fig.add_subplot()
-    ax.fill_between(xs, mins, maxs, color=RANGE_FILL_COLOR, alpha=RANGE_FILL_ALPHA, linewidth=0)
-    # Drawn min, avg, max so the max line is on top where lines meet; the legend lists them top-down.
-    (min_line,) = ax.plot(xs, mins, color=MIN_COLOR, linewidth=_LINE_WIDTH, label="min")
-    (avg_line,) = ax.plot(xs, avgs, color=AVG_COLOR, linewidth=_LINE_WIDTH, label="avg")
-    (max_line,) = ax.plot(xs, maxs, color=MAX_COLOR, linewidth=_LINE_WIDTH, label="max")
-    if len(ordered) == 1:
-        # A lone point is invisible as a line; a marker shows it.
-        for line in (min_line, avg_line, max_line):
-            line.set_marker("o")
-            line.set_markersize(3.0)
-    elif alone:
-        for line in (min_line, avg_line, max_line):
-            line.set_marker("o")
-            line.set_markersize(2.5)
-            line.set_markevery(alone)
-
-    first, last = ordered[0].time, ordered[-1].time
-    if x_span is not None:
-        left, right = (float(x) for x in mdates.date2num(list(x_span)))
-        ax.set_xlim(left, right + (right - left) * _SPAN_RIGHT_PAD)
-    elif first == last:
-        ax.set_xlim(
-            float(mdates.date2num(first - _SINGLE_INSTANT_PAD)),
-            float(mdates.date2num(last + _SINGLE_INSTANT_PAD)),
-        )
-    else:
-        ax.set_xlim(times[0], times[-1])
-
-    # tz given explicitly rather than taken from rcParams["timezone"], which any code may change.
-    locator = mdates.AutoDateLocator(tz=UTC, minticks=3, maxticks=7)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
-    ax.set_xlabel("UTC", fontsize=_LABEL_SIZE, color=MUTED_TEXT_COLOR)
-    ax.set_ylabel(unit, fontsize=_LABEL_SIZE, color=MUTED_TEXT_COLOR, parse_math=False)
-    ax.set_title(title, loc="left", fontsize=_TITLE_SIZE, parse_math=False, y=1.0, pad=6.0)
-    ax.tick_params(labelsize=_TICK_SIZE, colors=MUTED_TEXT_COLOR)
-    ax.xaxis.get_offset_text().set_fontsize(_TICK_SIZE)
-    ax.yaxis.get_offset_text().set_fontsize(_TICK_SIZE)
-    ax.grid(True, color=GRID_COLOR, linewidth=0.6)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-
-    # A fixed location: loc="best" would search the data for a free corner on every render, which is slow.
-    ax.legend(
-        handles=[max_line, avg_line, min_line],
-        loc="upper left",
-        fontsize=_LEGEND_SIZE,
-        frameon=False,
-        ncols=3,
-        handlelength=1.6,
-        columnspacing=1.2,
-    )
-    _fit_margins(fig, ax)
-
-
-def _fit_margins(fig: Figure, ax: Axes) -> None:
-    """The margins `fig.tight_layout(pad=0.4)` gives this layout, without its extra pass that lays out and
-    measures every artist (a third of a render's time). Only the left margin depends on the data, through
-    the widest y tick label; it is measured with the same renderer that then draws the chart."""
-    from matplotlib.font_manager import FontProperties
-
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]  # FigureCanvasAgg's, set in render_chart
-    # The labels the y axis will draw, from its own locator and formatter; not get_yticklabels(), which builds
-    # Tick artists only to be rebuilt for the new axes size.
-    low, high = sorted(ax.get_ylim())
-    values = [value for value in ax.yaxis.get_major_locator()() if low <= value <= high]
-    font = FontProperties(size=_TICK_SIZE)
-    widest = max(
-        (
-            renderer.get_text_width_height_descent(text, font, ismath=False)[0]
-            for text in ax.yaxis.get_major_formatter().format_ticks(values)
-            if text
-        ),
-        default=0.0,
-    )
-    left = (_LEFT_MARGIN_POINTS * fig.dpi / 72.0 + widest) / fig.bbox.width
-    fig.subplots_adjust(left=left, right=_RIGHT_EDGE, bottom=_BOTTOM_EDGE, top=_TOP_EDGE)
+    kind = (check_size(size), _clamp_scale(scale))
+    with _POOL_LOCK:
+        idle = _IDLE.get(kind)
+        chart = idle.pop() if idle else None
+    if chart is None:
+        chart = _ChartFigure(*kind)
+    png = chart.render(points, title=title, unit=unit, x_span=x_span, max_gap=max_gap)
+    # Only after a render that completed: a figure left half set by an error is dropped, never reused.
+    with _POOL_LOCK:
+        idle = _IDLE.get(kind)
+        if idle is None and len(_IDLE) < _POOL_KINDS:
+            idle = _IDLE[kind] = []
+        if idle is not None and len(idle) < _IDLE_PER_KIND:
+            idle.append(chart)
+    return png
 
 
 def warm_up() -> None:
-    """Load matplotlib, its fonts and the Agg renderer by drawing one small chart, so that the first viewer's
-    charts do not also pay for that (a few tenths of a second, once per process)."""
+    """Load matplotlib, Pillow and the fonts and make a card figure by drawing one small chart, so that the first
+    viewer's charts do not also pay for that (a few tenths of a second, once per process)."""
     render_chart([ChartPoint(datetime(2000, 1, 1, tzinfo=UTC), 0.0, 1.0, 0.5)], title="warm-up", unit="°C")
+
+
+_POOL_LOCK = threading.Lock()
+_IDLE: dict[tuple[str, float], list[_ChartFigure]] = {}
+# Figures kept per size and scale: as many as threads usually draw at once; a busier moment makes more and
+# drops them afterwards. Scales beyond the first few in use are not kept at all.
+_IDLE_PER_KIND = 4
+_POOL_KINDS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    """Points in drawing order, as x (seconds from the time axis' left edge) and values, NaN where lines break."""
+
+    xs: list[float]
+    mins: list[float]
+    maxs: list[float]
+    avgs: list[float]
+    alone: list[int]  # indexes into xs of points with a gap on both sides
+    left: datetime  # the time axis' left edge
+    right: datetime  # the last time the axis must show, before any padding
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # A naive time is taken as UTC, never as the host's zone.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _series(
+    points: Sequence[ChartPoint], x_span: tuple[datetime, datetime] | None, max_gap: timedelta | None
+) -> _Series:
+    # Sorting on every field, not only on time, makes points with the same timestamp come out in the same
+    # order whatever order they arrived in, so the PNG (and any cache keyed on it) does not flicker.
+    ordered = sorted(points, key=lambda p: (_as_utc(p.time), p.min, p.avg, p.max))
+    times = [_as_utc(p.time) for p in ordered]
+    left, right = (_as_utc(x_span[0]), _as_utc(x_span[1])) if x_span else (times[0], times[-1])
+    if right <= left:
+        left, right = left - _SINGLE_INSTANT_PAD, left + _SINGLE_INSTANT_PAD
+    series = _Series([], [], [], [], [], left, right)
+    last = len(ordered) - 1
+    for n, point in enumerate(ordered):
+        before = n > 0 and max_gap is not None and times[n] - times[n - 1] > max_gap
+        after = n < last and max_gap is not None and times[n + 1] - times[n] > max_gap
+        if before:
+            for values in (series.xs, series.mins, series.maxs, series.avgs):
+                values.append(math.nan)  # NaN breaks the lines and the band
+        if (before or n == 0) and (after or n == last) and last > 0:
+            series.alone.append(len(series.xs))
+        series.xs.append((times[n] - left).total_seconds())
+        series.mins.append(point.min)
+        series.maxs.append(point.max)
+        series.avgs.append(point.avg)
+    return series
+
+
+def _time_ticks(left: datetime, right: datetime, most: int) -> tuple[list[float], list[str]]:
+    """Up to `most` ticks on round UTC clock times from `left` to `right`, as seconds from `left`, with labels:
+    hours and minutes (and seconds for short spans), the date at midnight and when ticks are days apart."""
+    start, end = left.timestamp(), right.timestamp()
+    span = end - start
+    step = next((s for s in _TIME_STEPS if span / s < most), _TIME_STEPS[-1])
+    while span / step >= most:  # longer than the table: whole days, doubled until they fit
+        step *= 2
+    ticks: list[float] = []
+    labels: list[str] = []
+    at = math.ceil(start / step) * step
+    while at <= end:
+        moment = datetime.fromtimestamp(at, UTC)
+        if step >= _DAY or at % _DAY == 0:
+            labels.append(f"{moment.day} {_MONTHS[moment.month - 1]}")
+        else:
+            labels.append(f"{moment:%H:%M:%S}" if step < 60 else f"{moment:%H:%M}")
+        ticks.append(at - start)
+        at += step
+    return ticks, labels
+
+
+def _date_label(left: datetime, right: datetime) -> str:
+    """The time axis' label: its zone and the dates it covers, e.g. "UTC · 2 Mar 2026"."""
+
+    def day(moment: datetime, year: bool) -> str:
+        text = f"{moment.day} {_MONTHS[moment.month - 1]}"
+        return f"{text} {moment.year}" if year else text
+
+    if left.date() == right.date():
+        return f"UTC · {day(left, True)}"
+    return f"UTC · {day(left, left.year != right.year)} – {day(right, True)}"
+
+
+def _value_limits(series: _Series) -> tuple[float, float]:
+    values = [v for v in (*series.mins, *series.maxs, *series.avgs) if math.isfinite(v)]
+    if not values:
+        return 0.0, 1.0
+    low, high = min(values), max(values)
+    if low == high:  # a flat series: one either side, or a twentieth of the value when that is more
+        pad = max(1.0, abs(low) / 20)
+        return low - pad, high + pad
+    pad = (high - low) * _VALUE_PAD
+    return low - pad, high + pad
+
+
+def _value_ticks(low: float, high: float, most: int) -> tuple[list[float], list[str]]:
+    """Up to `most` ticks at round values (1, 2 or 5 times a power of ten apart) from `low` to `high`."""
+    if not math.isfinite(high - low):
+        return [], []
+    magnitude = 10.0 ** math.floor(math.log10((high - low) / most))
+    step = magnitude
+    first = last = 0
+    for multiple in (1, 2, 5, 10):  # 10 always fits: then fewer than `most` steps span the range
+        step = multiple * magnitude
+        first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
+        if last - first < most:
+            break
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    ticks = [k * step for k in range(first, last + 1)]
+    return ticks, [f"{tick:.{decimals}f}".replace("-", _MINUS) for tick in ticks]
+
+
+@dataclass(frozen=True, slots=True)
+class _Label:
+    """A text to draw: at (x, y) pixels from the top left, placed by its Pillow anchor (e.g. "la": left,
+    ascender), turned a quarter counter-clockwise if `upward`."""
+
+    x: float
+    y: float
+    text: str
+    anchor: str
+    font: FreeTypeFont
+    colour: str
+    upward: bool = False
+
+
+def _font(px: float) -> FreeTypeFont:
+    # DejaVu Sans as matplotlib ships it, so the text does not depend on the host's fonts. The basic layout
+    # (no HarfBuzz shaping) gives the same result wherever Pillow was built with or without it.
+    from pathlib import Path
+
+    import matplotlib
+    from PIL import ImageFont
+
+    path = Path(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
+    return ImageFont.truetype(str(path), px, layout_engine=ImageFont.Layout.BASIC)
+
+
+class _ChartFigure:
+    """A figure of one size and scale: matplotlib's plot and the fonts for its text. `render` sets, every time,
+    each thing that depends on the chart, so nothing of one chart is left on the next."""
+
+    def __init__(self, size: str, scale: float) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.collections import LineCollection, PolyCollection
+        from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+
+        width, height = CHART_SIZES[size]
+        self.layout = layout = CHART_LAYOUTS[size]
+        self.scale = scale  # pixels per CSS pixel
+        self.figure = fig = Figure(
+            figsize=(width / BASE_DPI, height / BASE_DPI), dpi=BASE_DPI * scale, facecolor=BACKGROUND_COLOR
+        )
+        self.canvas = FigureCanvasAgg(fig)
+        self.width, self.height = self.canvas.get_width_height(physical=True)
+        self.title_font = _font(layout.title_px * scale)
+        self.text_font = _font(layout.text_px * scale)
+
+        # Rows, in pixels from the top: the title, the plot, the time tick labels, then the dates and the legend.
+        # The plot's edges are on whole pixels, so its axis lines are sharp.
+        text_row = sum(self.text_font.getmetrics())
+        self.plot_top = round((_EDGE + _GAP) * scale + sum(self.title_font.getmetrics()))
+        self.plot_bottom = round(self.height - (_EDGE + _GAP + _GAP) * scale - 2 * text_row)
+
+        self.axes = ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        # matplotlib draws only the plot and its two axis lines; ticks and their labels are drawn here.
+        ax.xaxis.set_visible(False)
+        ax.yaxis.set_visible(False)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        self.grid = LineCollection([], colors=GRID_COLOR, linewidths=_GRID_WIDTH, zorder=0.5)
+        ax.add_collection(self.grid, autolim=False)
+        self.band = PolyCollection([], facecolors=RANGE_FILL_COLOR, alpha=RANGE_FILL_ALPHA, linewidths=0, zorder=1)
+        ax.add_collection(self.band, autolim=False)
+        # Drawn min, avg, max so the max line is on top where lines meet; the legend lists them the other way.
+        self.lines = [
+            Line2D([], [], color=colour, linewidth=_LINE_WIDTH) for colour in (MIN_COLOR, AVG_COLOR, MAX_COLOR)
+        ]
+        for line in self.lines:
+            ax.add_line(line)
+        self.legend, self.samples = self._legend()
+
+    def render(
+        self,
+        points: Sequence[ChartPoint],
+        *,
+        title: str,
+        unit: str,
+        x_span: tuple[datetime, datetime] | None,
+        max_gap: timedelta | None,
+    ) -> bytes:
+        from PIL import Image, ImageDraw
+
+        edge = _EDGE * self.scale
+        heading = _Label(edge, edge, self._fitted(title), "la", self.title_font, TEXT_COLOR)
+        if points:
+            self.axes.set_visible(True)
+            labels = [heading, *self._set_series(_series(points, x_span, max_gap), unit, x_span is not None)]
+            labels += self.legend
+        else:
+            self.axes.set_visible(False)
+            message = _Label(self.width / 2, self.height / 2, EMPTY_MESSAGE, "mm", self.text_font, MUTED_TEXT_COLOR)
+            labels = [replace(heading, colour=MUTED_TEXT_COLOR), message]
+        self.canvas.draw()
+        rgba = self.canvas.buffer_rgba()
+        image = Image.frombuffer("RGBA", (self.width, self.height), rgba, "raw", "RGBA", 0, 1).convert("RGB")
+        draw = ImageDraw.Draw(image)
+        for label in labels:
+            _draw_label(image, draw, label)
+        if points:
+            for box, colour in self.samples:
+                draw.rectangle(box, fill=colour)
+        return _png(image)
+
+    def _fitted(self, title: str) -> str:
+        """`title`, cut short with an ellipsis if it is wider than the figure."""
+        room = self.width - 2 * _EDGE * self.scale
+        if self.title_font.getlength(title) <= room:
+            return title
+        low, high = 0, len(title)  # the longest prefix that fits with the ellipsis is in [low, high)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if self.title_font.getlength(title[:middle] + "…") <= room:
+                low = middle
+            else:
+                high = middle
+        return title[:low].rstrip() + "…"
+
+    def _set_series(self, series: _Series, unit: str, fixed_span: bool) -> list[_Label]:
+        """Set the plot for `series`; the labels to draw on it."""
+        span = (series.right - series.left).total_seconds()
+        x_high = span * (1 + _SPAN_RIGHT_PAD) if fixed_span else span
+        y_low, y_high = _value_limits(series)
+        x_ticks, x_texts = _time_ticks(series.left, series.left + timedelta(seconds=x_high), self.layout.x_ticks)
+        y_ticks, y_texts = _value_ticks(y_low, y_high, self.layout.y_ticks)
+
+        # Left: room for the unit (turned upward) and the widest value label; right: for half the widest time
+        # label, which may sit on the plot's right edge.
+        font, edge, gap = self.text_font, _EDGE * self.scale, _GAP * self.scale
+        unit_width = sum(font.getmetrics()) + gap if unit else 0.0
+        widest_value = max((font.getlength(text) for text in y_texts), default=0.0)
+        widest_time = max((font.getlength(text) for text in x_texts), default=0.0)
+        left = round(edge + unit_width + widest_value + gap)
+        right = round(self.width - max(2 * edge, edge + widest_time / 2))
+        top, bottom = self.plot_top, self.plot_bottom
+        self.axes.set_position(
+            (left / self.width, 1 - bottom / self.height, (right - left) / self.width, (bottom - top) / self.height)
+        )
+        self.axes.set_xlim(0.0, x_high)
+        self.axes.set_ylim(y_low, y_high)
+        self.grid.set_segments(
+            [[(x, y_low), (x, y_high)] for x in x_ticks] + [[(0.0, y), (x_high, y)] for y in y_ticks]
+        )
+        self.band.set_verts(_band(series))
+        marker, marker_size, every = "None", 0.0, None
+        if len(series.xs) == 1:  # a lone point is invisible as a line: a dot shows it
+            marker, marker_size = "o", 3.0
+        elif series.alone:  # and so is a point with a gap on both sides
+            marker, marker_size, every = "o", 2.5, series.alone
+        for line, values in zip(self.lines, (series.mins, series.avgs, series.maxs), strict=True):
+            line.set_data(series.xs, values)
+            line.set_marker(marker)
+            line.set_markersize(marker_size)
+            line.set_markevery(every)
+
+        def x_at(seconds: float) -> float:
+            return left + (right - left) * seconds / x_high
+
+        def y_at(value: float) -> float:
+            return bottom - (bottom - top) * (value - y_low) / (y_high - y_low)
+
+        muted = MUTED_TEXT_COLOR
+        return [
+            *(_Label(x_at(x), bottom + gap, text, "ma", font, muted) for x, text in zip(x_ticks, x_texts, strict=True)),
+            *(_Label(left - gap, y_at(y), text, "rm", font, muted) for y, text in zip(y_ticks, y_texts, strict=True)),
+            _Label(edge, (top + bottom) / 2, unit, "lm", font, muted, upward=True),
+            _Label(edge, self.height - edge, _date_label(series.left, series.right), "ld", font, muted),
+        ]
+
+    def _legend(self) -> tuple[list[_Label], list[tuple[tuple[float, float, float, float], str]]]:
+        """The legend at the bottom right, "max", "avg" and "min" each after a sample of its line, laid out once:
+        the labels and the samples' boxes."""
+        font, scale = self.text_font, self.scale
+        baseline = self.height - _EDGE * scale - font.getmetrics()[1]
+        middle = baseline - 0.3 * self.layout.text_px * scale  # half a lowercase letter's height above the baseline
+        thickness = round(_LINE_WIDTH / 72 * BASE_DPI * scale)
+        labels: list[_Label] = []
+        samples: list[tuple[tuple[float, float, float, float], str]] = []
+        right = self.width - _EDGE * scale
+        for name, colour in (("min", MIN_COLOR), ("avg", AVG_COLOR), ("max", MAX_COLOR)):
+            labels.append(_Label(right, baseline, name, "rs", font, MUTED_TEXT_COLOR))
+            end = right - font.getlength(name) - _GAP * scale
+            start = end - _LEGEND_SAMPLE * self.layout.text_px * scale
+            top = round(middle - thickness / 2)
+            samples.append(((round(start), top, round(end) - 1, top + thickness - 1), colour))
+            right = start - self.layout.text_px * scale
+        return labels, samples
+
+
+def _draw_label(image: Image, draw: ImageDraw, label: _Label) -> None:
+    if not label.text:
+        return
+    if not label.upward:
+        draw.text((label.x, label.y), label.text, fill=label.colour, font=label.font, anchor=label.anchor)
+        return
+    # Pillow draws text only across: draw it on a mask, turn the mask and paint through it. Placed by the
+    # left and the vertical middle of the turned text.
+    from PIL import Image as Images
+    from PIL import ImageDraw as Drawing
+
+    ascent, descent = label.font.getmetrics()
+    mask = Images.new("L", (math.ceil(label.font.getlength(label.text)), ascent + descent))
+    Drawing.Draw(mask).text((0, 0), label.text, fill=255, font=label.font, anchor="la")
+    mask = mask.transpose(Images.Transpose.ROTATE_90)
+    image.paste(label.colour, (round(label.x), round(label.y - mask.height / 2)), mask)
+
+
+def _band(series: _Series) -> list[list[tuple[float, float]]]:
+    """The min-max band: one polygon per run of points between line breaks."""
+    polygons: list[list[tuple[float, float]]] = []
+    run: list[int] = []
+    for n in range(len(series.xs) + 1):
+        if n < len(series.xs) and not math.isnan(series.xs[n]):
+            run.append(n)
+            continue
+        if run:
+            upper = [(series.xs[i], series.maxs[i]) for i in run]
+            lower = [(series.xs[i], series.mins[i]) for i in reversed(run)]
+            polygons.append(upper + lower)
+        run = []
+    return polygons
+
+
+def _png(image: Image) -> bytes:
+    """`image` as an indexed-colour PNG: a third of the bytes of an RGB one, and a sixth of the time to write.
+
+    The octree picks 256 colours for the image; as it gives each the average of the colours it stands for, the
+    white background would come out as (254, 254, 254) and a line's own colour a shade off, so the palette entry
+    nearest each of the chart's own colours is set to that colour exactly."""
+    from PIL import Image as Images
+
+    indexed = image.quantize(256, method=Images.Quantize.FASTOCTREE, dither=Images.Dither.NONE)
+    palette = indexed.getpalette() or []
+    entries = [tuple(palette[n : n + 3]) for n in range(0, len(palette), 3)]
+    for colour in _EXACT_COLOURS:
+        nearest = min(range(len(entries)), key=lambda n: _distance(entries[n], colour))
+        if _distance(entries[nearest], colour) <= _SNAP_DISTANCE:
+            entries[nearest] = colour
+    indexed.putpalette([channel for entry in entries for channel in entry])
+    buffer = io.BytesIO()
+    # Pillow writes no time stamp and no software name, so equal input gives equal bytes.
+    indexed.save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    return int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16)
+
+
+def _distance(one: Sequence[int], other: Sequence[int]) -> int:
+    return max(abs(a - b) for a, b in zip(one, other, strict=True))
+
+
+_EXACT_COLOURS = [
+    _rgb(colour)
+    for colour in (BACKGROUND_COLOR, TEXT_COLOR, MUTED_TEXT_COLOR, MAX_COLOR, AVG_COLOR, MIN_COLOR, GRID_COLOR)
+]
+# At most this far (in any channel) from a chart colour, a palette entry stands for that colour; further, the
+# colour is not in the image and the entry stands for something else.
+_SNAP_DISTANCE = 8
