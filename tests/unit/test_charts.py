@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 import subprocess
 import sys
@@ -286,3 +287,20 @@ def test_time_ticks_fall_on_round_clock_times_and_name_the_day_at_midnight() -> 
 
     assert _value_ticks(19.6, 28.4, 5)[1] == ["20", "22", "24", "26", "28"]
     assert _value_ticks(-0.26, 0.31, 5)[1] == ["\N{MINUS SIGN}0.2", "0.0", "0.2"]
+
+
+def test_the_time_axis_is_utc_whatever_the_host_zone() -> None:
+    code = (
+        "import sys; from datetime import datetime, timedelta, UTC; from shared.dashboard.charts import "
+        "render_chart, ChartPoint; t = datetime(2026, 3, 1, 23, 50, tzinfo=UTC); "
+        "sys.stdout.buffer.write(render_chart([ChartPoint(t + timedelta(minutes=m), 1, 3, 2) for m in range(20)], "
+        "title='t', unit='u'))"
+    )
+    zones = ("UTC0", "EST+05", "IST-05:30")  # POSIX zones: five hours behind UTC, five and a half ahead
+    drawn = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, check=True, env={**os.environ, "TZ": zone}
+        ).stdout
+        for zone in zones
+    }
+    assert len(drawn) == 1
