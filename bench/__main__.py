@@ -1,4 +1,4 @@
-"""python -m bench <name>: run one benchmark and print its result as ONE JSON line on stdout.
+"""python -m bench <name> [flag ...]: run one benchmark and print its result as ONE JSON line on stdout.
 
 Diagnostics go to stderr. Each bench module is imported only when it is chosen: the dashboard bench must set
 the storage settings before anything imports `shared.app`.
@@ -17,7 +17,8 @@ from bench.common import machine
 
 BENCHES: dict[str, str] = {
     "summariser": "summariser throughput on embedded SQLite, against the query-per-sensor reference",
-    "dashboard": "PNG chart endpoint times, 50 polling viewers against devhost (CPU), page ready in Chromium",
+    "dashboard": "chart render times and PNG sizes, PNG chart endpoint times, 50 polling viewers against devhost "
+    "(CPU), page ready in Chromium",
     "coldstart": "time to `import function_app` in a fresh interpreter",
     "freshness": "reading written -> visible in GET /api/sensors, through a devhost subprocess",
     "state_roundtrip": "window state read + If-Match write on Azurite (needs `npm ci`)",
@@ -26,25 +27,34 @@ BENCHES: dict[str, str] = {
     "ingest": "POST /api/readings in batches of 100 through devhost: readings/s, latency, summariser catch-up",
 }
 
+# Flags a bench takes after its name; each is passed to its run() as a keyword argument set to True
+# (--render-only as render_only=True).
+FLAGS: dict[str, dict[str, str]] = {
+    "dashboard": {"--render-only": "only the chart renderer, in-process: seconds, no devhost or browser"},
+}
+
 
 def usage() -> str:
-    lines = ["usage: python -m bench <name>", "", "benchmarks:"]
-    lines += [f"  {name:<16} {about}" for name, about in BENCHES.items()]
+    lines = ["usage: python -m bench <name> [flag ...]", "", "benchmarks:"]
+    for name, about in BENCHES.items():
+        lines.append(f"  {name:<16} {about}")
+        lines += [f"    {flag:<14} {what}" for flag, what in FLAGS.get(name, {}).items()]
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in BENCHES:
+    if not argv or argv[0] not in BENCHES or any(flag not in FLAGS.get(argv[0], {}) for flag in argv[1:]):
         print(usage(), file=sys.stderr)
         return 2
     name = argv[0]
+    options = {flag.removeprefix("--").replace("-", "_"): True for flag in argv[1:]}
     module = importlib.import_module(f"bench.{name}")
     result: dict[str, Any]
     code = 0
     # Anything a library prints while the bench runs goes to stderr, so stdout holds only the result line.
     with contextlib.redirect_stdout(sys.stderr):
         try:
-            result = module.run()
+            result = module.run(**options)
         except Exception as failure:
             traceback.print_exc(file=sys.stderr)
             result = {"bench": name, "error": f"{type(failure).__name__}: {failure}", "meets_target": False}

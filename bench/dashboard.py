@@ -1,4 +1,5 @@
-"""The dashboard: its PNG chart endpoint in-process, then 50 polling viewers and a real browser through devhost.
+"""The dashboard: its chart renderer and PNG chart endpoint in-process, then 50 polling viewers and a real browser
+through devhost.
 
 First the real handler (`sensor_chart`), on embedded storage in a temp dir. Seeds one sensor with 130
 summaries (one reading per Summariser.apply, so each makes a summary), then times the handler alone (storage
@@ -7,6 +8,12 @@ reads, ETag, render or cache):
 * cached: If-None-Match with the current ETag (304), and a plain repeat (200 from the render cache);
 * fresh: a new reading before each call makes a new summary, so the ETag changes and the chart is rendered
   from the latest 120 summaries. The first render (which imports matplotlib) is reported on its own.
+
+Then the renderer alone (`render_chart`, no storage), on 240 summaries of a random walk as the summariser makes
+them (five seconds apart, each the min, max and avg of the last 10 readings), sliding by one summary before each
+render as a new summary would: the median and p95 of 30 renders at each size (card 640x260 and large 1200x420,
+scale 1) after one untimed render, and the PNG's size. `python -m bench dashboard --render-only` runs this part
+alone, in seconds.
 
 Then, through devhost as a subprocess with 20 simulated sensors (bench/dashboard_load.py says exactly how):
 
@@ -36,13 +43,21 @@ import azure.functions as func
 
 from bench import dashboard_load
 from bench.common import log, machine, median, ms, percentile, reading_document
+from shared.dashboard.charts import ChartPoint, render_chart
 
 SENSOR_ID = "bench-sensor-01"
 SEED_READINGS = 130
 CACHED_CALLS = 200
 FRESH_RENDERS = 30
 TARGET_CACHED_MS = 5.0
-TARGET_FRESH_MS = 80.0
+TARGET_FRESH_MS = 25.0  # a fresh card chart of RENDER_POINTS summaries, and the handler's fresh render
+TARGET_PNG_BYTES = 15_000  # that card chart's PNG
+# The large chart's aims: reported, not part of meets_target.
+AIM_LARGE_MS = 40.0
+AIM_LARGE_PNG_BYTES = 30_000
+RENDER_POINTS = 240
+RENDER_REPEATS = 30
+_WINDOW_READINGS = 10  # as WINDOW_SIZE in _configure
 _READING_GAP = timedelta(seconds=5)
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
@@ -92,7 +107,85 @@ def _chart_handler() -> Handler:
     raise RuntimeError("function_app has no sensor_chart function")
 
 
-def run() -> dict[str, Any]:
+def _summaries(count: int, seed: int) -> list[ChartPoint]:
+    """`count` summaries of a random walk, five seconds apart, each over the last _WINDOW_READINGS readings."""
+    rng = random.Random(seed)
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    values: list[float] = []
+    value = 24.0
+    for _ in range(count + _WINDOW_READINGS - 1):
+        value = min(40.0, max(15.0, value + rng.gauss(0.0, 0.6)))
+        values.append(round(value, 2))
+    points = []
+    for n in range(count):
+        window = values[n : n + _WINDOW_READINGS]
+        points.append(
+            ChartPoint(start + _READING_GAP * n, min(window), max(window), round(sum(window) / len(window), 4))
+        )
+    return points
+
+
+def _time_renders(size: str) -> tuple[list[float], int]:
+    """Render times (seconds) of RENDER_REPEATS fresh charts of one size, each one summary on from the last, after
+    one untimed render of that size; and the last PNG's size in bytes."""
+    history = _summaries(RENDER_POINTS + RENDER_REPEATS, seed=11)
+    render_chart(_summaries(RENDER_POINTS, seed=3), title=f"{SENSOR_ID} · temperature", unit="°C", size=size)
+    times: list[float] = []
+    png = b""
+    for n in range(RENDER_REPEATS):
+        points = history[n : n + RENDER_POINTS]
+        began = time.perf_counter()
+        png = render_chart(points, title=f"{SENSOR_ID} · temperature", unit="°C", size=size)
+        times.append(time.perf_counter() - began)
+    return times, len(png)
+
+
+def render_figures() -> dict[str, Any]:
+    """The renderer alone at both sizes."""
+    card, card_bytes = _time_renders("card")
+    large, large_bytes = _time_renders("large")
+    return {
+        "render_points": RENDER_POINTS,
+        "render_repeats": RENDER_REPEATS,
+        "render_fresh_ms_p50": ms(median(card)),
+        "render_fresh_ms_p95": ms(percentile(card, 0.95)),
+        "png_bytes": card_bytes,
+        "render_large_ms_p50": ms(median(large)),
+        "render_large_ms_p95": ms(percentile(large, 0.95)),
+        "png_large_bytes": large_bytes,
+        "large_within_aim": median(large) * 1000 <= AIM_LARGE_MS and large_bytes <= AIM_LARGE_PNG_BYTES,
+    }
+
+
+def _render_target() -> dict[str, Any]:
+    return {
+        "render_fresh_ms_p50_max": TARGET_FRESH_MS,
+        "png_bytes_max": TARGET_PNG_BYTES,
+        "render_applies_to": f"card 640x260 at scale 1, {RENDER_POINTS} summaries; the first render is excluded",
+        "large_aim": {"render_large_ms_p50_max": AIM_LARGE_MS, "png_large_bytes_max": AIM_LARGE_PNG_BYTES},
+    }
+
+
+def _meets_render_target(figures: dict[str, Any]) -> bool:
+    return bool(figures["render_fresh_ms_p50"] <= TARGET_FRESH_MS and figures["png_bytes"] <= TARGET_PNG_BYTES)
+
+
+def run(render_only: bool = False) -> dict[str, Any]:
+    if render_only:
+        began = time.perf_counter()
+        render_chart([], title=f"{SENSOR_ID} · temperature", unit="°C")
+        first_render = time.perf_counter() - began
+        figures = render_figures()
+        return {
+            "bench": "dashboard",
+            "mode": "render-only",
+            "path": "shared.dashboard.charts.render_chart called in-process",
+            "first_render_ms": ms(first_render),
+            **figures,
+            "target": _render_target(),
+            "meets_target": _meets_render_target(figures),
+            "machine": machine(),
+        }
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         data_dir = Path(tmp).resolve()
         _configure(data_dir)
@@ -139,8 +232,9 @@ def run() -> dict[str, Any]:
                 raise RuntimeError("a new summary did not change the chart's ETag")
             etag = new_etag
             fresh.append(elapsed)
-        png_bytes = len(response.get_body() or b"")
+        handler_png_bytes = len(response.get_body() or b"")
 
+    figures = render_figures()
     cached_median = max(median(not_modified), median(from_cache))
     fresh_median = median(fresh)
 
@@ -162,7 +256,8 @@ def run() -> dict[str, Any]:
         "fresh_render_median_ms": ms(fresh_median),
         "fresh_render_p95_ms": ms(percentile(fresh, 0.95)),
         "fresh_render_max_ms": ms(max(fresh)),
-        "png_bytes": png_bytes,
+        "handler_png_bytes": handler_png_bytes,
+        **figures,
         "viewers": viewers,
         "page_ready": page_ready,
         "page_ready_unavailable": load["page_ready_unavailable"],
@@ -170,6 +265,7 @@ def run() -> dict[str, Any]:
             "cached_median_ms_max": TARGET_CACHED_MS,
             "fresh_render_median_ms_max": TARGET_FRESH_MS,
             "applies_to": "medians; the first render (matplotlib import) is excluded",
+            **_render_target(),
             "viewers_cpu_percent_of_one_core_max": dashboard_load.TARGET_CPU_PERCENT,
             "viewers_applies_to": "viewers.cached (charts cached, simulator off), with errors 0; viewers.steady is "
             "reported, not targeted",
@@ -179,6 +275,7 @@ def run() -> dict[str, Any]:
         <= TARGET_CACHED_MS,
         "meets_target": cached_median * 1000 <= TARGET_CACHED_MS
         and fresh_median * 1000 <= TARGET_FRESH_MS
+        and _meets_render_target(figures)
         and dashboard_load.meets_viewers_target(viewers)
         and dashboard_load.meets_page_ready_target(page_ready),
         "machine": machine(),
