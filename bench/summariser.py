@@ -93,9 +93,10 @@ class _TimedDocuments:
         equals: Mapping[str, str] | None = None,
         since: str | None = None,
         fields: Sequence[str] | None = None,
+        until: str | None = None,
     ) -> list[Document]:
         began = time.perf_counter()
-        found = self._inner.latest(container, partition_key, order_by, limit, equals, since, fields)
+        found = self._inner.latest(container, partition_key, order_by, limit, equals, since, fields, until)
         self._seconds[f"{container}_queries"] += time.perf_counter() - began
         return found
 

@@ -193,9 +193,10 @@ class FaultyDocumentStore:
         equals: Mapping[str, str] | None = None,
         since: str | None = None,
         fields: Sequence[str] | None = None,
+        until: str | None = None,
     ) -> list[Document]:
         self._fail_read("latest", "query", container)
-        return self.inner.latest(container, partition_key, order_by, limit, equals, since, fields)
+        return self.inner.latest(container, partition_key, order_by, limit, equals, since, fields, until)
 
     def read_changes(self, container: str, continuation: str | None, max_items: int) -> ChangeBatch:
         self._fail_read("read_changes", "change feed read", container)

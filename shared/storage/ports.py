@@ -50,9 +50,11 @@ class DocumentStore(Protocol):
         equals: Mapping[str, str] | None = None,
         since: str | None = None,
         fields: Sequence[str] | None = None,
+        until: str | None = None,
     ) -> list[Document]:
-        """Newest first by `order_by` within one partition, optionally filtered on exact field values and on
-        `order_by` >= `since`; with `fields`, each document carries only those fields (a projection)."""
+        """Newest first by `order_by` within one partition, optionally filtered on exact field values, on
+        `order_by` >= `since` and on `order_by` <= `until` (both bounds included); with `fields`, each document
+        carries only those fields (a projection)."""
         ...
 
     def read_changes(self, container: str, continuation: str | None, max_items: int) -> ChangeBatch:

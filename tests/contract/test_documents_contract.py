@@ -127,6 +127,72 @@ def test_latest_since_keeps_only_documents_at_or_after_the_bound(documents: Subj
     assert documents.store.latest(SUMMARIES, "s1", "window_end", 10, since="2024-05-01T11:00:00Z") == []
 
 
+def _windows(subject: Subject, *minutes: int, metric: str = "temperature") -> None:
+    subject.store.upsert_many(
+        SUMMARIES,
+        [
+            {
+                "id": f"{metric[0]}{minute}",
+                "sensor_id": "s1",
+                "metric": metric,
+                "window_end": f"2024-05-01T10:{minute:02d}:00.000Z",
+                "min": float(minute),
+            }
+            for minute in minutes
+        ],
+    )
+
+
+def test_latest_between_since_and_until_keeps_both_bounds(documents: Subject) -> None:
+    _windows(documents, 1, 3, 5, 7, 9)
+
+    between = documents.store.latest(
+        SUMMARIES, "s1", "window_end", 10, since="2024-05-01T10:03:00.000Z", until="2024-05-01T10:07:00.000Z"
+    )
+    limited = documents.store.latest(
+        SUMMARIES, "s1", "window_end", 2, since="2024-05-01T10:01:00.000Z", until="2024-05-01T10:08:00.000Z"
+    )
+
+    assert [d["id"] for d in between] == ["t7", "t5", "t3"]  # both bounds included
+    assert [d["id"] for d in limited] == ["t7", "t5"]  # the limit takes the newest within the bounds
+    empty = documents.store.latest(
+        SUMMARIES, "s1", "window_end", 10, since="2024-05-01T10:05:30.000Z", until="2024-05-01T10:06:30.000Z"
+    )
+    assert empty == []
+
+
+def test_latest_until_alone_keeps_only_documents_at_or_before_the_bound(documents: Subject) -> None:
+    _windows(documents, 1, 3, 5, 7, 9)
+
+    until = documents.store.latest(SUMMARIES, "s1", "window_end", 10, until="2024-05-01T10:05:00.000Z")
+    newest_two = documents.store.latest(SUMMARIES, "s1", "window_end", 2, until="2024-05-01T10:08:00.000Z")
+
+    assert [d["id"] for d in until] == ["t5", "t3", "t1"]
+    assert [d["id"] for d in newest_two] == ["t7", "t5"]
+    assert documents.store.latest(SUMMARIES, "s1", "window_end", 10, until="2024-05-01T09:59:59.999Z") == []
+
+
+def test_latest_until_with_equals_and_fields(documents: Subject) -> None:
+    _windows(documents, 1, 3, 5, 7)
+    _windows(documents, 2, 4, 6, metric="humidity")
+
+    projected = documents.store.latest(
+        SUMMARIES,
+        "s1",
+        "window_end",
+        10,
+        equals={"metric": "humidity"},
+        since="2024-05-01T10:02:00.000Z",
+        until="2024-05-01T10:04:00.000Z",
+        fields=["window_end", "min"],
+    )
+
+    assert projected == [
+        {"window_end": "2024-05-01T10:04:00.000Z", "min": 4.0},
+        {"window_end": "2024-05-01T10:02:00.000Z", "min": 2.0},
+    ]
+
+
 def test_latest_with_fields_returns_only_those_fields(documents: Subject) -> None:
     documents.store.upsert_many(
         SUMMARIES,

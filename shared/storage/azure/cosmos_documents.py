@@ -138,6 +138,7 @@ class CosmosDocumentStore:
         equals: Mapping[str, str] | None = None,
         since: str | None = None,
         fields: Sequence[str] | None = None,
+        until: str | None = None,
     ) -> list[Document]:
         field = self._pk_field(container)
         names = [field, order_by, *(equals or {}), *(fields or ())]
@@ -156,6 +157,9 @@ class CosmosDocumentStore:
         if since is not None:
             query += f" AND c.{order_by} >= @since"
             parameters.append({"name": "@since", "value": since})
+        if until is not None:
+            query += f" AND c.{order_by} <= @until"
+            parameters.append({"name": "@until", "value": until})
         query += f" ORDER BY c.{order_by} DESC"
         try:
             items = self._container(container).query_items(

@@ -106,6 +106,7 @@ class SqliteDocumentStore:
         equals: Mapping[str, str] | None = None,
         since: str | None = None,
         fields: Sequence[str] | None = None,
+        until: str | None = None,
     ) -> list[Document]:
         names = [container, order_by, *(equals or {}), *(fields or ())]
         if not all(FIELD_NAME.match(name) for name in names):
@@ -123,6 +124,9 @@ class SqliteDocumentStore:
         if since is not None:
             sql += f"AND json_extract(body, '$.{order_by}') >= ? "
             params.append(since)
+        if until is not None:
+            sql += f"AND json_extract(body, '$.{order_by}') <= ? "
+            params.append(until)
         # The literal path matches the expression indexes, so SQLite walks the index backwards.
         sql += f"ORDER BY json_extract(body, '$.{order_by}') DESC LIMIT ?"
         params.append(limit)
