@@ -5,7 +5,7 @@ import os
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import dashboard, ingest, microshare, sensors, summariser
+from blueprints import dashboard, ingest, microshare, sensors, series, summariser
 from shared.ops.observability import configure_observability
 
 configure_observability(os.environ)
@@ -15,4 +15,5 @@ app.register_functions(sensors.bp)
 app.register_functions(summariser.bp)
 app.register_functions(ingest.bp)
 app.register_functions(dashboard.bp)
+app.register_functions(series.bp)
 app.register_functions(microshare.bp)

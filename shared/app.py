@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, cast
 
 from shared.dashboard.reader import DashboardReader
+from shared.dashboard.series_view import SeriesView
 from shared.intake.batches import BatchIntake
 from shared.intake.devices import DeviceRegistry
 from shared.intake.ingest import IngestLimits
@@ -63,6 +64,7 @@ class Services:
         self.dashboard = DashboardReader(
             stores.documents, stores.state, settings.dashboard.chart_refresh_seconds, metrics=self.metrics
         )
+        self.series = SeriesView(stores.documents, self.dashboard, settings.dashboard.csv_max_rows)
         self.devices = DeviceRegistry(stores.state)
         self.batches = BatchIntake(self.summariser, self.devices, self.metrics, settings.eventhub_name)
 

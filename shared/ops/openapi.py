@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.dashboard.charts import CHART_SIZES
+from shared.dashboard.csv_export import MAX_SPAN, READINGS_CSV, SUMMARIES_CSV
 from shared.dashboard.fleet import DEFAULT_PAGE_SIZE, GROUPINGS, MAX_FILTER_LENGTH, MAX_PAGE_SIZE, SORTS
 from shared.dashboard.range_history import CARD_RANGES, DEFAULT_RANGE, RANGES
 from shared.dashboard.reader import MAX_SUMMARIES_LIMIT
@@ -83,6 +84,52 @@ _FLEET_QUERY: list[Schema] = [
         "schema": {"type": "string", "enum": list(SORTS), "default": "name"},
     },
 ]
+
+
+def _time(name: str, default: str) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": f"ISO 8601 with a UTC offset or Z (a '+' sent as %2B); default: {default}",
+        "schema": {"type": "string", "format": "date-time"},
+    }
+
+
+def _csv_download(what: str, operation_id: str, columns: tuple[str, ...], metric: str) -> Schema:
+    truncated = "present when the span held more than CSV_MAX_ROWS rows: only the newest were answered"
+    return {
+        "get": {
+            "summary": f"{what} from `from` to `to` (both included) as CSV, oldest first; at most CSV_MAX_ROWS rows",
+            "operationId": operation_id,
+            "security": _ANONYMOUS,
+            "parameters": [
+                _SENSOR_ID,
+                {**_METRIC, "description": metric},
+                _time("from", "a day before `to`"),
+                _time("to", "now"),
+            ],
+            "responses": {
+                "200": {
+                    "description": f"CSV (UTF-8) with the header {','.join(columns)}; a downloadable file",
+                    "headers": {
+                        "Content-Disposition": {"schema": {"type": "string"}},
+                        "X-Truncated": {"description": truncated, "schema": {"type": "string", "enum": ["true"]}},
+                        "X-Earliest-Included": {
+                            "description": "with X-Truncated: the oldest time answered; ask again with `to` before it",
+                            "schema": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                    "content": {"text/csv": {"schema": {"type": "string"}}},
+                },
+                "400": _error(
+                    f"a malformed parameter, a time without offset, `from` not before `to`, or more than "
+                    f"{MAX_SPAN.days} days between them"
+                ),
+                "404": _error("no summaries for this sensor (or metric)"),
+            },
+        }
+    }
 
 
 def _limit(default: int, high: int) -> Schema:
@@ -402,6 +449,18 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 },
             }
         },
+        "/api/sensors/{sensor_id}/readings.csv": _csv_download(
+            "A sensor's readings",
+            "readings_csv",
+            READINGS_CSV.columns,
+            "one metric; without it, every metric of the sensor",
+        ),
+        "/api/sensors/{sensor_id}/summaries.csv": _csv_download(
+            "A series' summaries",
+            "summaries_csv",
+            SUMMARIES_CSV.columns,
+            "the series; without it, the sensor's first metric by name (as the summaries route picks)",
+        ),
         "/api/plots/{sensor_id}.png": {
             "get": {
                 "summary": "Chart of a series' max, min and avg: its last 120 summaries, or a time range; with the "

@@ -26,6 +26,8 @@ HTTP_ROUTES = {
     "overview": "api/overview",
     "list_readings": "api/sensors/{sensor_id}/readings",
     "openapi_json": "api/openapi.json",
+    "readings_csv": "api/sensors/{sensor_id}/readings.csv",
+    "summaries_csv": "api/sensors/{sensor_id}/summaries.csv",
 }
 KEYED_ROUTES = {"post_readings": ("api/readings", "POST"), "metrics": ("api/metrics", "GET")}
 ADMIN_ROUTES = {

@@ -25,6 +25,8 @@ ANONYMOUS_READS = frozenset(
         "api/sensors/{sensor_id}",
         "api/sensors/{sensor_id}/summaries",
         "api/sensors/{sensor_id}/readings",
+        "api/sensors/{sensor_id}/readings.csv",
+        "api/sensors/{sensor_id}/summaries.csv",
         "api/plots/{sensor_id}.png",
         "api/devices",
         "api/health",

@@ -1,0 +1,48 @@
+"""One sensor's series: its readings and summaries as CSV downloads."""
+
+from datetime import UTC, datetime
+
+import azure.functions as func
+
+from blueprints.query_params import metric_param
+from blueprints.responses import error_response
+from shared.app import services
+from shared.dashboard.csv_export import CsvExport, TimeSpan
+from shared.dashboard.reader import UnknownSeries, check_sensor_id
+from shared.ops.invocation import observed_function
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
+
+_ANONYMOUS = func.AuthLevel.ANONYMOUS
+
+
+def _csv(export: CsvExport) -> func.HttpResponse:
+    return func.HttpResponse(export.body, mimetype="text/csv", charset="utf-8", headers=export.headers())
+
+
+@bp.route(route="api/sensors/{sensor_id}/readings.csv", methods=["GET"], auth_level=_ANONYMOUS)
+@observed_function("readings_csv", trigger="http")
+def readings_csv(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """The sensor's readings from ?from to ?to (default: the last 24 hours), of ?metric or of every metric."""
+    try:
+        sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
+        span = TimeSpan.parse(req.params.get("from"), req.params.get("to"), datetime.now(UTC))
+        return _csv(services().series.readings_csv(sensor_id, metric_param(req), span))
+    except ValueError as invalid:
+        return error_response(400, str(invalid))
+    except UnknownSeries as unknown:
+        return error_response(404, str(unknown))
+
+
+@bp.route(route="api/sensors/{sensor_id}/summaries.csv", methods=["GET"], auth_level=_ANONYMOUS)
+@observed_function("summaries_csv", trigger="http")
+def summaries_csv(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """One series' summaries from ?from to ?to (default: the last 24 hours): ?metric, or the sensor's first."""
+    try:
+        sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
+        span = TimeSpan.parse(req.params.get("from"), req.params.get("to"), datetime.now(UTC))
+        return _csv(services().series.summaries_csv(sensor_id, metric_param(req), span))
+    except ValueError as invalid:
+        return error_response(400, str(invalid))
+    except UnknownSeries as unknown:
+        return error_response(404, str(unknown))

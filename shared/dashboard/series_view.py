@@ -1,0 +1,47 @@
+"""One sensor's series, read for its CSV downloads: the tiles the dashboard reader gives, summaries from
+`summaries` and raw readings from `readings` (the one place the dashboard reads raw readings)."""
+
+from __future__ import annotations
+
+from shared.dashboard.csv_export import READINGS_CSV, SUMMARIES_CSV, CsvExport, CsvKind, TimeSpan, export
+from shared.dashboard.reader import DashboardReader, UnknownSeries
+from shared.storage.ports import DocumentStore
+
+
+class SeriesView:
+    def __init__(self, documents: DocumentStore, dashboard: DashboardReader, csv_max_rows: int) -> None:
+        self._documents = documents
+        self._dashboard = dashboard
+        self.csv_max_rows = csv_max_rows
+
+    def readings_csv(self, sensor_id: str, metric: str | None, span: TimeSpan) -> CsvExport:
+        """The sensor's readings in the span, of one metric or (None) of every metric it has."""
+        chosen = self._metric(sensor_id, metric, span)  # UnknownSeries for a sensor (or metric) with no summary
+        return self._export(READINGS_CSV, sensor_id, None if metric is None else chosen, span)
+
+    def summaries_csv(self, sensor_id: str, metric: str | None, span: TimeSpan) -> CsvExport:
+        """The summaries of one series in the span: `metric`, or the sensor's first as GET .../summaries picks."""
+        return self._export(SUMMARIES_CSV, sensor_id, self._metric(sensor_id, metric, span), span)
+
+    def _metric(self, sensor_id: str, metric: str | None, span: TimeSpan) -> str:
+        """`metric` when the sensor has that series, else its first by name; UnknownSeries when it has none."""
+        metrics = [str(tile["metric"]) for tile in self._dashboard.sensor(sensor_id, span.end)["series"]]
+        if metric is None:
+            return metrics[0]
+        if metric not in metrics:
+            raise UnknownSeries(f"no summaries for sensor {sensor_id!r} and metric {metric!r}")
+        return metric
+
+    def _export(self, kind: CsvKind, sensor_id: str, metric: str | None, span: TimeSpan) -> CsvExport:
+        # Whole documents, not a projection: "value" is a reserved word of Cosmos DB's SQL, and both kinds of
+        # document are a few hundred bytes.
+        found = self._documents.latest(
+            kind.container,
+            sensor_id,
+            kind.order_by,
+            self.csv_max_rows + 1,
+            equals=None if metric is None else {"metric": metric},
+            since=span.since,
+            until=span.until,
+        )
+        return export(kind, found, self.csv_max_rows, sensor_id, metric, span)
