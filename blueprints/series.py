@@ -1,14 +1,15 @@
-"""One sensor's series: its readings and summaries as CSV downloads."""
+"""One sensor's series: its page, and its readings and summaries as CSV downloads."""
 
 from datetime import UTC, datetime
 
 import azure.functions as func
 
-from blueprints.query_params import metric_param
+from blueprints.query_params import metric_param, range_param
 from blueprints.responses import error_response
 from shared.app import services
 from shared.dashboard.csv_export import CsvExport, TimeSpan
 from shared.dashboard.reader import UnknownSeries, check_sensor_id
+from shared.dashboard.series_page import SERIES_DEFAULT_RANGE, render_problem_page, render_series_page
 from shared.ops.invocation import observed_function
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__ is unannotated
@@ -16,8 +17,31 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]  # the library's __init__
 _ANONYMOUS = func.AuthLevel.ANONYMOUS
 
 
+def _html(page: str, status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(
+        page, status_code=status, mimetype="text/html", charset="utf-8", headers={"Cache-Control": "no-store"}
+    )
+
+
 def _csv(export: CsvExport) -> func.HttpResponse:
     return func.HttpResponse(export.body, mimetype="text/csv", charset="utf-8", headers=export.headers())
+
+
+@bp.route(route="sensors/{sensor_id}", methods=["GET"], auth_level=_ANONYMOUS)
+@observed_function("series_page", trigger="http")
+def series_page(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """The sensor's page: per metric its figures, a large chart over ?range= (default 1h), recent history."""
+    try:
+        sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
+        chosen = range_param(req) or SERIES_DEFAULT_RANGE
+    except ValueError as invalid:
+        return _html(render_problem_page("Cannot show this sensor", str(invalid)), 400)
+    try:
+        history = services().series.sensor(sensor_id, datetime.now(UTC))
+    except UnknownSeries:
+        message = f"There is no sensor {sensor_id} yet: no summary has been made of its readings."
+        return _html(render_problem_page("Unknown sensor", message), 404)
+    return _html(render_series_page(history, chosen))
 
 
 @bp.route(route="api/sensors/{sensor_id}/readings.csv", methods=["GET"], auth_level=_ANONYMOUS)

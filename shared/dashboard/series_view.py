@@ -1,11 +1,37 @@
-"""One sensor's series, read for its CSV downloads: the tiles the dashboard reader gives, summaries from
-`summaries` and raw readings from `readings` (the one place the dashboard reads raw readings)."""
+"""One sensor's series, read for its page and its CSV downloads: the tiles the dashboard reader gives, recent
+history from `summaries` and recent raw readings from `readings` (the one place the dashboard reads raw
+readings)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 from shared.dashboard.csv_export import READINGS_CSV, SUMMARIES_CSV, CsvExport, CsvKind, TimeSpan, export
 from shared.dashboard.reader import DashboardReader, UnknownSeries
-from shared.storage.ports import DocumentStore
+from shared.storage.names import READINGS, SUMMARIES
+from shared.storage.ports import DocumentStore, public_fields
+
+PAGE_SUMMARIES = 20  # the page's table of recent summaries, per metric
+PAGE_READINGS = 50  # the page's table of recent readings, per metric
+
+
+@dataclass(frozen=True, slots=True)
+class MetricHistory:
+    """One series of the sensor: its tile (as GET /api/sensors/{sensor_id} gives it) and its recent history."""
+
+    tile: Mapping[str, Any]
+    summaries: list[dict[str, Any]]  # newest first
+    readings: list[dict[str, Any]]  # newest first
+
+
+@dataclass(frozen=True, slots=True)
+class SensorHistory:
+    sensor_id: str
+    series: list[MetricHistory]  # by metric
+    now: datetime  # when it was read: the page's "updated N s ago" and its downloads' time span count from it
 
 
 class SeriesView:
@@ -13,6 +39,19 @@ class SeriesView:
         self._documents = documents
         self._dashboard = dashboard
         self.csv_max_rows = csv_max_rows
+
+    def sensor(self, sensor_id: str, now: datetime) -> SensorHistory:
+        """Every series of the sensor with its latest summaries and readings; UnknownSeries when it has none."""
+        tiles = self._dashboard.sensor(sensor_id, now)["series"]
+        series = []
+        for tile in tiles:
+            metric = {"metric": str(tile["metric"])}
+            summaries = self._documents.latest(SUMMARIES, sensor_id, "window_end", PAGE_SUMMARIES, equals=metric)
+            readings = self._documents.latest(READINGS, sensor_id, "timestamp", PAGE_READINGS, equals=metric)
+            series.append(
+                MetricHistory(tile, [public_fields(d) for d in summaries], [public_fields(d) for d in readings])
+            )
+        return SensorHistory(sensor_id, series, now)
 
     def readings_csv(self, sensor_id: str, metric: str | None, span: TimeSpan) -> CsvExport:
         """The sensor's readings in the span, of one metric or (None) of every metric it has."""

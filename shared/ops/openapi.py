@@ -13,6 +13,7 @@ from shared.dashboard.csv_export import MAX_SPAN, READINGS_CSV, SUMMARIES_CSV
 from shared.dashboard.fleet import DEFAULT_PAGE_SIZE, GROUPINGS, MAX_FILTER_LENGTH, MAX_PAGE_SIZE, SORTS
 from shared.dashboard.range_history import CARD_RANGES, DEFAULT_RANGE, RANGES
 from shared.dashboard.reader import MAX_SUMMARIES_LIMIT
+from shared.dashboard.series_page import SERIES_DEFAULT_RANGE
 from shared.intake.ingest import IngestLimits
 from shared.intake.reading_intake import MAX_READINGS_LIMIT
 from shared.readings.rules import (
@@ -136,6 +137,8 @@ def _limit(default: int, high: int) -> Schema:
     schema = {"type": "integer", "minimum": 1, "maximum": high, "default": default}
     return {"name": "limit", "in": "query", "required": False, "schema": schema}
 
+
+_HTML: Schema = {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
 
 _FUNCTION_KEY: list[Schema] = [{"functionKey": []}, {"functionKeyQuery": []}]
 _ANONYMOUS: list[Schema] = []
@@ -381,6 +384,19 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
                     "400": _error("an unknown range, group or sort, or a cursor of another listing"),
+                },
+            }
+        },
+        "/sensors/{sensor_id}": {
+            "get": {
+                "summary": "A sensor's page: per metric its figures, a large chart over the range, recent history, CSV",
+                "operationId": "series_page",
+                "security": _ANONYMOUS,
+                "parameters": [_SENSOR_ID, {**_RANGE, "schema": {**_RANGE["schema"], "default": SERIES_DEFAULT_RANGE}}],
+                "responses": {
+                    "200": _HTML,
+                    "400": {**_HTML, "description": "HTML: a malformed sensor id or an unknown range"},
+                    "404": {**_HTML, "description": "HTML: no summaries for this sensor"},
                 },
             }
         },

@@ -1,10 +1,13 @@
 """What the series tests share: readings written as the pipeline writes them (into `readings`, then summarised
-one by one as the change feed would deliver them), and GET requests as the host makes them."""
+one by one as the change feed would deliver them), GET requests as the host makes them, and a small HTML tree to
+read a page as a browser would (the standard library's parser; text and attributes unescaped)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from typing import Any
 
 import azure.functions as func
@@ -67,3 +70,74 @@ def get(
         body=b"",
     )
     return handler(request)
+
+
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"})
+
+
+@dataclass
+class Element:
+    tag: str
+    attrs: dict[str, str]
+    children: list[Element | str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+    def all(self, tag: str, **attrs: str) -> list[Element]:
+        """Every element below this one with the tag and, for each keyword (class_ for class), a value containing
+        the given word or equal to it."""
+        found: list[Element] = []
+        for child in self.children:
+            if isinstance(child, str):
+                continue
+            if child.tag == tag and all(_has(child, name.rstrip("_"), value) for name, value in attrs.items()):
+                found.append(child)
+            found.extend(child.all(tag, **attrs))
+        return found
+
+    def one(self, tag: str, **attrs: str) -> Element:
+        found = self.all(tag, **attrs)
+        assert len(found) == 1, (tag, attrs, len(found))
+        return found[0]
+
+
+def _has(element: Element, name: str, value: str) -> bool:
+    actual = element.attrs.get(name.replace("_", "-"))
+    if actual is None:
+        return False
+    return actual == value or (name == "class" and value in actual.split())
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Element("#document", {})
+        self._open = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        element = Element(tag, {name: value or "" for name, value in attrs})
+        self._open[-1].children.append(element)
+        if tag not in _VOID:
+            self._open.append(element)
+
+    def handle_endtag(self, tag: str) -> None:
+        for depth in range(len(self._open) - 1, 0, -1):
+            if self._open[depth].tag == tag:
+                del self._open[depth:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        self._open[-1].children.append(data)
+
+
+def parse_html(text: str) -> Element:
+    builder = _TreeBuilder()
+    builder.feed(text)
+    builder.close()
+    return builder.root
+
+
+def table_rows(table: Element) -> list[list[str]]:
+    """The body rows of a table, each as the text of its cells."""
+    return [[cell.text() for cell in row.all("td")] for row in table.one("tbody").all("tr")]

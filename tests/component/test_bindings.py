@@ -16,6 +16,7 @@ SETTING_EXPRESSION = re.compile(r"%([^%]+)%")
 
 HTTP_ROUTES = {
     "dashboard_page": "{ignored:maxlength(0)?}",
+    "series_page": "sensors/{sensor_id}",
     "list_sensors": "api/sensors",
     "sensor_series": "api/sensors/{sensor_id}",
     "list_summaries": "api/sensors/{sensor_id}/summaries",

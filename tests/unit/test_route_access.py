@@ -21,6 +21,7 @@ KEYED_PREFIXES = ("api/microshare/", "admin/")
 ANONYMOUS_READS = frozenset(
     {
         "{ignored:maxlength(0)?}",
+        "sensors/{sensor_id}",
         "api/sensors",
         "api/sensors/{sensor_id}",
         "api/sensors/{sensor_id}/summaries",
