@@ -316,37 +316,6 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
                 "series": {"type": "array", "items": _ref("Tile")},
             },
         },
-        "Tile": {
-            "type": "object",
-            "required": ["sensor_id", "metric", "unit", "status", "latest", "charts"],
-            "properties": {
-                "sensor_id": {"type": "string"},
-                "metric": {"type": "string"},
-                "unit": {"type": "string"},
-                "location": {"type": "string", "description": "a dotted id without its last part; else empty"},
-                "group": {"type": "string"},
-                "status": {"enum": ["ok", "stale"]},
-                "interval_seconds": {
-                    "type": ["number", "null"],
-                    "description": "the usual time between readings",
-                },
-                "stale_after": {"type": "string", "format": "date-time"},
-                "latest": summary,
-                "charts": {
-                    "type": "object",
-                    "description": "range -> the version of its chart, for the chart URL's v",
-                    "additionalProperties": {"type": "integer"},
-                },
-            },
-        },
-        "SensorSeries": {
-            "type": "object",
-            "required": ["sensor_id", "series"],
-            "properties": {
-                "sensor_id": {"type": "string"},
-                "series": {"type": "array", "items": _ref("Tile")},
-            },
-        },
         "Devices": {
             "type": "object",
             "properties": {
@@ -466,20 +435,6 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                     "200": _json(_ref("SensorSeries"), "the sensor's series"),
                     "304": {"description": "unchanged since the ETag in If-None-Match"},
                     "400": _error("an invalid sensor id"),
-                    "404": _error("no summaries for this sensor"),
-                },
-            }
-        },
-        "/api/sensors/{sensor_id}": {
-            "get": {
-                "summary": "Every series of one sensor as the listing shows it; ETag and 304",
-                "operationId": "sensor_series",
-                "security": _ANONYMOUS,
-                "parameters": [_SENSOR_ID],
-                "responses": {
-                    "200": _json(_ref("SensorSeries"), "the sensor's series, by metric"),
-                    "304": {"description": "unchanged since the ETag in If-None-Match"},
-                    "400": _error("a malformed sensor id"),
                     "404": _error("no summaries for this sensor"),
                 },
             }
