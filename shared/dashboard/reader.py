@@ -6,7 +6,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,7 +25,7 @@ from shared.readings.reading import epoch_ms, format_epoch_ms
 from shared.readings.rules import SENSOR_ID_MESSAGE, SENSOR_ID_PATTERN
 from shared.readings.summariser import summary_from_state
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
-from shared.storage.ports import DocumentStore, Entity, StateStore, public_fields
+from shared.storage.ports import MAX_ENTITY_PAGE, DocumentStore, Entity, StateStore, public_fields
 
 CHART_POINTS = 120
 MAX_SUMMARIES_LIMIT = 500
@@ -118,7 +118,7 @@ class DashboardReader:
             tiles: list[Tile] = []
             known: dict[tuple[str, str], tuple[str, Tile | None]] = {}
             total = 0
-            for entity in self._state.query(WINDOWS_TABLE):
+            for entity in self._window_states():
                 total += _readings_total(entity)
                 key = (entity.partition_key, entity.row_key)
                 seen = self._tiles.get(key)
@@ -139,6 +139,16 @@ class DashboardReader:
                 while len(self._totals) > 1 and now - self._totals[1][0] >= _RATE_WINDOW_SECONDS:
                     self._totals.popleft()  # keep the newest sample at least a window old
             return snapshot
+
+    def _window_states(self) -> Iterator[Entity]:
+        """Every window state, a page at a time: a fleet of any size is never one answer from the store."""
+        continuation: str | None = None
+        while True:
+            page = self._state.query_page(WINDOWS_TABLE, MAX_ENTITY_PAGE, continuation)
+            yield from page.entities
+            continuation = page.continuation
+            if continuation is None:
+                return
 
     def series(self) -> list[dict[str, Any]]:
         """Every series with its latest summary, sorted by sensor then metric."""
@@ -303,9 +313,7 @@ class DashboardReader:
         from shared.dashboard.charts import render_chart  # matplotlib loads on the first chart only
 
         render = self._render or render_chart
-        if size != "card":
-            options["size"] = size
-        return render(points, **options)
+        return render(points, size=size, **options)
 
     def _render_series(self, tile: Tile, scale: int, size: str) -> bytes:
         from shared.dashboard.charts import ChartPoint

@@ -93,7 +93,7 @@ def test_viewers_asking_for_the_same_new_chart_at_once_share_one_render(database
     asked: list[int] = []
     renders: list[int] = []
 
-    def slow_render(points: object, *, title: str, unit: str, scale: float) -> bytes:
+    def slow_render(points: object, *, title: str, unit: str, scale: float, size: str) -> bytes:
         renders.append(1)
         # The render lasts until every viewer has asked for the chart, so they all ask while it runs.
         wait_for(lambda: len(asked) == viewers, 60, "every viewer to ask for the chart")
@@ -116,7 +116,7 @@ def test_a_failed_render_lets_the_next_viewer_try_again(database: SqliteDatabase
     Summariser(documents, state, window_size=5).apply(readings("a", 0, 6), source="test")
     attempts: list[int] = []
 
-    def flaky_render(points: object, *, title: str, unit: str, scale: float) -> bytes:
+    def flaky_render(points: object, *, title: str, unit: str, scale: float, size: str) -> bytes:
         attempts.append(1)
         if len(attempts) == 1:
             raise RuntimeError("renderer crashed")

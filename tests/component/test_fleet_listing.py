@@ -18,11 +18,10 @@ from shared.readings.rules import DEFAULT_METRICS
 from tests.component.conftest import Handler
 from tests.component.test_dashboard_api import body_json, get
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 
-
-def readings(sensor_id: str, count: int, step: float = 1.0, metric: str = "temperature") -> list[dict[str, Any]]:
-    """`count` readings `step` seconds apart, the newest a second ago."""
+def readings(sensor_id: str, count: int, step: float = 10.0, metric: str = "temperature") -> list[dict[str, Any]]:
+    """`count` readings `step` seconds apart, the newest a second ago: not stale for another 3 steps."""
+    now = datetime.now(UTC)
     return [
         {
             "id": f"{sensor_id}-{metric}-{n}",
@@ -30,7 +29,7 @@ def readings(sensor_id: str, count: int, step: float = 1.0, metric: str = "tempe
             "metric": metric,
             "value": 20.0 + n,
             "unit": DEFAULT_METRICS[metric].unit,
-            "timestamp": (NOW - timedelta(seconds=1 + step * (count - 1 - n))).isoformat(),
+            "timestamp": (now - timedelta(seconds=1 + step * (count - 1 - n))).isoformat(),
         }
         for n in range(count)
     ]
@@ -72,7 +71,7 @@ def test_filter_group_and_sort_apply_to_the_whole_fleet(handlers: dict[str, Hand
     summariser = services().summariser
     summariser.apply(readings("HQ.Floor-1.Zone-A", 3, metric="people_count"), source="test")
     summariser.apply(readings("HQ.Floor-2.Zone-B", 3, metric="people_count"), source="test")
-    summariser.apply(readings("lab-01", 3, step=3.0), source="test")  # the oldest first reading
+    summariser.apply(readings("lab-01", 3, step=30.0), source="test")  # the oldest first reading
     summariser.apply(readings("lab-02", 3), source="test")
 
     by_location = body_json(listing(handlers, group="location"))
@@ -139,7 +138,8 @@ def test_a_poll_when_nothing_changed_is_an_empty_304_until_a_new_summary(
 
     again = get(handlers[route], url, headers={"If-None-Match": etag})
     summariser.apply(
-        [{**readings("s1", 1)[0], "id": "s1-new", "value": 99.0, "timestamp": NOW.isoformat()}], source="test"
+        [{**readings("s1", 1)[0], "id": "s1-new", "value": 99.0, "timestamp": datetime.now(UTC).isoformat()}],
+        source="test",
     )
     services().dashboard._snapshot = None  # the listing's half-second scan cache, as if that time had passed
     changed = get(handlers[route], url, headers={"If-None-Match": etag})
@@ -199,7 +199,9 @@ def test_an_outdated_version_gets_the_current_chart_which_browsers_must_not_keep
 @pytest.mark.usefixtures("app_on_temp_store")
 def test_the_chart_version_moves_once_per_refresh_period_not_with_every_summary(handlers: dict[str, Handler]) -> None:
     summariser = services().summariser
-    start = datetime.fromtimestamp(int(NOW.timestamp()) // 300 * 300 - 300, UTC)  # a 1-day period boundary
+    start = datetime.fromtimestamp(
+        int(datetime.now(UTC).timestamp()) // 300 * 300 - 300, UTC
+    )  # a 1-day period boundary
     versions = []
     for second in (0, 2, 4, 6, 290, 301):
         summariser.apply(

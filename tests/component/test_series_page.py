@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -15,21 +14,12 @@ import pytest
 from PIL import Image
 
 from shared.app import services
-from shared.dashboard.charts import render_chart
 from shared.dashboard.reader import IMMUTABLE
 from shared.storage.names import READINGS
 from tests.component.conftest import Handler
 from tests.component.series_rig import Element, get, parse_html, reading, seed, table_rows
 
 SENSOR = "sensor-01"
-# The chart route draws size=large once charts.render_chart takes a size (CHART_SIZES names it already); until
-# then it fails, and so does this test, as expected.
-needs_large_charts = pytest.mark.xfail(
-    "size" not in inspect.signature(render_chart).parameters,
-    reason="charts.render_chart does not draw size=large yet",
-    raises=TypeError,
-    strict=True,
-)
 
 
 def page(handlers: dict[str, Handler], sensor_id: str = SENSOR, **params: str) -> func.HttpResponse:
@@ -125,7 +115,6 @@ def test_each_series_has_a_large_chart_of_the_current_version_with_its_figures_i
     assert cache_control == IMMUTABLE
 
 
-@needs_large_charts
 @pytest.mark.usefixtures("sensor")
 def test_the_large_chart_url_answers_a_1200_by_420_png(handlers: dict[str, Handler]) -> None:
     _, root = document(page(handlers))

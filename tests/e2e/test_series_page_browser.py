@@ -8,7 +8,6 @@ new version of it replaces the old.
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import json
 import re
@@ -21,7 +20,6 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from shared.dashboard.charts import render_chart
 from shared.readings.reading import format_timestamp
 from tests.e2e.browser import PageLog, chromium_executable, origin
 from tests.e2e.devhost_process import DevhostProcess
@@ -33,14 +31,6 @@ QUIET = {"AzureWebJobs.simulate_sensors.Disabled": "true"}  # only the readings 
 WAIT_MS = 20_000  # the page polls every 5 s; a summary follows a post within a second or two
 SOURCE = "browser-test"
 SHOWN = "{:.1f}"
-# The chart route draws size=large once charts.render_chart takes a size (CHART_SIZES names it already); until
-# then a large chart is a 500, and the tests that need one to load fail, as expected.
-LARGE_CHARTS_DRAWN = "size" in inspect.signature(render_chart).parameters
-needs_large_charts = pytest.mark.xfail(
-    not LARGE_CHARTS_DRAWN,
-    reason="charts.render_chart does not draw size=large yet",
-    strict=True,
-)
 
 CHART_LOADED = """(range) => {
   const img = document.querySelector("section.series img.chart");
@@ -158,7 +148,6 @@ def assert_clean(log: PageLog, host: DevhostProcess) -> None:
     assert [url for url in log.requests if origin(url) != host.base_url] == []
 
 
-@needs_large_charts
 def test_the_page_shows_the_sensors_figures_and_a_loaded_large_chart(
     host: DevhostProcess, boiler: list[dict[str, Any]], tab: PageLog
 ) -> None:
@@ -186,7 +175,6 @@ def test_the_page_shows_the_sensors_figures_and_a_loaded_large_chart(
     assert_clean(tab, host)
 
 
-@needs_large_charts
 def test_choosing_1_day_changes_the_chart_and_the_address(
     host: DevhostProcess, boiler: list[dict[str, Any]], tab: PageLog
 ) -> None:
@@ -244,11 +232,10 @@ def test_the_download_link_gives_a_csv_file_of_the_readings(
     assert [line.split(",")[0] for line in summaries[1:]] == [s["window_end"] for s in reversed(listed)]
     assert page.evaluate("window.__marker") == 1, "a download navigated away from the page"
     # This test does not need the chart: while large charts are not drawn, its failed load is not this test's.
-    assert [e for e in tab.console_errors if LARGE_CHARTS_DRAWN or "/api/plots/" not in e] == []
+    assert tab.console_errors == []
     assert [url for url in tab.requests if origin(url) != host.base_url] == []
 
 
-@needs_large_charts
 def test_the_chart_never_goes_blank_while_a_new_version_replaces_it(host: DevhostProcess, tab: PageLog) -> None:
     # The 10-minute chart gets a new version for every 5 s of readings (CHART_REFRESH_10M_SECONDS).
     moment = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=60)
