@@ -56,7 +56,7 @@ unit: setup
 	$(PY) -m pytest tests/unit
 
 bench: setup $(NODE_STAMP)
-	for name in summariser dashboard coldstart freshness state_roundtrip forwarder backfill ingest; do $(PY) -m bench $$name || exit 1; done
+	for name in summariser dashboard fleet coldstart freshness state_roundtrip forwarder backfill ingest; do $(PY) -m bench $$name || exit 1; done
 
 clean:
 	rm -rf $(VENV) node_modules $(DATA_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis

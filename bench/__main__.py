@@ -24,6 +24,7 @@ BENCHES: dict[str, str] = {
     "state_roundtrip": "window state read + If-Match write on Azurite (needs `npm ci`)",
     "forwarder": "Microshare stand-in -> embedded hub: 100,000 records, batch fill, dedup state over a week",
     "backfill": "Durable backfill under devhost: 3 x 30 windows, and history size for 1,000 windows",
+    "fleet": "1,000 series at 5 s through devhost: page in Chromium, CPU and chart renders with 1, 5, 20 viewers",
     "ingest": "POST /api/readings in batches of 100 through devhost: readings/s, latency, summariser catch-up",
 }
 

@@ -17,15 +17,16 @@ alone, in seconds.
 
 Then, through devhost as a subprocess with 20 simulated sensors (bench/dashboard_load.py says exactly how):
 
-* viewers: 50 clients revalidating their page of /api/sensors every 2 s and /api/overview every 5 s and loading
-  the new chart versions of the tiles on screen, as the page does; devhost's CPU (percent of one core, from /proc/<pid>/stat over 30 s after a 5 s warm-up),
-  requests/s, p50/p95/p99 latency per request kind, errors and chart renders, in two phases: `steady` (the
-  simulator makes a summary per sensor every second; reported only) and `cached` (simulator disabled, every
-  chart already rendered: the target, devhost CPU <= 50 % of one core and no error);
-* page_ready: Debian's chromium through Playwright, 5 navigations to `/` in fresh browser contexts; seconds
-  from navigation start until 20 tiles are in and those on screen show a loaded chart (the first run against devhost's cold chart cache;
-  the target, <= 1.5 s, on the median). None, with `page_ready_unavailable` saying why, without chromium or
-  Playwright (the other figures are still reported; meets_target is then false).
+* viewers: 50 clients revalidating their page of /api/sensors every 2 s and /api/overview every 5 s and loading the
+  new chart versions of the tiles on screen, as the page does; devhost's CPU (percent of one core, from
+  /proc/<pid>/stat over 30 s after a 5 s warm-up), requests/s, p50/p95/p99 latency per request kind, errors and
+  chart renders, in two phases: `steady` (the simulator makes a summary per sensor every second; reported only) and
+  `cached` (simulator disabled, every chart already rendered: the target, devhost CPU <= 50 % of one core and no
+  error);
+* page_ready: Debian's chromium through Playwright, 5 navigations to `/` in fresh browser contexts; seconds from
+  navigation start until 20 tiles are in and those on screen show a loaded chart (the first run against devhost's
+  cold chart cache; the target, <= 1.5 s, on the median). None, with `page_ready_unavailable` saying why, without
+  chromium or Playwright (the other figures are still reported; meets_target is then false).
 """
 
 from __future__ import annotations

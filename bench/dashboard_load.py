@@ -36,9 +36,9 @@ Two phases, both reported:
 
 Page ready, on the cached-phase devhost before its viewers: Debian's chromium (never a downloaded browser),
 headless, through Playwright; 5 navigations to `/`, each in a fresh browser context (cold browser cache) of
-1280x720. A run's figure is `performance.now()` in the page (0 = navigation start) when 20 tiles are present
-and the chart of every tile on screen is loaded (`complete && naturalWidth > 0`). The first run meets devhost's cold chart cache
-(devhost's warmup run has loaded matplotlib by then, as a user opening the page after `make run` finds it);
+1280x720. A run's figure is `performance.now()` in the page (0 = navigation start) when 20 tiles are present and the
+chart of every tile on screen is loaded (`complete && naturalWidth > 0`). The first run meets devhost's cold chart
+cache (devhost's warmup run has loaded matplotlib by then, as a user opening the page after `make run` finds it);
 the others find every chart cached. The target is on the median of the 5; the first is reported too.
 """
 

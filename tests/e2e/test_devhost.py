@@ -3,6 +3,7 @@ dashboard shows it."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -58,14 +59,24 @@ def test_every_simulated_sensor_gets_summaries(devhost: DevhostProcess) -> None:
         assert ends == sorted(ends, reverse=True)
 
 
-def test_the_page_shows_one_chart_per_sensor(devhost: DevhostProcess) -> None:
+def test_the_page_carries_a_tile_per_sensor_with_its_chart_version(devhost: DevhostProcess) -> None:
     wait_for(lambda: _series_with_full_windows(devhost), 60, "summaries of every sensor")
     status, headers, body = devhost.get("/")
     assert status == 200
     assert headers["Content-Type"].startswith("text/html")
     page = body.decode()
+    embedded = json.loads(page.split('<script id="first-page" type="application/json">', 1)[1].split("</script>")[0])
+    assert [tile["sensor_id"] for tile in embedded["items"]] == SENSORS
+
+    def current_chart_is_immutable(sensor: str) -> bool:
+        (tile,) = devhost.get_json(f"/api/sensors/{sensor}")["series"]
+        path = f"/api/plots/{sensor}.png?metric=temperature&range=10m&v={tile['charts']['10m']}"
+        status, headers, _ = devhost.get(path)
+        assert status == 200
+        return "immutable" in headers["Cache-Control"]  # unless the version moved on in between: ask again
+
     for sensor in SENSORS:
-        assert f"api/plots/{sensor}.png" in page
+        wait_for(functools.partial(current_chart_is_immutable, sensor), 30, f"{sensor}'s versioned chart")
 
 
 def test_chart_is_a_png_of_the_right_size_and_revalidates_with_its_etag(devhost: DevhostProcess) -> None:
