@@ -16,13 +16,15 @@ the rest of the app's cold start, and most invocations never draw a chart.
 
 from __future__ import annotations
 
-import io
 import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+
+from shared.dashboard.chart_png import indexed_png, rgb
+from shared.dashboard.chart_ticks import date_label, time_ticks, value_ticks
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -81,10 +83,6 @@ _SPAN_RIGHT_PAD = 0.015
 _VALUE_PAD = 0.05
 
 # Steps between time ticks, in seconds; each divides a day, so ticks fall on round clock times.
-_TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
-_DAY = 86400
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MINUS = "\N{MINUS SIGN}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,40 +200,6 @@ def _series(
     return series
 
 
-def _time_ticks(left: datetime, right: datetime, most: int) -> tuple[list[float], list[str]]:
-    """Up to `most` ticks on round UTC clock times from `left` to `right`, as seconds from `left`, with labels:
-    hours and minutes (and seconds for short spans), the date at midnight and when ticks are days apart."""
-    start, end = left.timestamp(), right.timestamp()
-    span = end - start
-    step = next((s for s in _TIME_STEPS if span / s < most), _TIME_STEPS[-1])
-    while span / step >= most:  # longer than the table: whole days, doubled until they fit
-        step *= 2
-    ticks: list[float] = []
-    labels: list[str] = []
-    at = math.ceil(start / step) * step
-    while at <= end:
-        moment = datetime.fromtimestamp(at, UTC)
-        if step >= _DAY or at % _DAY == 0:
-            labels.append(f"{moment.day} {_MONTHS[moment.month - 1]}")
-        else:
-            labels.append(f"{moment:%H:%M:%S}" if step < 60 else f"{moment:%H:%M}")
-        ticks.append(at - start)
-        at += step
-    return ticks, labels
-
-
-def _date_label(left: datetime, right: datetime) -> str:
-    """The time axis' label: its zone and the dates it covers, e.g. "UTC · 2 Mar 2026"."""
-
-    def day(moment: datetime, year: bool) -> str:
-        text = f"{moment.day} {_MONTHS[moment.month - 1]}"
-        return f"{text} {moment.year}" if year else text
-
-    if left.date() == right.date():
-        return f"UTC · {day(left, True)}"
-    return f"UTC · {day(left, left.year != right.year)} – {day(right, True)}"
-
-
 def _value_limits(series: _Series) -> tuple[float, float]:
     values = [v for v in (*series.mins, *series.maxs, *series.avgs) if math.isfinite(v)]
     if not values:
@@ -246,23 +210,6 @@ def _value_limits(series: _Series) -> tuple[float, float]:
         return low - pad, high + pad
     pad = (high - low) * _VALUE_PAD
     return low - pad, high + pad
-
-
-def _value_ticks(low: float, high: float, most: int) -> tuple[list[float], list[str]]:
-    """Up to `most` ticks at round values (1, 2 or 5 times a power of ten apart) from `low` to `high`."""
-    if not math.isfinite(high - low):
-        return [], []
-    magnitude = 10.0 ** math.floor(math.log10((high - low) / most))
-    step = magnitude
-    first = last = 0
-    for multiple in (1, 2, 5, 10):  # 10 always fits: then fewer than `most` steps span the range
-        step = multiple * magnitude
-        first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
-        if last - first < most:
-            break
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-    ticks = [k * step for k in range(first, last + 1)]
-    return ticks, [f"{tick:.{decimals}f}".replace("-", _MINUS) for tick in ticks]
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,7 +313,7 @@ class _ChartFigure:
         if points:
             for box, colour in self.samples:
                 draw.rectangle(box, fill=colour)
-        return _png(image)
+        return indexed_png(image, _EXACT_COLOURS)
 
     def _fitted(self, title: str) -> str:
         """`title`, cut short with an ellipsis if it is wider than the figure."""
@@ -387,8 +334,8 @@ class _ChartFigure:
         span = (series.right - series.left).total_seconds()
         x_high = span * (1 + _SPAN_RIGHT_PAD) if fixed_span else span
         y_low, y_high = _value_limits(series)
-        x_ticks, x_texts = _time_ticks(series.left, series.left + timedelta(seconds=x_high), self.layout.x_ticks)
-        y_ticks, y_texts = _value_ticks(y_low, y_high, self.layout.y_ticks)
+        x_ticks, x_texts = time_ticks(series.left, series.left + timedelta(seconds=x_high), self.layout.x_ticks)
+        y_ticks, y_texts = value_ticks(y_low, y_high, self.layout.y_ticks)
 
         # Left: room for the unit (turned upward) and the widest value label; right: for half the widest time
         # label, which may sit on the plot's right edge.
@@ -430,7 +377,7 @@ class _ChartFigure:
             *(_Label(x_at(x), bottom + gap, text, "ma", font, muted) for x, text in zip(x_ticks, x_texts, strict=True)),
             *(_Label(left - gap, y_at(y), text, "rm", font, muted) for y, text in zip(y_ticks, y_texts, strict=True)),
             _Label(edge, (top + bottom) / 2, unit, "lm", font, muted, upward=True),
-            _Label(edge, self.height - edge, _date_label(series.left, series.right), "ld", font, muted),
+            _Label(edge, self.height - edge, date_label(series.left, series.right), "ld", font, muted),
         ]
 
     def _legend(self) -> tuple[list[_Label], list[tuple[tuple[float, float, float, float], str]]]:
@@ -487,40 +434,8 @@ def _band(series: _Series) -> list[list[tuple[float, float]]]:
     return polygons
 
 
-def _png(image: Image) -> bytes:
-    """`image` as an indexed-colour PNG: a third of the bytes of an RGB one, and a sixth of the time to write.
-
-    The octree picks 256 colours for the image; as it gives each the average of the colours it stands for, the
-    white background would come out as (254, 254, 254) and a line's own colour a shade off, so the palette entry
-    nearest each of the chart's own colours is set to that colour exactly."""
-    from PIL import Image as Images
-
-    indexed = image.quantize(256, method=Images.Quantize.FASTOCTREE, dither=Images.Dither.NONE)
-    palette = indexed.getpalette() or []
-    entries = [tuple(palette[n : n + 3]) for n in range(0, len(palette), 3)]
-    for colour in _EXACT_COLOURS:
-        nearest = min(range(len(entries)), key=lambda n: _distance(entries[n], colour))
-        if _distance(entries[nearest], colour) <= _SNAP_DISTANCE:
-            entries[nearest] = colour
-    indexed.putpalette([channel for entry in entries for channel in entry])
-    buffer = io.BytesIO()
-    # Pillow writes no time stamp and no software name, so equal input gives equal bytes.
-    indexed.save(buffer, format="PNG", compress_level=6)
-    return buffer.getvalue()
-
-
-def _rgb(hex_colour: str) -> tuple[int, int, int]:
-    return int(hex_colour[1:3], 16), int(hex_colour[3:5], 16), int(hex_colour[5:7], 16)
-
-
-def _distance(one: Sequence[int], other: Sequence[int]) -> int:
-    return max(abs(a - b) for a, b in zip(one, other, strict=True))
-
-
+# The chart's own colours, kept exact in the indexed PNG.
 _EXACT_COLOURS = [
-    _rgb(colour)
+    rgb(colour)
     for colour in (BACKGROUND_COLOR, TEXT_COLOR, MUTED_TEXT_COLOR, MAX_COLOR, AVG_COLOR, MIN_COLOR, GRID_COLOR)
 ]
-# At most this far (in any channel) from a chart colour, a palette entry stands for that colour; further, the
-# colour is not in the image and the entry stands for something else.
-_SNAP_DISTANCE = 8

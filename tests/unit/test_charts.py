@@ -266,27 +266,27 @@ def test_charts_drawn_at_once_on_many_threads_are_those_drawn_one_by_one() -> No
 
 
 def test_time_ticks_fall_on_round_clock_times_and_name_the_day_at_midnight() -> None:
-    from shared.dashboard.charts import _date_label, _time_ticks, _value_ticks
+    from shared.dashboard.chart_ticks import date_label, time_ticks, value_ticks
 
     evening = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
-    ticks, labels = _time_ticks(evening, evening + timedelta(hours=24), 5)
+    ticks, labels = time_ticks(evening, evening + timedelta(hours=24), 5)
     assert labels == ["18:00", "3 Mar", "06:00", "12:00", "18:00"]
     assert ticks == [0.0, 21600.0, 43200.0, 64800.0, 86400.0]
-    assert _date_label(evening, evening + timedelta(hours=24)) == "UTC · 2 Mar – 3 Mar 2026"
+    assert date_label(evening, evening + timedelta(hours=24)) == "UTC · 2 Mar – 3 Mar 2026"
 
-    ticks, labels = _time_ticks(START + timedelta(seconds=7), START + timedelta(minutes=3, seconds=20), 5)
+    ticks, labels = time_ticks(START + timedelta(seconds=7), START + timedelta(minutes=3, seconds=20), 5)
     assert labels == ["12:01", "12:02", "12:03"]
-    assert _time_ticks(START, START + timedelta(seconds=40), 5)[1] == [
+    assert time_ticks(START, START + timedelta(seconds=40), 5)[1] == [
         "12:00:00",
         "12:00:10",
         "12:00:20",
         "12:00:30",
         "12:00:40",
     ]
-    assert _date_label(START, START + timedelta(minutes=10)) == "UTC · 1 Mar 2026"
+    assert date_label(START, START + timedelta(minutes=10)) == "UTC · 1 Mar 2026"
 
-    assert _value_ticks(19.6, 28.4, 5)[1] == ["20", "22", "24", "26", "28"]
-    assert _value_ticks(-0.26, 0.31, 5)[1] == ["\N{MINUS SIGN}0.2", "0.0", "0.2"]
+    assert value_ticks(19.6, 28.4, 5)[1] == ["20", "22", "24", "26", "28"]
+    assert value_ticks(-0.26, 0.31, 5)[1] == ["\N{MINUS SIGN}0.2", "0.0", "0.2"]
 
 
 def test_the_time_axis_is_utc_whatever_the_host_zone() -> None:
