@@ -12,15 +12,15 @@ the chart URL of the tile's current version (`/api/plots/{id}.png?metric=...&ran
 image only, as a browser at devicePixelRatio 1 does) unless its browser cache holds that URL already (the answer
 is immutable, so a browser asks nobody for it again); every 5 s it revalidates /api/overview likewise.
 
-Figures cover a 30 s window after a 5 s warm-up (which holds each viewer's first poll, reported apart as
-`warmup`): devhost's CPU from /proc/<pid>/stat (utime + stime delta over the window / its wall time, in percent
-of one core; devhost's own threads, it starts no child), requests/s answered, p50/p95/p99/max latency per
-request kind (sensors, sensors_304, overview, overview_304, png_200), polls started against polls offered
-(50 x 30 s / 2 s), errors (transport failures, 10 s timeouts, an unexpected status, a chart that is not an
-immutable PNG; counted over the whole run), chart renders seen by the clients (200 PNG answers with an ETag no
-client had seen before) and devhost's own count (`sensorpulse_chart_renders_total`, per minute). Also:
-devhost's CPU over 3 s before the viewers start, and this process's own CPU (the load generator shares the
-machine).
+Figures cover a 30 s window after a 5 s warm-up (which holds each viewer's first poll, reported apart as `warmup`):
+devhost's CPU from /proc/<pid>/stat (utime + stime delta over the window / its wall time, in percent of one core;
+devhost's own threads, it starts no child), requests/s answered, p50/p95/p99/max latency per request kind (sensors,
+sensors_304, overview, overview_304, png_200; png_outdated: a chart whose version moved on between the poll and the
+request, answered with the current one and `no-cache`), polls started against polls offered (50 x 30 s / 2 s),
+errors (transport failures, 10 s timeouts, an unexpected status, a chart that is not a PNG; counted over the whole
+run), chart renders seen by the clients (200 PNG answers with an ETag no client had seen before) and devhost's own
+count (`sensorpulse_chart_renders_total`, per minute). Also: devhost's CPU over 3 s before the viewers start, and
+this process's own CPU (the load generator shares the machine).
 
 Two phases, both reported:
 
@@ -85,7 +85,7 @@ _LATE_SLACK_SECONDS = 0.1
 _ERROR_EXAMPLES = 5
 # The in-process part of the dashboard bench sets these in this process's environment; devhost chooses its own.
 _HOST_CHOSEN = ("STORAGE_BACKEND", "EMBEDDED_DATA_DIR", "WINDOW_SIZE", "DEVHOST_FEED_POLL_DELAY_MS")
-_KINDS = ("sensors", "sensors_304", "overview", "overview_304", "png_200")
+_KINDS = ("sensors", "sensors_304", "overview", "overview_304", "png_200", "png_outdated")
 PAGE_SIZE = 48  # the page's tiles per page (shared.dashboard.page.PAGE_SIZE)
 VISIBLE_TILES = 6  # tiles on screen in a 1280x720 window: the page asks for these charts only
 TOTALS_SECONDS = 5.0  # the page polls /api/overview this often
@@ -353,9 +353,13 @@ class _Viewer:
         status, headers, body, began = answer
         ended = time.perf_counter()
         etag = headers.get("ETag")
-        if status == 200 and body.startswith(b"\x89PNG") and etag and "immutable" in headers.get("Cache-Control", ""):
+        is_png = status == 200 and body.startswith(b"\x89PNG") and etag is not None
+        if is_png and etag is not None and "immutable" in headers.get("Cache-Control", ""):
             self.cache[path] = etag
             self.answers.append(_Answer("png_200", ended - began, ended, self.renders.first_sight(etag)))
+        elif is_png and headers.get("Cache-Control") == "no-cache":
+            # The version moved on between the poll and this request: the current chart, not to be kept.
+            self.answers.append(_Answer("png_outdated", ended - began, ended))
         else:
             cache_control = headers.get("Cache-Control")
             self._error(

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +58,13 @@ class _Snapshot:
     tiles: list[Tile]
     readings_total: int
     taken_at: float  # clock
+    # (sensor, metric) -> its tile, and (sensor, None) -> the sensor's first tile by metric
+    by_sensor: dict[tuple[str, str | None], Tile] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for tile in reversed(self.tiles):  # in key order: the first metric of a sensor is set last
+            self.by_sensor[(tile.sensor_id, tile.metric)] = tile
+            self.by_sensor[(tile.sensor_id, None)] = tile
 
 
 def check_sensor_id(sensor_id: str) -> str:
@@ -217,6 +224,10 @@ class DashboardReader:
         summary = summary_from_state(sensor_id, entity.row_key, entity.properties)
         return None if summary is None else tile_from_summary(summary)
 
+    def _listed(self, sensor_id: str, metric: str | None) -> Tile | None:
+        """The series as the latest scan has it (the first metric by name without `metric`); None if not in it."""
+        return self._read().by_sensor.get((sensor_id, metric))
+
     def _sensor_series(self, sensor_id: str, metric: str | None) -> Tile:
         entities = self._state.query(WINDOWS_TABLE, check_sensor_id(sensor_id))
         if metric is not None:
@@ -249,16 +260,23 @@ class DashboardReader:
 
         Without a range the chart shows the last CHART_POINTS summaries; with one, the summaries in that range
         (see range_history). With the range's current `version` (fleet.chart_versions) the URL names its content:
-        rendered once, kept, and answered as immutable for browsers and a CDN to keep. Another version (a page
-        that has not polled lately) gets the current chart, which browsers must not keep as that URL's."""
-        tile = self._sensor_series(sensor_id, metric)
+        rendered once, kept, and answered as immutable for browsers and a CDN to keep; an earlier version is
+        answered the same way while its chart is still in the render cache. Any other version (a page that has
+        not polled lately) gets the current chart, which browsers must not keep as that URL's."""
+        # A versioned URL came from a listing: judge it by the scan that listing was answered from, or a chart
+        # asked for right after a poll would find its version already outdated.
+        listed = self._listed(sensor_id, metric) if version is not None else None
+        tile = listed or self._sensor_series(sensor_id, metric)
         cache_control = "no-cache"
         if range_name is not None:
             refresh = self.refresh_seconds[chart_range(range_name).name]
             current = chart_versions(tile.end_ms, {range_name: refresh})[range_name]
-            if version == current:
+            if version is not None:
                 key = "\x1f".join((sensor_id, tile.metric, range_name, size, str(scale), "v", str(version)))
-                return _etag(key), IMMUTABLE, tile
+                with self._lock:
+                    drawn = _etag(key) in self._charts
+                if version == current or drawn:  # the current version, or an earlier one still held as drawn
+                    return _etag(key), IMMUTABLE, tile
             with self._lock:
                 last = self._last_render.get((sensor_id, tile.metric, range_name, size, scale))
             if last is not None and self._clock() - last[1] < refresh:

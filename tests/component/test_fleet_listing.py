@@ -244,3 +244,21 @@ def test_a_bad_chart_parameter_is_a_400_with_the_reason(
 
     assert response.status_code == 400
     assert reason in json.loads(response.get_body())["error"]
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_a_version_drawn_before_it_was_superseded_is_still_answered_as_drawn(handlers: dict[str, Handler]) -> None:
+    summariser = services().summariser
+    summariser.apply(readings("s1", 4), source="test")
+    (tile,) = body_json(listing(handlers))["items"]
+    drawn = chart(handlers, "s1", range="10m", v=str(tile["charts"]["10m"]))
+
+    later = datetime.now(UTC) + timedelta(seconds=30)  # well into another 5 s period
+    summariser.apply([{**readings("s1", 1)[0], "id": "s1-later", "timestamp": later.isoformat()}], source="test")
+    services().dashboard._snapshot = None
+    (moved,) = body_json(listing(handlers))["items"]
+    again = chart(handlers, "s1", range="10m", v=str(tile["charts"]["10m"]))
+
+    assert moved["charts"]["10m"] > tile["charts"]["10m"]
+    assert again.headers["Cache-Control"] == IMMUTABLE
+    assert again.get_body() == drawn.get_body()  # what that URL named, not the newer chart
