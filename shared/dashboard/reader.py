@@ -157,13 +157,6 @@ class DashboardReader:
             if continuation is None:
                 return
 
-    def series(self) -> list[dict[str, Any]]:
-        """Every series with its latest summary, sorted by sensor then metric."""
-        return [
-            {"sensor_id": t.sensor_id, "metric": t.metric, "unit": t.unit, "latest": dict(t.latest)}
-            for t in self._read().tiles
-        ]
-
     def fleet(self, query: FleetQuery) -> SortedFleet:
         """The series matching `query`, in its order; one sort per scan and query, shared by every viewer."""
         snapshot = self._read()
@@ -187,7 +180,7 @@ class DashboardReader:
     def sensor(self, sensor_id: str, now: datetime) -> dict[str, Any]:
         """Every series of one sensor as fleet tiles; raises UnknownSeries for a sensor with no summary."""
         entities = self._state.query(WINDOWS_TABLE, check_sensor_id(sensor_id))
-        tiles = [self._tile(sensor_id, entity) for entity in entities]
+        tiles = [self._parsed_tile(sensor_id, entity) for entity in entities]
         found = sorted((t for t in tiles if t is not None), key=lambda t: t.metric)
         if not found:
             raise UnknownSeries(f"no summaries for sensor {sensor_id!r}")
@@ -220,7 +213,7 @@ class DashboardReader:
             },
         }
 
-    def _tile(self, sensor_id: str, entity: Entity) -> Tile | None:
+    def _parsed_tile(self, sensor_id: str, entity: Entity) -> Tile | None:
         summary = summary_from_state(sensor_id, entity.row_key, entity.properties)
         return None if summary is None else tile_from_summary(summary)
 
@@ -228,11 +221,12 @@ class DashboardReader:
         """The series as the latest scan has it (the first metric by name without `metric`); None if not in it."""
         return self._read().by_sensor.get((sensor_id, metric))
 
-    def _sensor_series(self, sensor_id: str, metric: str | None) -> Tile:
+    def tile(self, sensor_id: str, metric: str | None) -> Tile:
+        """The series of `metric`, or the sensor's first by metric name; UnknownSeries when there is none."""
         entities = self._state.query(WINDOWS_TABLE, check_sensor_id(sensor_id))
         if metric is not None:
             entities = [e for e in entities if e.row_key == metric]
-        found = [t for t in (self._tile(sensor_id, e) for e in entities) if t is not None]
+        found = [t for t in (self._parsed_tile(sensor_id, e) for e in entities) if t is not None]
         if not found:
             raise UnknownSeries(
                 f"no summaries for sensor {sensor_id!r}" + (f" and metric {metric!r}" if metric else "")
@@ -243,7 +237,7 @@ class DashboardReader:
         """Newest first; raises UnknownSeries for a sensor with no summary."""
         if not 1 <= limit <= MAX_SUMMARIES_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_SUMMARIES_LIMIT}")
-        tile = self._sensor_series(sensor_id, metric)
+        tile = self.tile(sensor_id, metric)
         docs = self._documents.latest(SUMMARIES, sensor_id, "window_end", limit, equals={"metric": tile.metric})
         return [public_fields(d) for d in docs]
 
@@ -266,7 +260,7 @@ class DashboardReader:
         # A versioned URL came from a listing: judge it by the scan that listing was answered from, or a chart
         # asked for right after a poll would find its version already outdated.
         listed = self._listed(sensor_id, metric) if version is not None else None
-        tile = listed or self._sensor_series(sensor_id, metric)
+        tile = listed or self.tile(sensor_id, metric)
         cache_control = "no-cache"
         if range_name is not None:
             refresh = self.refresh_seconds[chart_range(range_name).name]

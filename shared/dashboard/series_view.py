@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.dashboard.csv_export import READINGS_CSV, SUMMARIES_CSV, CsvExport, CsvKind, TimeSpan, export
-from shared.dashboard.reader import DashboardReader, UnknownSeries
+from shared.dashboard.reader import DashboardReader
 from shared.storage.names import READINGS, SUMMARIES
 from shared.storage.ports import DocumentStore, public_fields
 
@@ -55,21 +55,16 @@ class SeriesView:
 
     def readings_csv(self, sensor_id: str, metric: str | None, span: TimeSpan) -> CsvExport:
         """The sensor's readings in the span, of one metric or (None) of every metric it has."""
-        chosen = self._metric(sensor_id, metric, span)  # UnknownSeries for a sensor (or metric) with no summary
+        chosen = self._metric(sensor_id, metric)  # UnknownSeries for a sensor (or metric) with no summary
         return self._export(READINGS_CSV, sensor_id, None if metric is None else chosen, span)
 
     def summaries_csv(self, sensor_id: str, metric: str | None, span: TimeSpan) -> CsvExport:
         """The summaries of one series in the span: `metric`, or the sensor's first as GET .../summaries picks."""
-        return self._export(SUMMARIES_CSV, sensor_id, self._metric(sensor_id, metric, span), span)
+        return self._export(SUMMARIES_CSV, sensor_id, self._metric(sensor_id, metric), span)
 
-    def _metric(self, sensor_id: str, metric: str | None, span: TimeSpan) -> str:
+    def _metric(self, sensor_id: str, metric: str | None) -> str:
         """`metric` when the sensor has that series, else its first by name; UnknownSeries when it has none."""
-        metrics = [str(tile["metric"]) for tile in self._dashboard.sensor(sensor_id, span.end)["series"]]
-        if metric is None:
-            return metrics[0]
-        if metric not in metrics:
-            raise UnknownSeries(f"no summaries for sensor {sensor_id!r} and metric {metric!r}")
-        return metric
+        return self._dashboard.tile(sensor_id, metric).metric
 
     def _export(self, kind: CsvKind, sensor_id: str, metric: str | None, span: TimeSpan) -> CsvExport:
         # Whole documents, not a projection: "value" is a reserved word of Cosmos DB's SQL, and both kinds of

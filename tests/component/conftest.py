@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import azure.functions as func
 import pytest
 
-from shared.app import Services, install
+from shared.app import Services, install, services
+from shared.dashboard.fleet import MAX_PAGE_SIZE, FleetQuery
 from tests.component.app_functions import app_functions, as_the_host_calls
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
@@ -29,3 +31,11 @@ def app_on_temp_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 @pytest.fixture
 def handlers() -> dict[str, Handler]:
     return {name: cast(Handler, as_the_host_calls(f)) for name, f in app_functions().items()}
+
+
+def listed_series() -> list[dict[str, Any]]:
+    """Every series as the fleet listing shows it (one page holds them all in these tests)."""
+    listed: list[dict[str, Any]] = services().dashboard.fleet_page(
+        FleetQuery(), MAX_PAGE_SIZE, None, datetime.now(UTC)
+    )["items"]
+    return listed

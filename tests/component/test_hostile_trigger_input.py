@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from shared.app import services
 from shared.readings.dead_letters import DeadLetterBox
 from tests.component.app_functions import app_functions, as_the_host_calls
+from tests.component.conftest import listed_series
 from tests.component.test_summarise_events import EventsHandler, hub_event
 
 pytestmark = pytest.mark.usefixtures("app_on_temp_store")
@@ -72,7 +73,7 @@ def test_any_event_hub_batch_completes_and_good_events_are_summarised(bodies: li
     events: list[func.EventHubEvent] = [hub_event(body) for body in bodies]
     marker = good(len(bodies) + 100)
     handler([*events, hub_event(marker)])
-    series = {(s["sensor_id"], s["metric"]) for s in services().dashboard.series()}
+    series = {(s["sensor_id"], s["metric"]) for s in listed_series()}
     assert ("ok-1", "temperature") in series
 
 
@@ -83,5 +84,5 @@ def test_a_huge_event_body_and_a_deeply_nested_one_are_dead_lettered_not_raised(
     handler([hub_event(huge), hub_event(nested), hub_event(good(2))])
     reasons = [letter["reason"] for letter in DeadLetterBox(services().stores.state).list()]
     assert len(reasons) == 2, reasons
-    (series,) = services().dashboard.series()
+    (series,) = listed_series()
     assert series["latest"]["newest_reading_id"] == "ok-2"

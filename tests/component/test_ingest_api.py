@@ -16,7 +16,7 @@ from shared.app import Services, install, services
 from shared.storage.names import READINGS
 from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.documents import SqliteDocumentStore
-from tests.component.conftest import Handler
+from tests.component.conftest import Handler, listed_series
 
 pytestmark = pytest.mark.usefixtures("app_on_temp_store")
 
@@ -129,7 +129,7 @@ def test_posted_readings_are_summarised_from_the_change_feed(handlers: dict[str,
     post_json(handlers, [reading("boiler-7", 10 - n, float(n)) for n in range(7)])
     changes = services().stores.documents.read_changes(READINGS, None, 100)
     services().summariser.apply(list(changes.documents), source="cosmos-readings")
-    (series,) = services().dashboard.series()
+    (series,) = listed_series()
     assert (series["sensor_id"], series["latest"]["count"], series["latest"]["max"]) == ("boiler-7", 5, 6.0)
 
 
