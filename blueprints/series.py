@@ -1,5 +1,6 @@
 """One sensor's series: its page, and its readings and summaries as CSV downloads."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import azure.functions as func
@@ -23,7 +24,16 @@ def _html(page: str, status: int = 200) -> func.HttpResponse:
     )
 
 
-def _csv(export: CsvExport) -> func.HttpResponse:
+def _download(req: func.HttpRequest, build: Callable[[str, str | None, TimeSpan], CsvExport]) -> func.HttpResponse:
+    """A CSV download of the sensor in the route over ?from..?to (default: the last 24 hours) and ?metric."""
+    try:
+        sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
+        span = TimeSpan.parse(req.params.get("from"), req.params.get("to"), datetime.now(UTC))
+        export = build(sensor_id, metric_param(req), span)
+    except ValueError as invalid:
+        return error_response(400, str(invalid))
+    except UnknownSeries as unknown:
+        return error_response(404, str(unknown))
     return func.HttpResponse(export.body, mimetype="text/csv", charset="utf-8", headers=export.headers())
 
 
@@ -47,26 +57,12 @@ def series_page(req: func.HttpRequest, context: func.Context) -> func.HttpRespon
 @bp.route(route="api/sensors/{sensor_id}/readings.csv", methods=["GET"], auth_level=_ANONYMOUS)
 @observed_function("readings_csv", trigger="http")
 def readings_csv(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    """The sensor's readings from ?from to ?to (default: the last 24 hours), of ?metric or of every metric."""
-    try:
-        sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
-        span = TimeSpan.parse(req.params.get("from"), req.params.get("to"), datetime.now(UTC))
-        return _csv(services().series.readings_csv(sensor_id, metric_param(req), span))
-    except ValueError as invalid:
-        return error_response(400, str(invalid))
-    except UnknownSeries as unknown:
-        return error_response(404, str(unknown))
+    """The sensor's readings, of ?metric or of every metric."""
+    return _download(req, services().series.readings_csv)
 
 
 @bp.route(route="api/sensors/{sensor_id}/summaries.csv", methods=["GET"], auth_level=_ANONYMOUS)
 @observed_function("summaries_csv", trigger="http")
 def summaries_csv(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    """One series' summaries from ?from to ?to (default: the last 24 hours): ?metric, or the sensor's first."""
-    try:
-        sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
-        span = TimeSpan.parse(req.params.get("from"), req.params.get("to"), datetime.now(UTC))
-        return _csv(services().series.summaries_csv(sensor_id, metric_param(req), span))
-    except ValueError as invalid:
-        return error_response(400, str(invalid))
-    except UnknownSeries as unknown:
-        return error_response(404, str(unknown))
+    """One series' summaries: ?metric, or the sensor's first."""
+    return _download(req, services().series.summaries_csv)
