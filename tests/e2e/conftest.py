@@ -34,8 +34,10 @@ def patient_expect() -> Iterator[None]:
 
 @pytest.fixture
 def tab(chromium: Browser, patient_expect: None, request: pytest.FixtureRequest) -> Iterator[PageLog]:
-    """A new browser context; a test module's PAGE_PROBES script, if it has one, runs before the page's own."""
-    context = chromium.new_context(viewport={"width": 1280, "height": 720})
+    """A new browser context (1280x720, or a test module's CONTEXT_OPTIONS); a test module's PAGE_PROBES script,
+    if it has one, runs before the page's own."""
+    options = {"viewport": {"width": 1280, "height": 720}, **getattr(request.module, "CONTEXT_OPTIONS", {})}
+    context = chromium.new_context(**options)
     context.set_default_timeout(WAIT_MS)
     try:
         page = context.new_page()

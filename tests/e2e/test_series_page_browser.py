@@ -18,17 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from shared.readings.reading import format_timestamp
-from tests.e2e.browser import PageLog, chromium_executable, origin
+from tests.e2e.browser import WAIT_MS, PageLog, origin
 from tests.e2e.devhost_process import DevhostProcess
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
+# The browser context of every test here (tests/e2e/conftest.py): a wider window, and downloads kept.
+CONTEXT_OPTIONS = {"viewport": {"width": 1400, "height": 900}, "accept_downloads": True}
 QUIET = {"AzureWebJobs.simulate_sensors.Disabled": "true"}  # only the readings the tests post
-WAIT_MS = 20_000  # the page polls every 5 s; a summary follows a post within a second or two
 SOURCE = "browser-test"
 SHOWN = "{:.1f}"
 
@@ -48,37 +49,6 @@ CHART_SAMPLER = """() => {
   window.__sampler = setInterval(() => record("tick"), 20);
   record("start");
 }"""
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    executable = chromium_executable()
-    with sync_playwright() as playwright:
-        # --no-sandbox: the tests may run as root, where Chromium's sandbox refuses to start.
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def patient_expect() -> Iterator[None]:
-    expect.set_options(timeout=WAIT_MS)
-    try:
-        yield
-    finally:
-        expect.set_options(timeout=None)
-
-
-@pytest.fixture
-def tab(chromium: Browser) -> Iterator[PageLog]:
-    context = chromium.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
-    context.set_default_timeout(WAIT_MS)
-    try:
-        yield PageLog.watch(context.new_page())
-    finally:
-        context.close()
 
 
 @pytest.fixture(scope="module")
