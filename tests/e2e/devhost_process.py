@@ -57,6 +57,21 @@ class DevhostProcess:
         except urllib.error.HTTPError as error:
             return error.code, dict(error.headers), error.read()
 
+    def post_json(self, path: str, body: object) -> tuple[int, Any]:
+        """POST `body` as JSON; (status, the answer parsed as JSON, or None for an empty one)."""
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, answer = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, answer = error.code, error.read()
+        return status, json.loads(answer) if answer else None
+
     def get_json(self, path: str) -> Any:
         status, _, body = self.get(path)
         assert status == 200, (path, status, body[:200])

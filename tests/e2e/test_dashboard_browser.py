@@ -9,10 +9,8 @@ replaces its chart), an empty store says so until the first reading, and a devho
 from __future__ import annotations
 
 import io
-import json
 import re
 import signal
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -214,14 +212,8 @@ def _post_reading(host: DevhostProcess, sensor_id: str, value: float) -> None:
     body = [
         {"sensor_id": sensor_id, "metric": "temperature", "value": value, "timestamp": datetime.now(UTC).isoformat()}
     ]
-    request = urllib.request.Request(
-        host.base_url + "/api/readings",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.status == 201
+    status, answer = host.post_json("/api/readings", body)
+    assert status == 201, answer
 
 
 def test_an_empty_store_says_so_until_the_first_reading_arrives(tmp_path: Path, tab: PageLog) -> None:

@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import re
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,15 +71,9 @@ def post(host: DevhostProcess, sensor_id: str, readings: list[tuple[datetime, fl
         }
         for moment, value in readings
     ]
-    request = urllib.request.Request(
-        host.base_url + "/api/readings",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.status == 201
-        ids = json.loads(answer.read())["ids"]
+    status, answer = host.post_json("/api/readings", body)
+    assert status == 201, answer
+    ids = answer["ids"]
     newest = format_timestamp(max(moment for moment, _ in readings))
 
     def summarised() -> bool:
