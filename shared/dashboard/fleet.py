@@ -51,11 +51,15 @@ class Tile:
         parent, dot, _ = self.sensor_id.rpartition(".")
         return parent if dot else NO_LOCATION
 
-    def stale(self, now_ms: int) -> bool:
-        silent = now_ms - self.end_ms
+    @property
+    def stale_after_ms(self) -> int:
+        """When the series turns stale without another reading."""
         if self.interval_ms is None:
-            return silent > UNKNOWN_INTERVAL_STALE_MS
-        return silent > STALE_AFTER_INTERVALS * self.interval_ms
+            return self.end_ms + UNKNOWN_INTERVAL_STALE_MS
+        return self.end_ms + STALE_AFTER_INTERVALS * self.interval_ms
+
+    def stale(self, now_ms: int) -> bool:
+        return now_ms > self.stale_after_ms
 
 
 def tile_from_summary(summary: Mapping[str, Any]) -> Tile | None:
@@ -206,10 +210,7 @@ def tile_json(tile: Tile, query: FleetQuery, now_ms: int, refresh_seconds: Mappi
         "group": query.group_of(tile),
         "status": "stale" if tile.stale(now_ms) else "ok",
         "interval_seconds": None if tile.interval_ms is None else tile.interval_ms / 1000,
-        "stale_after": format_epoch_ms(
-            tile.end_ms
-            + (UNKNOWN_INTERVAL_STALE_MS if tile.interval_ms is None else STALE_AFTER_INTERVALS * tile.interval_ms)
-        ),
+        "stale_after": format_epoch_ms(tile.stale_after_ms),
         "latest": dict(tile.latest),
         "charts": chart_versions(tile.end_ms, refresh_seconds),
     }

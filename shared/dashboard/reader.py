@@ -24,6 +24,7 @@ from shared.ops.metrics import PipelineMetrics
 from shared.readings.reading import epoch_ms, format_epoch_ms
 from shared.readings.rules import SENSOR_ID_MESSAGE, SENSOR_ID_PATTERN
 from shared.readings.summariser import summary_from_state
+from shared.settings import DashboardSettings
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import MAX_ENTITY_PAGE, DocumentStore, Entity, StateStore, public_fields
 
@@ -37,7 +38,6 @@ _RENDER_WAIT_SECONDS = 30.0
 _HISTORY_ENTRIES = 1024  # (series, range) pairs whose bucketed history is kept between renders
 _SORTED_ENTRIES = 32  # (query) orderings of the current snapshot kept for the pages that follow
 IMMUTABLE = "public, max-age=31536000, immutable"
-DEFAULT_REFRESH_SECONDS = {"10m": 5, "1h": 30, "1d": 300, "7d": 1800}  # DashboardSettings' defaults
 
 
 class UnknownSeries(LookupError):
@@ -95,7 +95,9 @@ class DashboardReader:
         self._documents = documents
         self._metrics = metrics
         self._state = state
-        self.refresh_seconds: Mapping[str, int] = dict(refresh_seconds or DEFAULT_REFRESH_SECONDS)
+        self.refresh_seconds: Mapping[str, int] = dict(
+            refresh_seconds or DashboardSettings.from_env({}).chart_refresh_seconds
+        )
         self._render = render
         self._clock = clock
         self._snapshot: _Snapshot | None = None
