@@ -44,7 +44,7 @@ import azure.functions as func
 
 from bench import dashboard_load
 from bench.common import log, machine, median, ms, percentile, reading_document
-from shared.dashboard.charts import ChartPoint, render_chart
+from shared.dashboard.charts.render import ChartPoint, render_chart
 
 SENSOR_ID = "bench-sensor-01"
 SEED_READINGS = 130
@@ -180,7 +180,7 @@ def run(render_only: bool = False) -> dict[str, Any]:
         return {
             "bench": "dashboard",
             "mode": "render-only",
-            "path": "shared.dashboard.charts.render_chart called in-process",
+            "path": "shared.dashboard.charts.render.render_chart called in-process",
             "first_render_ms": ms(first_render),
             **figures,
             "target": _render_target(),

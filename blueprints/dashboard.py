@@ -8,7 +8,7 @@ from azure.functions.warmup import WarmUpContext  # listed in azure.functions.__
 from blueprints.query_params import bounded_int_param, metric_param, range_param, version_param
 from blueprints.responses import error_response, json_response, revalidated_json
 from shared.app import services
-from shared.dashboard.charts import check_size
+from shared.dashboard.charts.render import check_size
 from shared.dashboard.fleet import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, FleetQuery
 from shared.dashboard.page import PAGE_SIZE, render_page
 from shared.dashboard.range_history import DEFAULT_RANGE
@@ -161,6 +161,6 @@ def metrics(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
 @observed_function("warmup")
 def warmup(warmup: WarmUpContext, context: func.Context) -> None:
     """A new instance: load the chart library before the first viewer's charts have to."""
-    from shared.dashboard.charts import warm_up
+    from shared.dashboard.charts.render import warm_up
 
     warm_up()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.dashboard.charts import ChartPoint
+from shared.dashboard.charts.render import ChartPoint
 from shared.readings.reading import epoch_ms, format_epoch_ms, from_epoch_ms
 
 BUCKETS = 240

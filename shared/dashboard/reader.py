@@ -324,13 +324,13 @@ class DashboardReader:
         return Chart(etag, png, cache_control)
 
     def _draw(self, points: list[Any], size: str, **options: Any) -> bytes:
-        from shared.dashboard.charts import render_chart  # matplotlib loads on the first chart only
+        from shared.dashboard.charts.render import render_chart  # matplotlib loads on the first chart only
 
         render = self._render or render_chart
         return render(points, size=size, **options)
 
     def _render_series(self, tile: Tile, scale: int, size: str) -> bytes:
-        from shared.dashboard.charts import ChartPoint
+        from shared.dashboard.charts.render import ChartPoint
 
         docs = self._documents.latest(
             SUMMARIES, tile.sensor_id, "window_end", CHART_POINTS, equals={"metric": tile.metric}

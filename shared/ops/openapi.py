@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.dashboard.charts import CHART_SIZES
+from shared.dashboard.charts.render import CHART_SIZES
 from shared.dashboard.csv_export import MAX_SPAN, READINGS_CSV, SUMMARIES_CSV
 from shared.dashboard.fleet import DEFAULT_PAGE_SIZE, GROUPINGS, MAX_FILTER_LENGTH, MAX_PAGE_SIZE, SORTS
 from shared.dashboard.range_history import CARD_RANGES, DEFAULT_RANGE, RANGES

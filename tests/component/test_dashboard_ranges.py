@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from shared.app import services
-from shared.dashboard.charts import ChartPoint
+from shared.dashboard.charts.render import ChartPoint
 from shared.dashboard.range_history import RANGES
 from shared.dashboard.reader import DashboardReader
 from shared.readings.reading import format_timestamp

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from shared.dashboard.charts import (
+from shared.dashboard.charts.render import (
     AVG_COLOR,
     BACKGROUND_COLOR,
     CHART_SIZES,

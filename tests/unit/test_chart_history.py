@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.dashboard.charts import ChartPoint
+from shared.dashboard.charts.render import ChartPoint
 from shared.dashboard.range_history import BUCKETS, FULL_READ_SECONDS, RANGES, RangeHistory, chart_range, max_gap
 from shared.readings.reading import format_timestamp
 

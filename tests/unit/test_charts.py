@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from shared.dashboard.charts import CHART_SIZES, ChartPoint, check_size, render_chart
+from shared.dashboard.charts.render import CHART_SIZES, ChartPoint, check_size, render_chart
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -70,7 +70,8 @@ def test_empty_and_single_point_charts_render() -> None:
 
 def test_rendering_never_loads_pyplot() -> None:
     code = (
-        "import sys; from shared.dashboard.charts import render_chart, ChartPoint; from datetime import datetime, UTC;"
+        "import sys; from shared.dashboard.charts.render import render_chart, ChartPoint;"
+        "from datetime import datetime, UTC;"
         "render_chart([ChartPoint(datetime.now(UTC), 1, 2, 1.5)], title='t', unit='u');"
         "print('matplotlib.pyplot' in sys.modules)"
     )
@@ -266,7 +267,7 @@ def test_charts_drawn_at_once_on_many_threads_are_those_drawn_one_by_one() -> No
 
 
 def test_time_ticks_fall_on_round_clock_times_and_name_the_day_at_midnight() -> None:
-    from shared.dashboard.chart_ticks import date_label, time_ticks, value_ticks
+    from shared.dashboard.charts.ticks import date_label, time_ticks, value_ticks
 
     evening = datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
     ticks, labels = time_ticks(evening, evening + timedelta(hours=24), 5)
@@ -291,7 +292,7 @@ def test_time_ticks_fall_on_round_clock_times_and_name_the_day_at_midnight() -> 
 
 def test_the_time_axis_is_utc_whatever_the_host_zone() -> None:
     code = (
-        "import sys; from datetime import datetime, timedelta, UTC; from shared.dashboard.charts import "
+        "import sys; from datetime import datetime, timedelta, UTC; from shared.dashboard.charts.render import "
         "render_chart, ChartPoint; t = datetime(2026, 3, 1, 23, 50, tzinfo=UTC); "
         "sys.stdout.buffer.write(render_chart([ChartPoint(t + timedelta(minutes=m), 1, 3, 2) for m in range(20)], "
         "title='t', unit='u'))"

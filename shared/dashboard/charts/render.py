@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from shared.dashboard.chart_png import indexed_png, rgb
-from shared.dashboard.chart_ticks import date_label, time_ticks, value_ticks
+from shared.dashboard.charts.png import indexed_png, rgb
+from shared.dashboard.charts.ticks import date_label, time_ticks, value_ticks
 
 if TYPE_CHECKING:
     from PIL.Image import Image

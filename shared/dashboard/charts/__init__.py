@@ -1,0 +1,1 @@
+"""PNG charts of a series' summaries: the drawing (render), where the ticks go (ticks), the indexed PNG (png)."""
