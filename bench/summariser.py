@@ -133,6 +133,9 @@ class _TimedState:
         self._seconds[f"{table}_writes"] += time.perf_counter() - began
         return results
 
+    def write_atomically(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity]:
+        return self._inner.write_atomically(table, changes)
+
     def delete(self, table: str, partition_key: str, row_key: str) -> None:
         self._inner.delete(table, partition_key, row_key)
 

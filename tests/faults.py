@@ -271,6 +271,17 @@ class FaultyStateStore:
         written = iter(self.inner.write_many(table, [c for i, c in enumerate(changes) if i not in beaten]))
         return [table_conflict(table, c) if i in beaten else next(written) for i, c in enumerate(changes)]
 
+    def write_atomically(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity]:
+        fault = self._faults.transient("state.write_atomically", writes=True)
+        if fault is not None:
+            if fault.phase is Phase.AFTER:
+                self.inner.write_atomically(table, changes)  # one transaction: all of it landed
+            raise table_failure(fault, "transaction", table)
+        if changes and self._faults.conflict("state.write_atomically"):
+            self._another_writer(table, changes[0])
+            raise ConcurrencyConflict(f"{table}/{changes[0].partition_key}: an entity changed since read")
+        return self.inner.write_atomically(table, changes)
+
     def delete(self, table: str, partition_key: str, row_key: str) -> None:
         fault = self._faults.transient("state.delete", writes=True)
         if fault is None or fault.phase is Phase.AFTER:

@@ -24,6 +24,9 @@ class StorageError(RuntimeError):
     """A storage call failed in a way the caller cannot fix by re-reading (retry the invocation)."""
 
 
+MAX_ATOMIC_WRITES = 100  # Table Storage's limit for one entity-group transaction
+
+
 class ConcurrencyConflict(StorageError):
     """The entity changed since it was read (Table Storage's 412/409): re-read and re-merge."""
 
@@ -114,6 +117,11 @@ class StateStore(Protocol):
 
     def write_many(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity | ConcurrencyConflict]:
         """Independent conditional writes: each succeeds or conflicts on its own."""
+        ...
+
+    def write_atomically(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity]:
+        """Conditional writes that all succeed or none does (Table Storage's entity-group transaction): one
+        partition key, at most 100 entities; raises ConcurrencyConflict when any condition fails."""
         ...
 
     def delete(self, table: str, partition_key: str, row_key: str) -> None: ...

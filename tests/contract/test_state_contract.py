@@ -133,6 +133,26 @@ def test_write_many_lets_one_of_two_writes_to_one_entity_win(state: Subject, tab
     assert stored["b"][0] == 4
 
 
+def test_write_atomically_writes_all_or_nothing_in_one_partition(state: Subject, table: str) -> None:
+    kept = state.store.upsert(table, "hub", "k1", {"v": 1})
+    written = state.store.write_atomically(
+        table, [EntityWrite("hub", "k1", {"v": 2}, kept.etag), EntityWrite("hub", "k2", {"v": 2})]
+    )
+    assert [e.row_key for e in written] == ["k1", "k2"]
+
+    with pytest.raises(ConcurrencyConflict):  # k1's etag is stale now: nothing of this batch is written
+        state.store.write_atomically(
+            table, [EntityWrite("hub", "k3", {"v": 3}), EntityWrite("hub", "k1", {"v": 3}, kept.etag)]
+        )
+    assert state.store.get(table, "hub", "k3") is None
+    assert {e.row_key: e.properties["v"] for e in state.store.query(table, "hub")} == {"k1": 2, "k2": 2}
+
+    with pytest.raises(ValueError):
+        state.store.write_atomically(table, [EntityWrite("a", "k", {}), EntityWrite("b", "k", {})])
+    with pytest.raises(ValueError):
+        state.store.write_atomically(table, [EntityWrite("hub", f"k{n}", {}) for n in range(101)])
+
+
 def test_query_one_partition_or_the_whole_table_and_delete(state: Subject, table: str) -> None:
     state.store.upsert(table, "p2", "x", {"v": 1})
     state.store.upsert(table, "p1", "b", {"v": 2})

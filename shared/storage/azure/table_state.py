@@ -2,7 +2,8 @@
 
 Conditional writes use the entity's ETag with If-Match; a 412 (or a 409 on insert-if-absent) becomes
 ConcurrencyConflict, which the caller answers by re-reading and re-merging. write_many sends its
-independent writes concurrently, since each is its own HTTP request.
+independent writes concurrently, since each is its own HTTP request; write_atomically uses one entity-group
+transaction (at most 100 entities of one partition).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import EntityProperty, TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import EntityProperty, TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.storage.names import WINDOWS_TABLE
 from shared.storage.paging import check_page_limit, decode_continuation, encode_continuation
-from shared.storage.ports import ConcurrencyConflict, Entity, EntityPage, EntityWrite, StorageError
+from shared.storage.ports import MAX_ATOMIC_WRITES, ConcurrencyConflict, Entity, EntityPage, EntityWrite, StorageError
 
 _PARALLEL_WRITES = 16
 _KEYS = ("PartitionKey", "RowKey")
@@ -164,6 +165,45 @@ class TableStateStore:
             return [self._write(table, change) for change in changes]
         self._table(table)  # create it once, before the writers race for it
         return list(self._pool.map(lambda change: self._write(table, change), changes))
+
+    def write_atomically(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity]:
+        """All or nothing, in one entity-group transaction: one partition, at most 100 entities.
+        Raises ConcurrencyConflict when any condition fails (then nothing was written)."""
+        if not changes:
+            return []
+        if len(changes) > MAX_ATOMIC_WRITES:
+            raise ValueError(f"a transaction holds at most {MAX_ATOMIC_WRITES} entities")
+        if len({change.partition_key for change in changes}) != 1:
+            raise ValueError("a transaction's entities must share one partition key")
+        operations: list[Any] = []
+        for change in changes:
+            body = {**change.properties, "PartitionKey": change.partition_key, "RowKey": change.row_key}
+            if change.etag is None:
+                operations.append(("create", body))
+            else:
+                operations.append(
+                    (
+                        "update",
+                        body,
+                        {
+                            "mode": UpdateMode.REPLACE,
+                            "etag": change.etag,
+                            "match_condition": MatchConditions.IfNotModified,
+                        },
+                    )
+                )
+        try:
+            responses = self._table(table).submit_transaction(operations)
+        except TableTransactionError as error:
+            if error.status_code in (409, 412):
+                raise ConcurrencyConflict(f"{table}/{changes[0].partition_key}: an entity changed since read") from None
+            raise _failure("transaction", table, error) from error
+        except (HttpResponseError, AzureError) as error:
+            raise _failure("transaction", table, error) from error
+        return [
+            Entity(change.partition_key, change.row_key, dict(change.properties), _etag_of(response))
+            for change, response in zip(changes, responses, strict=True)
+        ]
 
     def delete(self, table: str, partition_key: str, row_key: str) -> None:
         try:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from shared.storage.paging import check_page_limit, decode_continuation, encode_continuation
-from shared.storage.ports import ConcurrencyConflict, Entity, EntityPage, EntityWrite
+from shared.storage.ports import MAX_ATOMIC_WRITES, ConcurrencyConflict, Entity, EntityPage, EntityWrite
 from shared.storage.sqlite.database import SqliteDatabase
 
 
@@ -159,6 +159,18 @@ class SqliteStateStore:
             entity if found is not None and found[0] == entity.etag else _conflict(table, change)
             for change, entity, found in zip(changes, written, stored, strict=True)
         ]
+
+    def write_atomically(self, table: str, changes: Sequence[EntityWrite]) -> list[Entity]:
+        if len(changes) > MAX_ATOMIC_WRITES:
+            raise ValueError(f"a transaction holds at most {MAX_ATOMIC_WRITES} entities")
+        if len({change.partition_key for change in changes}) > 1:
+            raise ValueError("a transaction's entities must share one partition key")
+        written, inserts, updates = _prepare(table, changes)
+        with self._db.transaction() as conn:
+            if _execute(conn, inserts, updates) != len(changes):
+                # Raised inside the transaction: every write is rolled back.
+                raise ConcurrencyConflict(f"{table}/{changes[0].partition_key}: an entity changed since read")
+        return written
 
     def delete(self, table: str, partition_key: str, row_key: str) -> None:
         with self._db.transaction() as conn:
