@@ -118,6 +118,9 @@ class _TimedState:
     def query(self, table: str, partition_key: str | None = None) -> list[Entity]:
         return self._inner.query(table, partition_key)
 
+    def query_prefix(self, table: str, partition_key: str, prefix: str) -> list[Entity]:
+        return self._inner.query_prefix(table, partition_key, prefix)
+
     def query_page(self, table: str, limit: int, continuation: str | None = None) -> EntityPage:
         return self._inner.query_page(table, limit, continuation)
 

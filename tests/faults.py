@@ -236,6 +236,10 @@ class FaultyStateStore:
         self._fail_read("query", "query", table)
         return self.inner.query(table, partition_key)
 
+    def query_prefix(self, table: str, partition_key: str, prefix: str) -> list[Entity]:
+        self._fail_read("query_prefix", "query", table)
+        return self.inner.query_prefix(table, partition_key, prefix)
+
     def query_page(self, table: str, limit: int, continuation: str | None = None) -> EntityPage:
         self._fail_read("query_page", "query", table)
         return self.inner.query_page(table, limit, continuation)

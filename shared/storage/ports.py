@@ -20,6 +20,13 @@ def public_fields(document: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in document.items() if not k.startswith("_") and k != "ttl"}
 
 
+def prefix_end(prefix: str) -> str:
+    """The least string after every string that starts with `prefix`: the exclusive end of its row-key range."""
+    if not prefix:
+        raise ValueError("a prefix is at least one character")
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 class StorageError(RuntimeError):
     """A storage call failed in a way the caller cannot fix by re-reading (retry the invocation)."""
 
@@ -99,6 +106,11 @@ class StateStore(Protocol):
 
     def query(self, table: str, partition_key: str | None = None) -> list[Entity]:
         """Every entity of one partition, or of the whole table when partition_key is None."""
+        ...
+
+    def query_prefix(self, table: str, partition_key: str, prefix: str) -> list[Entity]:
+        """The entities of one partition whose row key starts with `prefix` (not empty), in row-key order: a range
+        query, so it costs what it returns, not the partition's size."""
         ...
 
     def query_page(self, table: str, limit: int, continuation: str | None = None) -> EntityPage:

@@ -153,6 +153,20 @@ def test_write_atomically_writes_all_or_nothing_in_one_partition(state: Subject,
         state.store.write_atomically(table, [EntityWrite("hub", f"k{n}", {}) for n in range(101)])
 
 
+def test_query_prefix_answers_one_row_key_range_of_one_partition(state: Subject, table: str) -> None:
+    for row_key in ("s|a|1", "s|a|2", "s|b|1", "s}", "s{", "o|x", "s|"):
+        state.store.upsert(table, "alerts", row_key, {"rk": row_key})
+    state.store.upsert(table, "other", "s|a|9", {"rk": "elsewhere"})
+
+    assert [e.row_key for e in state.store.query_prefix(table, "alerts", "s|a|")] == ["s|a|1", "s|a|2"]
+    assert [e.row_key for e in state.store.query_prefix(table, "alerts", "s|")] == ["s|", "s|a|1", "s|a|2", "s|b|1"]
+    assert state.store.query_prefix(table, "alerts", "s|c|") == []
+    assert [e.properties["rk"] for e in state.store.query_prefix(table, "other", "s|")] == ["elsewhere"]
+    assert all(e.etag for e in state.store.query_prefix(table, "alerts", "o|"))
+    with pytest.raises(ValueError):
+        state.store.query_prefix(table, "alerts", "")
+
+
 def test_query_one_partition_or_the_whole_table_and_delete(state: Subject, table: str) -> None:
     state.store.upsert(table, "p2", "x", {"v": 1})
     state.store.upsert(table, "p1", "b", {"v": 2})

@@ -25,7 +25,15 @@ from azure.data.tables import EntityProperty, TableClient, TableServiceClient, T
 
 from shared.storage.names import WINDOWS_TABLE
 from shared.storage.paging import check_page_limit, decode_continuation, encode_continuation
-from shared.storage.ports import MAX_ATOMIC_WRITES, ConcurrencyConflict, Entity, EntityPage, EntityWrite, StorageError
+from shared.storage.ports import (
+    MAX_ATOMIC_WRITES,
+    ConcurrencyConflict,
+    Entity,
+    EntityPage,
+    EntityWrite,
+    StorageError,
+    prefix_end,
+)
 
 _PARALLEL_WRITES = 16
 _KEYS = ("PartitionKey", "RowKey")
@@ -97,6 +105,18 @@ class TableStateStore:
         except (HttpResponseError, AzureError) as error:
             raise _failure("query", table, error) from error
         return sorted(found, key=lambda e: (e.partition_key, e.row_key))
+
+    def query_prefix(self, table: str, partition_key: str, prefix: str) -> list[Entity]:
+        end = prefix_end(prefix)
+        try:
+            rows = self._table(table).query_entities(
+                "PartitionKey eq @pk and RowKey ge @start and RowKey lt @end",
+                parameters={"pk": partition_key, "start": prefix, "end": end},
+            )
+            found = [_entity(row) for row in rows]
+        except (HttpResponseError, AzureError) as error:
+            raise _failure("query", table, error) from error
+        return sorted(found, key=lambda e: e.row_key)
 
     def query_page(self, table: str, limit: int, continuation: str | None = None) -> EntityPage:
         check_page_limit(limit)

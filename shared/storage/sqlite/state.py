@@ -11,7 +11,14 @@ from typing import Any
 import orjson
 
 from shared.storage.paging import check_page_limit, decode_continuation, encode_continuation
-from shared.storage.ports import MAX_ATOMIC_WRITES, ConcurrencyConflict, Entity, EntityPage, EntityWrite
+from shared.storage.ports import (
+    MAX_ATOMIC_WRITES,
+    ConcurrencyConflict,
+    Entity,
+    EntityPage,
+    EntityWrite,
+    prefix_end,
+)
 from shared.storage.sqlite.database import SqliteDatabase
 
 
@@ -102,6 +109,15 @@ class SqliteStateStore:
                     (table, partition_key),
                 ).fetchall()
         return [Entity(pk, rk, orjson.loads(props), etag) for pk, rk, props, etag in rows]
+
+    def query_prefix(self, table: str, partition_key: str, prefix: str) -> list[Entity]:
+        end = prefix_end(prefix)
+        with self._db.connection() as conn:
+            rows = conn.execute(
+                "SELECT rk, props, etag FROM entities WHERE tbl = ? AND pk = ? AND rk >= ? AND rk < ? ORDER BY rk",
+                (table, partition_key, prefix, end),
+            ).fetchall()
+        return [Entity(partition_key, rk, orjson.loads(props), etag) for rk, props, etag in rows]
 
     def query_page(self, table: str, limit: int, continuation: str | None = None) -> EntityPage:
         check_page_limit(limit)
