@@ -34,7 +34,7 @@ chromium:
 		apt-get install -y --no-install-recommends chromium
 
 run: setup
-	$(PY) -m devhost --port $(PORT) --data-dir $(DATA_DIR) $(if $(MICROSHARE),--microshare $(MICROSHARE)) $(if $(REQUIRE_KEYS),--require-keys)
+	$(PY) -m devhost --port $(PORT) --data-dir $(DATA_DIR) $(if $(MICROSHARE),--microshare $(MICROSHARE)) $(if $(REQUIRE_KEYS),--require-keys) $(if $(filter 0,$(DEMO_ALERTS)),,--demo-alerts)
 
 lint: setup
 	$(PY) -m ruff check .

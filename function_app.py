@@ -5,7 +5,7 @@ import os
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import dashboard, ingest, microshare, sensors, series, summariser
+from blueprints import alerts, dashboard, ingest, microshare, sensors, series, summariser
 from shared.ops.observability import configure_observability
 
 configure_observability(os.environ)
@@ -17,3 +17,4 @@ app.register_functions(ingest.bp)
 app.register_functions(dashboard.bp)
 app.register_functions(series.bp)
 app.register_functions(microshare.bp)
+app.register_functions(alerts.bp)

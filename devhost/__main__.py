@@ -59,6 +59,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         help="enforce each HTTP route's authLevel as Azure does, with the keys in <data-dir>/host-keys.json "
         "(default: every route is open, as under func start)",
     )
+    parser.add_argument(
+        "--demo-alerts",
+        action="store_true",
+        help="on the data folder's first start, add one demo alert rule of each kind (make run does)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every invocation (level DEBUG)")
     parser.add_argument(
         "--log-format",
@@ -87,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         bind=args.bind,
         backend=args.backend,
         require_keys=args.require_keys,
+        demo_alerts=args.demo_alerts,
     )
     host = DevHost(options)
     standin = start_demo(os.environ) if args.microshare == "demo" else None

@@ -55,6 +55,7 @@ class HostOptions:
     backend: str = BACKEND_EMBEDDED  # or BACKEND_AZURE: the connections in local.settings.json
     environ: MutableMapping[str, str] = field(default_factory=lambda: os.environ)
     require_keys: bool = False  # enforce authLevel with the keys in <data_dir>/host-keys.json
+    demo_alerts: bool = False  # add the demo alert rules on the data folder's first start
 
 
 def display_url(base: str, route: HttpRoute) -> str:
@@ -131,6 +132,10 @@ class DevHost:
             logger.info("backend: azure (connections from the app settings)")
         # The app runs on the stores devhost drives, so the process has one connection pool per database file.
         app.install(app.Services(settings, stores, environ))
+        if self.options.demo_alerts:
+            added = app.services().alert_admin.seed_demo()
+            if added:
+                logger.info("alerts: added %d demo rules (GET /api/alerts/rules; delete them to stop them)", added)
         documents, state = cast(ChangeFeedSource, stores.documents), stores.state
         invoker = Invoker(self.stop_event)
         self._invoker = invoker

@@ -265,6 +265,8 @@ var stateTables = [
   'microshare'
   'forwarder'
   'deliveries'
+  'alertrules'
+  'alerts'
 ]
 
 // ----- Resources -----

@@ -13,6 +13,13 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, cast
 
+from shared.alerts.admin import RuleAdmin
+from shared.alerts.board import AlertBoard
+from shared.alerts.rulebook import RuleBook
+from shared.alerts.sender import WebhookSender
+from shared.alerts.silences import SilenceWatch
+from shared.alerts.store import AlertStore
+from shared.alerts.thresholds import ThresholdAlerts
 from shared.dashboard.reader import DashboardReader
 from shared.dashboard.series_view import SeriesView
 from shared.intake.batches import BatchIntake
@@ -22,6 +29,7 @@ from shared.intake.reading_intake import ReadingIntake
 from shared.intake.simulator import SensorSimulator
 from shared.ops.metrics import PROCESS_METRICS, PipelineMetrics
 from shared.ops.readiness import Check
+from shared.readings.dead_letters import DeadLetterBox
 from shared.readings.rules import IngestSettingsError, ReadingPolicy, metric_catalogue
 from shared.readings.summariser import Summariser
 from shared.settings import MicroshareSettings, Settings, SettingsError
@@ -51,6 +59,10 @@ class Services:
         charges = getattr(stores.documents, "charges", None)
         if isinstance(charges, RequestCharges):
             self.metrics.track_request_charges(charges)
+        self.alert_store = AlertStore(stores.state)
+        self.alert_rules = RuleBook(self.alert_store)
+        self.thresholds = ThresholdAlerts(self.alert_store, self.alert_rules, self.metrics)
+        self.alert_board = AlertBoard(self.alert_store)
         self.summariser = Summariser(
             stores.documents,
             stores.state,
@@ -59,6 +71,7 @@ class Services:
             metrics=self.metrics,
             # The catalogue the ingest API writes by is the one the triggers read by, INGEST_METRICS included.
             policy=ReadingPolicy.trigger(self.ingest_limits.metrics),
+            watcher=self.thresholds,
         )
         self.simulator = SensorSimulator(stores.documents, stores.state, settings.reading_ttl_seconds, self.metrics)
         self.dashboard = DashboardReader(
@@ -80,6 +93,27 @@ class Services:
     def microshare(self) -> MicroshareSettings | None:
         """None when MICROSHARE_USERNAME is unset: forwarding is off."""
         return MicroshareSettings.from_env(self._env)
+
+    @functools.cached_property
+    def alert_admin(self) -> RuleAdmin:
+        return RuleAdmin(self.alert_store, self.alert_rules, self.metrics)
+
+    @functools.cached_property
+    def alert_sender(self) -> WebhookSender:
+        alerts = self.settings.alerts
+        return WebhookSender(
+            self.alert_store,
+            alerts.webhook_urls,
+            alerts.webhook_timeout_seconds,
+            alerts.delivery_deadline_seconds,
+            DeadLetterBox(self.stores.state, self.metrics),
+            self.metrics,
+        )
+
+    @functools.cached_property
+    def silences(self) -> SilenceWatch:
+        state = self.stores.state
+        return SilenceWatch(self.alert_store, self.alert_rules, state, self.settings.alerts.history_days, self.metrics)
 
     @functools.cached_property
     def reading_intake(self) -> ReadingIntake:

@@ -37,6 +37,12 @@ CHART_REFRESH_1D_SECONDS = "CHART_REFRESH_1D_SECONDS"
 CHART_REFRESH_7D_SECONDS = "CHART_REFRESH_7D_SECONDS"
 CSV_MAX_ROWS = "CSV_MAX_ROWS"
 
+# Alerts (shared.alerts).
+ALERT_WEBHOOK_URLS = "ALERT_WEBHOOK_URLS"  # JSON array of webhook URLs; a Key Vault reference in Azure
+ALERT_WEBHOOK_TIMEOUT_SECONDS = "ALERT_WEBHOOK_TIMEOUT_SECONDS"
+ALERT_DELIVERY_DEADLINE_SECONDS = "ALERT_DELIVERY_DEADLINE_SECONDS"
+ALERT_HISTORY_DAYS = "ALERT_HISTORY_DAYS"
+
 # Microshare forwarding (shared.microshare). Unset MICROSHARE_USERNAME: forwarding is off.
 MICROSHARE_AUTH_URL = "MICROSHARE_AUTH_URL"
 MICROSHARE_API_URL = "MICROSHARE_API_URL"
@@ -65,6 +71,8 @@ SIMULATOR_SCHEDULE = "SIMULATOR_SCHEDULE"
 EVENTHUB_CONSUMER_GROUP = "EVENTHUB_CONSUMER_GROUP"
 LEASE_CONTAINER_PREFIX = "LEASE_CONTAINER_PREFIX"
 TASKHUB_NAME = "TASKHUB_NAME"
+ALERT_SILENCE_SCHEDULE = "ALERT_SILENCE_SCHEDULE"
+ALERT_SENDER_SCHEDULE = "ALERT_SENDER_SCHEDULE"
 
 BACKEND_EMBEDDED = "embedded"
 BACKEND_AZURE = "azure"
@@ -90,6 +98,7 @@ class Settings:
     hubs: tuple[HubTarget, ...]  # where the forwarder sends: the primary hub, then EVENTHUB_EXTRA_HUBS
     ingest: IngestSettings
     dashboard: DashboardSettings
+    alerts: AlertSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -108,6 +117,7 @@ class Settings:
             hubs=tuple(parse_hub_targets(env.get(EVENTHUB_NAME, "telemetry"), env.get(EVENTHUB_EXTRA_HUBS))),
             ingest=IngestSettings.from_env(env),
             dashboard=DashboardSettings.from_env(env),
+            alerts=AlertSettings.from_env(env),
         )
 
 
@@ -128,6 +138,52 @@ class DashboardSettings:
             },
             csv_max_rows=_int(env, CSV_MAX_ROWS, 100_000, 1, 1_000_000),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    webhook_urls: tuple[str, ...] = field(repr=False)  # they often carry a token: never shown
+    webhook_timeout_seconds: int
+    delivery_deadline_seconds: int  # a notification not delivered by then is parked as a dead letter
+    history_days: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AlertSettings:
+        return cls(
+            webhook_urls=parse_webhook_urls(env.get(ALERT_WEBHOOK_URLS, "")),
+            webhook_timeout_seconds=_int(env, ALERT_WEBHOOK_TIMEOUT_SECONDS, 10, 1, 120),
+            delivery_deadline_seconds=_int(env, ALERT_DELIVERY_DEADLINE_SECONDS, 3600, 10, 7 * 86400),
+            history_days=_int(env, ALERT_HISTORY_DAYS, 30, 1, 3650),
+        )
+
+
+MAX_WEBHOOKS = 10
+
+
+def parse_webhook_urls(raw: str) -> tuple[str, ...]:
+    """ALERT_WEBHOOK_URLS: a JSON array of http(s) URLs (empty: no webhooks). Errors name the item, not its URL."""
+    text = raw.strip()
+    if not text:
+        return ()
+    try:
+        items = json.loads(text)
+    except ValueError:
+        raise SettingsError(f'{ALERT_WEBHOOK_URLS} must be a JSON array of URLs, e.g. ["https://..."]') from None
+    if not isinstance(items, list) or len(items) > MAX_WEBHOOKS:
+        raise SettingsError(f"{ALERT_WEBHOOK_URLS} must be a JSON array of at most {MAX_WEBHOOKS} URLs")
+    urls: list[str] = []
+    for position, item in enumerate(items, start=1):
+        parsed = urlsplit(item) if isinstance(item, str) else None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise SettingsError(f"{ALERT_WEBHOOK_URLS} item {position} must be an http(s) URL")
+        if parsed.username or parsed.password:
+            raise SettingsError(
+                f"{ALERT_WEBHOOK_URLS} item {position}: put credentials in the path or query, not in user:password@"
+            )
+        urls.append(str(item))
+    if len(set(urls)) != len(urls):
+        raise SettingsError(f"{ALERT_WEBHOOK_URLS} lists one URL twice")
+    return tuple(urls)
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,12 +85,14 @@ class InboundError(ValueError):
         self.message = message
 
 
-def parse_inbound(body: object) -> list[ExternalAlert]:
-    """The alerts of one decoded JSON body, in the sender's order; InboundError on the first field at fault."""
+def parse_inbound(body: object, received_at: datetime | None = None) -> list[ExternalAlert]:
+    """The alerts of one decoded JSON body, in the sender's order; InboundError on the first field at fault.
+    `received_at` (aware) ends an Azure Monitor alert resolved without `resolvedDateTime`, which Azure gives only for
+    metric alerts; without it such a body is refused."""
     if not isinstance(body, dict):
         raise InboundError("body", "must be a JSON object")
     if body.get("schemaId") == AZURE_SCHEMA_ID:
-        return [_azure_monitor_alert(body)]
+        return [_azure_monitor_alert(body, received_at)]
     if "alerts" in body or "groupKey" in body:
         return _alertmanager_alerts(body)
     raise InboundError("body", UNKNOWN_FORMAT_MESSAGE)
@@ -163,7 +165,7 @@ def _sender_fingerprint(value: object, field: str) -> str | None:
 # --- Azure Monitor ------------------------------------------------------------------------------------------------
 
 
-def _azure_monitor_alert(body: dict[str, Any]) -> ExternalAlert:
+def _azure_monitor_alert(body: dict[str, Any], received_at: datetime | None) -> ExternalAlert:
     data = _object(body.get("data"), "data")
     path = "data.essentials"
     essentials = _object(data.get("essentials"), path)
@@ -193,7 +195,7 @@ def _azure_monitor_alert(body: dict[str, Any]) -> ExternalAlert:
         labels=labels,
         annotations=annotations,
         starts_at=_time(essentials.get("firedDateTime"), f"{path}.firedDateTime"),
-        ends_at=_end(essentials.get("resolvedDateTime"), f"{path}.resolvedDateTime", status),
+        ends_at=_end(_resolved_time(essentials, status, received_at), f"{path}.resolvedDateTime", status),
         source=AZURE_MONITOR_SOURCE,
         url=None,
     )
@@ -289,6 +291,14 @@ def _time(value: object, field: str) -> datetime:
         return datetime.fromisoformat(f"{day}T{clock}.{micros}{offset}").astimezone(UTC)
     except (ValueError, OverflowError):  # a day or hour that does not exist; an offset that leaves the calendar
         raise InboundError(field, TIME_MESSAGE) from None
+
+
+def _resolved_time(essentials: Mapping[str, Any], status: str, received_at: datetime | None) -> object:
+    """Azure's resolvedDateTime; for a resolved log alert, which has none, the time it arrived."""
+    given = essentials.get("resolvedDateTime")
+    if given is None and status == RESOLVED and received_at is not None:
+        return received_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return given
 
 
 def _end(value: object, field: str, status: str) -> datetime | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -115,6 +115,7 @@ class Totals:
     summaries_written: float
     dead_letters: float
     failed_invocations: float
+    alerts_firing: float
     lag_buckets: tuple[tuple[float, int], ...]  # cumulative (upper bound, count), all sources, ending at +Inf
 
     def lag_quantile_since(self, earlier: Totals | None, quantile: float) -> float | None:
@@ -175,6 +176,15 @@ class PipelineMetrics:
         )
         self.backfill_events = counter("backfill_events_sent", "Events a backfill sent, all hubs.", ("rec_type",))
         self.chart_renders = counter("chart_renders", "Dashboard charts drawn (not answered from cache).", ("range",))
+        self.alert_transitions = counter(
+            "alert_transitions", "Alert state changes that notify (to firing or resolved).", ("severity", "to")
+        )
+        self.alerts_firing = Gauge(
+            f"{PREFIX}_alerts_firing", "Alerts firing now, ours and received, by severity.", ("severity",), registry=r
+        )
+        self.notifications = counter(
+            "alert_notifications", "Webhook deliveries of alert notifications by outcome.", ("outcome",)
+        )
         self.unique_devices = Gauge(f"{PREFIX}_unique_devices", "Distinct devices this process has seen.", registry=r)
         self.lag = LagHistogram()
         r.register(self.lag)
@@ -197,6 +207,11 @@ class PipelineMetrics:
             self.readings_summarised.labels(source).inc(readings)
             now_ms = time.time() * 1000.0
             self.lag.observe_many(source, ((now_ms - ms) / 1000.0 for ms in reading_times_ms))
+
+    def firing_alerts(self, by_severity: Mapping[str, int]) -> None:
+        """The firing alerts as last counted (every severity is set, so one that cleared shows 0)."""
+        for severity in ("critical", "warning", "info"):
+            self.alerts_firing.labels(severity).set(by_severity.get(severity, 0))
 
     def dead_lettered(self, source: str, reasons: Iterable[str]) -> None:
         for reason in reasons:
@@ -245,6 +260,12 @@ class PipelineMetrics:
             summaries_written=summed.get(f"{PREFIX}_summaries_written_total", 0.0),
             dead_letters=summed.get(f"{PREFIX}_dead_letters_total", 0.0),
             failed_invocations=summed.get(f"{PREFIX}_invocations_total", 0.0),
+            alerts_firing=sum(
+                sample.value
+                for family in self.alerts_firing.collect()
+                for sample in family.samples
+                if sample.name == f"{PREFIX}_alerts_firing"
+            ),
             lag_buckets=tuple(merged),
         )
 

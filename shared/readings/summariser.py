@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from shared.ops.log_context import app_logger
 from shared.ops.metrics import PipelineMetrics
@@ -61,6 +61,38 @@ class BatchOutcome:
                 **fields,
             },
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenSummary:
+    """A summary as written (or found written), for whoever watches summaries: `order` is the running count of
+    readings of the window state it came from, which grows with every write of that state."""
+
+    sensor_id: str
+    metric: str
+    unit: str
+    order: int
+    window_end_ms: int
+    min: float
+    max: float
+    avg: float
+
+
+class SummaryWatcher(Protocol):
+    """Judges summaries as they are written (the threshold alerts), inside the summariser's batch."""
+
+    def forget(self, key: SeriesKey) -> None:
+        """The series' window was read from storage: anything cached about it may be stale."""
+        ...
+
+    def judge(self, summaries: Sequence[WrittenSummary]) -> int: ...
+
+
+def _written(key: SeriesKey, summary: Mapping[str, Any], order: int, window: SlidingWindow) -> WrittenSummary:
+    newest = window.newest_ms
+    return WrittenSummary(
+        key[0], key[1], summary["unit"], order, newest or 0, summary["min"], summary["max"], summary["avg"]
+    )
 
 
 @dataclass(slots=True)
@@ -138,8 +170,10 @@ class Summariser:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: PipelineMetrics | None = None,
         policy: ReadingPolicy = TRIGGER_POLICY,
+        watcher: SummaryWatcher | None = None,
     ) -> None:
         self._documents = documents
+        self._watcher = watcher
         self._policy = policy
         self._state = state
         self._metrics = metrics
@@ -212,6 +246,8 @@ class Summariser:
                 readings_total=total if isinstance(total, int) else 0,
             )
         self._known[key] = known
+        if self._watcher is not None:
+            self._watcher.forget(key)
         return known
 
     def _unwritten_summary(self, key: SeriesKey, known: _KnownWindow) -> dict[str, Any] | None:
@@ -225,6 +261,11 @@ class Summariser:
             return None
         return implied
 
+    def _implied_summary(self, key: SeriesKey, known: _KnownWindow) -> dict[str, Any] | None:
+        if known.computed_at is None:
+            return None
+        return build_summary(key[0], key[1], known.unit, known.window, known.computed_at, self._ttl)
+
     def _write_round(self, pending: dict[SeriesKey, SeriesReadings]) -> tuple[int, set[SeriesKey]]:
         """Merge, write states (If-Match), then the summaries of the states written; returns how many
         summaries changed and which series changed under us. Cached windows are merged in place; a series
@@ -234,14 +275,24 @@ class Summariser:
         touched: list[SeriesKey] = []
         writes: list[EntityWrite] = []
         repairs: list[tuple[SeriesKey, dict[str, Any]]] = []
+        rejudge: list[WrittenSummary] = []
         try:
             for key, readings in pending.items():
-                known = self._known.get(key) or self._load_window(key)
+                known = self._known.get(key)
+                fresh = known is None
+                if known is None:
+                    known = self._load_window(key)
                 entered = known.window.merge(readings[0])
                 if not entered:  # already summarised: a redelivery
                     unwritten = self._unwritten_summary(key, known)
                     if unwritten is not None:
                         repairs.append((key, unwritten))
+                    if fresh and self._watcher is not None:
+                        # The process that wrote this state may have died before judging its summary; judging
+                        # it again is harmless (the watcher skips what it has judged).
+                        implied = unwritten or self._implied_summary(key, known)
+                        if implied is not None:
+                            rejudge.append(_written(key, implied, known.readings_total, known.window))
                     continue
                 touched.append(key)
                 unit = _unit_of_newest(readings) or known.unit
@@ -291,6 +342,19 @@ class Summariser:
                 raise
             for key, _ in to_write:
                 self._known[key].summary_written = True
+        if self._watcher is not None:
+            judged = rejudge + [
+                _written(key, summary, self._known[key].readings_total, self._known[key].window)
+                for key, summary in accepted
+            ]
+            if judged:
+                try:
+                    self._watcher.judge(judged)
+                except Exception:
+                    # The summaries are written; the retry reloads these windows and judges them again.
+                    for one in judged:
+                        self._known.pop((one.sensor_id, one.metric), None)
+                    raise
         if conflicts:
             logger.info("window state changed under us for %d series; re-merging", len(conflicts))
         return len(accepted), conflicts

@@ -47,6 +47,11 @@ class SlidingWindow:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def newest_ms(self) -> int | None:
+        """The time of the newest reading kept (None: empty)."""
+        return self._entries[-1][0] if self._entries else None
+
     def merge(self, entries: Iterable[WindowEntry]) -> int:
         """Add readings; returns how many entered the window (0: it did not change)."""
         changed = 0

@@ -474,3 +474,17 @@ def test_a_derived_fingerprint_does_not_depend_on_label_order(labels: dict[str, 
     fingerprint = label_fingerprint(labels)
     assert label_fingerprint(shuffled) == fingerprint
     assert re.fullmatch(r"[0-9a-f]{16}", fingerprint)
+
+
+def test_a_resolved_log_alert_without_resolved_time_ends_when_it_arrived() -> None:
+    body = azure_metric_alert("Resolved")
+    body["data"]["essentials"]["resolvedDateTime"] = None  # Azure gives it for metric alerts only
+    arrived = datetime(2026, 3, 1, 12, 10, tzinfo=UTC)
+
+    (alert,) = parse_inbound(body, received_at=arrived)
+
+    assert alert.status == "resolved"
+    assert alert.ends_at == arrived
+    with pytest.raises(InboundError) as refused:  # without the arrival time there is nothing to end it at
+        parse_inbound(body)
+    assert refused.value.field == "data.essentials.resolvedDateTime"

@@ -1,0 +1,60 @@
+"""The rules as the evaluators see them: read from the table at most every few seconds, and per series the
+rules that match it, worked out once per version of the rules. The summariser asks for every summary, so in
+steady state the answer is a dictionary lookup."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from shared.alerts.rules import SILENCE, THRESHOLD, AlertRule
+from shared.alerts.store import AlertStore
+
+RULES_REFRESH_SECONDS = 10.0
+SeriesKey = tuple[str, str]  # (sensor_id, metric)
+
+
+class RuleBook:
+    def __init__(
+        self,
+        store: AlertStore,
+        refresh_seconds: float = RULES_REFRESH_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._rules: tuple[AlertRule, ...] = ()
+        self._read_at: float | None = None
+        self._matching: dict[SeriesKey, tuple[AlertRule, ...]] = {}
+
+    def rules(self) -> tuple[AlertRule, ...]:
+        """Every rule, as read within the last `refresh_seconds` (a change made here shows at once)."""
+        with self._lock:
+            now = self._clock()
+            if self._read_at is None or now - self._read_at >= self._refresh:
+                rules = tuple(sorted(self._store.rules(), key=lambda rule: rule.name))
+                if rules != self._rules:
+                    self._rules = rules
+                    self._matching = {}
+                self._read_at = now
+            return self._rules
+
+    def thresholds(self, key: SeriesKey) -> tuple[AlertRule, ...]:
+        """The threshold rules that watch one series."""
+        rules = self.rules()
+        matching = self._matching.get(key)
+        if matching is None:
+            matching = tuple(rule for rule in rules if rule.kind == THRESHOLD and rule.matches(*key))
+            self._matching[key] = matching
+        return matching
+
+    def silences(self) -> tuple[AlertRule, ...]:
+        return tuple(rule for rule in self.rules() if rule.kind == SILENCE)
+
+    def changed(self) -> None:
+        """A rule was put or deleted in this process: read them again on next use."""
+        with self._lock:
+            self._read_at = None

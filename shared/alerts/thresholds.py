@@ -1,0 +1,89 @@
+"""Threshold alerts, judged inside the summariser's batch on the summaries it has just written.
+
+The states of a series' rules are read once, when the summariser (re)loads the series' window, and kept in
+memory: in steady state judging a summary reads nothing, and writes only when a state changes. Every write is
+conditional (If-Match, or insert-if-absent); when another instance got there first, the series' states are read
+again and the summary judged again, so each transition is written once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from shared.alerts.evaluation import AlertState, Observation, judge_threshold
+from shared.alerts.rulebook import RuleBook, SeriesKey
+from shared.alerts.store import AlertStore, StoredState, state_key
+from shared.alerts.transitions import Judged, record_transitions, rows_of
+from shared.ops.metrics import PipelineMetrics
+from shared.readings.reading import epoch_ms
+from shared.readings.summariser import WrittenSummary
+from shared.storage.ports import ConcurrencyConflict, StorageError
+
+MAX_ROUNDS = 5
+
+
+class ThresholdAlerts:
+    def __init__(
+        self,
+        store: AlertStore,
+        rules: RuleBook,
+        metrics: PipelineMetrics | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._rules = rules
+        self._metrics = metrics
+        self._clock = clock
+        self._states: dict[SeriesKey, dict[str, StoredState]] = {}
+        self._lock = threading.Lock()
+
+    def forget(self, key: SeriesKey) -> None:
+        """The summariser read this series' window from storage: its alert states may be stale as well."""
+        self._states.pop(key, None)
+
+    def judge(self, summaries: Sequence[WrittenSummary]) -> int:
+        """Judge each summary against the threshold rules of its series; returns the transitions written."""
+        transitions = 0
+        with self._lock:
+            for summary in summaries:
+                key = (summary.sensor_id, summary.metric)
+                rules = self._rules.thresholds(key)
+                if rules:
+                    transitions += self._judge_series(key, summary)
+        return transitions
+
+    def _judge_series(self, key: SeriesKey, summary: WrittenSummary) -> int:
+        for _ in range(MAX_ROUNDS):
+            states = self._states.get(key)
+            if states is None:
+                states = self._states[key] = self._store.series_states(*key)
+            judged: list[Judged] = []
+            seen = Observation(summary.order, summary.window_end_ms, summary.min, summary.max, summary.avg)
+            for rule in self._rules.thresholds(key):
+                stored = states.get(rule.name)
+                current = stored.state if stored is not None else AlertState()
+                step = judge_threshold(rule, current, seen)
+                if step.state is not None:
+                    etag = stored.etag if stored is not None else None
+                    judged.append(Judged(rule, key[0], key[1], step.state, etag, step.notify, summary.unit))
+            if not judged:
+                return 0
+            now_ms = epoch_ms(self._clock())
+            rows = [row for one in judged for row in rows_of(one, now_ms)]
+            try:
+                written = self._store.commit(rows)
+            except ConcurrencyConflict:
+                self._states.pop(key, None)  # another instance judged this series: read its states again
+                continue
+            except BaseException:
+                self._states.pop(key, None)
+                raise
+            by_key = {entity.row_key: entity for entity in written}
+            for one in judged:
+                row = state_key(one.sensor_id, one.metric, one.rule.name)
+                states[one.rule.name] = StoredState(one.rule.name, one.state, by_key[row].etag)
+            record_transitions(self._metrics, judged)
+            return sum(1 for one in judged if one.notify is not None)
+        raise StorageError(f"alert states of {key[0]} {key[1]} kept changing; the batch will be retried")
