@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from blueprints.query_params import bounded_int_param
-from blueprints.responses import error_response, json_response, request_json
+from blueprints.responses import error_response, json_response, request_json, revalidated_json
 from shared.alerts.board import MAX_LIMIT, BadAlertQuery
 from shared.alerts.inbound import InboundError, parse_inbound
 from shared.alerts.received import record_received
@@ -66,7 +66,7 @@ def list_alerts(req: func.HttpRequest, context: func.Context) -> func.HttpRespon
         page = services().alert_board.page(req.params.get("state", "firing"), limit, req.params.get("cursor"))
     except (ValueError, BadAlertQuery) as invalid:
         return error_response(400, str(invalid))
-    return json_response(page)
+    return revalidated_json(req, page)
 
 
 @bp.route(route="api/alerts/test", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
