@@ -16,6 +16,7 @@ from shared.dashboard.reader import MAX_SUMMARIES_LIMIT
 from shared.dashboard.series_page import SERIES_DEFAULT_RANGE
 from shared.intake.ingest import IngestLimits
 from shared.intake.reading_intake import MAX_READINGS_LIMIT
+from shared.ops.openapi_alerts import alert_paths, alert_schemas
 from shared.readings.rules import (
     METRIC_PATTERN,
     READING_ID_PATTERN,
@@ -615,9 +616,9 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "description": "Readings in, sliding-window summaries and charts out.",
         },
         "servers": [{"url": "/"}],
-        "paths": paths,
+        "paths": {**paths, **alert_paths()},
         "components": {
-            "schemas": _schemas(limits),
+            "schemas": {**_schemas(limits), **alert_schemas()},
             "securitySchemes": {
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
