@@ -1,0 +1,116 @@
+"""Alert rules: what a PUT may say, and the field a bad one is refused for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.alerts.rules import DEMO_RULES, SILENCE, THRESHOLD, RuleError, parse_rule, rule_from_stored
+
+THRESHOLD_BODY: dict[str, Any] = {
+    "kind": "threshold",
+    "metric": "temperature",
+    "sensors": "lab-?-*",
+    "field": "max",
+    "op": ">=",
+    "value": 30,
+    "clear": 28.5,
+    "for_seconds": 300,
+    "severity": "critical",
+    "description": "Above 30 °C for 5 minutes",
+}
+
+
+def test_a_threshold_rule_keeps_what_it_was_given_and_matches_by_metric_and_pattern() -> None:
+    rule = parse_rule("lab-hot", THRESHOLD_BODY)
+
+    assert rule.kind == THRESHOLD and rule.field == "max" and rule.op == ">=" and rule.clear == 28.5
+    assert rule.matches("lab-1-east", "temperature")
+    assert not rule.matches("lab-12-east", "temperature")  # ? is one character
+    assert not rule.matches("lab-1-east", "humidity")
+    assert rule.condition() == "max >= 30 (clears at 28.5) for 300 s"
+    assert rule_from_stored(rule.name, rule.to_json()) == rule
+
+
+def test_defaults_one_summary_the_clear_level_at_the_threshold_and_every_sensor() -> None:
+    rule = parse_rule("any", {"kind": "threshold", "metric": "humidity", "op": "<", "value": 20})
+
+    assert (rule.sensors, rule.field, rule.for_summaries, rule.for_seconds) == ("*", "avg", 1, None)
+    assert rule.clear == 20 and rule.severity == "warning"
+    assert rule.breached(19.9) and not rule.cleared(19.9) and rule.cleared(20)
+
+
+def test_a_silence_rule_needs_only_its_duration() -> None:
+    rule = parse_rule("quiet", {"kind": "silence", "metric": "people_count", "for_seconds": 900})
+
+    assert rule.kind == SILENCE and rule.for_seconds == 900
+    assert rule.to_json() == {
+        "name": "quiet",
+        "kind": "silence",
+        "metric": "people_count",
+        "sensors": "*",
+        "severity": "warning",
+        "description": "",
+        "for_seconds": 900,
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"kind": "sometimes"}, "kind"),
+        ({"metric": "Temperature!"}, "metric"),
+        ({"sensors": "a/b"}, "sensors"),
+        ({"field": "median"}, "field"),
+        ({"op": "=="}, "op"),
+        ({"value": "30"}, "value"),
+        ({"value": float("nan")}, "value"),
+        ({"value": True}, "value"),
+        ({"clear": 31}, "clear"),  # above a '>=' threshold: it would resolve while still firing
+        ({"for_seconds": -1}, "for_seconds"),
+        ({"for_seconds": 10**9}, "for_seconds"),
+        ({"for_summaries": 3}, "for_seconds"),  # both given
+        ({"severity": "page"}, "severity"),
+        ({"description": "x" * 501}, "description"),
+        ({"colour": "red"}, "colour"),
+        ({"name": "another"}, "name"),
+    ],
+)
+def test_a_bad_threshold_names_its_field(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(RuleError) as refused:
+        parse_rule("lab-hot", {**THRESHOLD_BODY, **change})
+    assert refused.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "threshold", "metric": "temperature", "value": 1}, "op"),
+        ({"kind": "threshold", "metric": "temperature", "op": ">"}, "value"),
+        ({"kind": "threshold", "metric": "temperature", "op": "<", "value": 5, "clear": 4}, "clear"),
+        ({"kind": "threshold", "metric": "temperature", "op": ">", "value": 5, "for_summaries": 0}, "for_summaries"),
+        ({"kind": "silence", "metric": "temperature"}, "for_seconds"),
+        ({"kind": "silence", "metric": "temperature", "for_seconds": 5}, "for_seconds"),
+        ({"kind": "silence", "metric": "temperature", "for_seconds": 60, "op": ">"}, "op"),
+        ({"metric": "temperature"}, "kind"),
+        ([], "body"),
+        ("threshold", "body"),
+    ],
+)
+def test_a_bad_body_names_its_field(body: object, field: str) -> None:
+    with pytest.raises(RuleError) as refused:
+        parse_rule("r", body)
+    assert refused.value.field == field
+
+
+@pytest.mark.parametrize("name", ["", "-lead", "a b", "a/b", "x" * 64, "ü"])
+def test_a_bad_rule_name_is_refused(name: str) -> None:
+    with pytest.raises(RuleError) as refused:
+        parse_rule(name, {"kind": "silence", "metric": "temperature", "for_seconds": 60})
+    assert refused.value.field == "name"
+
+
+def test_the_demo_rules_are_one_of_each_kind_on_the_simulated_sensors() -> None:
+    assert sorted(rule.kind for rule in DEMO_RULES) == [SILENCE, THRESHOLD]
+    assert all(rule.matches("sensor-01", "temperature") for rule in DEMO_RULES)
