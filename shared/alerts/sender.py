@@ -117,12 +117,20 @@ class WebhookSender:
 
     def _deliver(self, row: Entity, report: DeliveryReport) -> None:
         alert = stored_alert(row.properties)
-        if alert is None or not self.webhooks:
-            # Nothing to send it to (no webhook configured), or a row this version cannot read: the transition
-            # itself stays in the alert's state and history.
-            self._store.delete_row(row.row_key)
-            return
         now_ms = epoch_ms(self._clock())
+        created_ms = int(row.properties.get("created_ms") or now_ms)
+        if alert is None:
+            self._store.delete_row(row.row_key)  # a row this version cannot read: its transition stays in state
+            return
+        if not self.webhooks:
+            # This process has no webhook (say, a local run on the deployed app's tables): it leaves the row to one
+            # that has, and drops it only once nobody delivered it in time (the transition stays in state and
+            # history).
+            if now_ms - created_ms >= self._deadline_ms:
+                self._store.delete_row(row.row_key)
+            else:
+                report.pending += 1
+            return
         if int(row.properties.get("claimed_until_ms") or 0) > now_ms:
             report.pending += 1
             return  # another run is sending it
@@ -141,7 +149,6 @@ class WebhookSender:
             report.pending += 1
             return
         key = row.row_key[len(OUTBOX) :]
-        created_ms = int(row.properties.get("created_ms") or now_ms)
         body = orjson.dumps(webhook_message(alert, self._external_url))
         for hook in due:
             record = dict(deliveries.get(hook.id) or {})
