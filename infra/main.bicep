@@ -163,6 +163,33 @@ param chartRefresh7dSeconds int = 1800
 @maxValue(1000000)
 param csvMaxRows int = 100000
 
+// ----- Alerts (shared.alerts) -----
+
+@description('Where alert notifications go: a JSON array of http(s) webhook URLs. They often hold a token, so the value is stored in Key Vault; empty: no webhooks (the secret then holds []).')
+@secure()
+param alertWebhookUrls string = ''
+
+@description('Timeout of each alert webhook call, in seconds (1-120).')
+@minValue(1)
+@maxValue(120)
+param alertWebhookTimeoutSeconds int = 10
+
+@description('Seconds a notification is retried before it is parked as a dead letter (60-604800).')
+@minValue(60)
+@maxValue(604800)
+param alertDeliveryDeadlineSeconds int = 3600
+
+@description('Days alert history is kept (1-365).')
+@minValue(1)
+@maxValue(365)
+param alertHistoryDays int = 30
+
+@description('NCRONTAB schedule (with seconds) of the timer that ends expired alert silences.')
+param alertSilenceSchedule string = '0 * * * * *'
+
+@description('NCRONTAB schedule (with seconds) of the timer that sends pending alert notifications.')
+param alertSenderSchedule string = '*/15 * * * * *'
+
 // ----- Microshare forwarding (off while microshareUsername is empty) -----
 
 @description('Microshare authentication service base URL.')
@@ -256,6 +283,7 @@ var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(r
 var keyVaultName = '${abbrs.keyVaultVaults}${resourceToken}'
 var microsharePasswordSecretName = 'microshare-password'
 var microshareApiKeySecretName = 'microshare-api-key'
+var alertWebhookUrlsSecretName = 'alert-webhook-urls'
 // shared/storage/names.py: every *_TABLE.
 var stateTables = [
   'windows'
@@ -351,6 +379,8 @@ module keyVault 'core/security/key-vault.bicep' = {
     secrets: {
       '${microsharePasswordSecretName}': microsharePassword
       '${microshareApiKeySecretName}': microshareApiKey
+      // Always written, as [] when empty: an unresolved reference would reach the app as the reference text.
+      '${alertWebhookUrlsSecretName}': empty(alertWebhookUrls) ? '[]' : alertWebhookUrls
     }
   }
 }
@@ -412,6 +442,12 @@ var appSettings = {
   CHART_REFRESH_1D_SECONDS: string(chartRefresh1dSeconds)
   CHART_REFRESH_7D_SECONDS: string(chartRefresh7dSeconds)
   CSV_MAX_ROWS: string(csvMaxRows)
+  ALERT_WEBHOOK_URLS: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${alertWebhookUrlsSecretName})'
+  ALERT_WEBHOOK_TIMEOUT_SECONDS: string(alertWebhookTimeoutSeconds)
+  ALERT_DELIVERY_DEADLINE_SECONDS: string(alertDeliveryDeadlineSeconds)
+  ALERT_HISTORY_DAYS: string(alertHistoryDays)
+  ALERT_SILENCE_SCHEDULE: alertSilenceSchedule
+  ALERT_SENDER_SCHEDULE: alertSenderSchedule
   MICROSHARE_AUTH_URL: microshareAuthUrl
   MICROSHARE_API_URL: microshareApiUrl
   MICROSHARE_USERNAME: microshareUsername

@@ -14,7 +14,16 @@ import tempfile
 from pathlib import Path
 
 from shared.storage import names
-from tests.infra_bicep import ROOT, bicep_app_settings, bicep_files, modules, outputs, params, resources
+from tests.infra_bicep import (
+    ROOT,
+    bicep_app_settings,
+    bicep_files,
+    modules,
+    outputs,
+    params,
+    resources,
+    strip_comments,
+)
 
 # Properties each declared (not `existing`) resource of a type must set, exactly as written.
 REQUIRED_PROPERTIES = {
@@ -64,9 +73,14 @@ KEY_MATERIAL = re.compile(
     r"|AccountEndpoint=|InstrumentationKey|primaryMasterKey|primaryKey",
     re.IGNORECASE,
 )
-SECRET_NAMES = re.compile(r"password|secret|apikey|token", re.IGNORECASE)
+# Webhook URLs count as secrets: Slack, Teams and relay URLs carry their token in the URL.
+SECRET_NAMES = re.compile(r"password|secret|apikey|token|webhookurl", re.IGNORECASE)
 KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
-SECRET_SETTINGS = {"MICROSHARE_PASSWORD", "MICROSHARE_API_KEY"}
+SECRET_SETTINGS = {"MICROSHARE_PASSWORD", "MICROSHARE_API_KEY", "ALERT_WEBHOOK_URLS"}
+SECRET_PARAMS = ("microsharePassword", "microshareApiKey", "alertWebhookUrls")
+# Secrets the app parses whatever happens: stored with this value when the parameter is empty, so that their
+# reference always resolves (an unresolved one reaches the app as the reference text itself).
+ALWAYS_STORED = {"alertWebhookUrls": "'[]'"}
 
 # What azd hands the postprovision hook: the outputs, and whatever else is in the environment.
 AZD_ENVIRONMENT = {
@@ -80,6 +94,7 @@ AZD_ENVIRONMENT = {
     "AZURE_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
     "MICROSHARE_PASSWORD": "never-written-password",  # pragma: allowlist secret
     "MICROSHARE_API_KEY": "never-written-api-key",  # pragma: allowlist secret
+    "ALERT_WEBHOOK_URLS": '["https://hooks.example/never-written-token"]',  # pragma: allowlist secret
     "MICROSHARE_IDENTITY": 'quote " and back\\slash',
 }
 
@@ -143,9 +158,9 @@ def secret_literal_problems(root: Path) -> list[str]:
 
 
 def secure_param_problems(root: Path) -> list[str]:
-    """Secret parameters are @secure(), the Microshare ones exist, and no output exposes one."""
+    """Secret parameters are @secure(), those of SECRET_PARAMS exist, and no output exposes one."""
     main = params(_infra(root) / "main.bicep")
-    problems = [f"main.bicep has no {name}" for name in ("microsharePassword", "microshareApiKey") if name not in main]
+    problems = [f"main.bicep has no {name}" for name in SECRET_PARAMS if name not in main]
     for path in bicep_files(_infra(root)):
         for param in params(path).values():
             if SECRET_NAMES.search(param.name) and not param.has_decorator("secure"):
@@ -157,7 +172,8 @@ def secure_param_problems(root: Path) -> list[str]:
 
 
 def key_vault_reference_problems(root: Path) -> list[str]:
-    """The Microshare secrets reach the app as Key Vault references only, and no empty secret is stored."""
+    """The secret settings reach the app as Key Vault references only, no empty secret is stored, and those of
+    ALWAYS_STORED are stored even when their parameter is empty."""
     settings = bicep_app_settings(_infra(root))
     referenced = {name for name, value in settings.items() if KEY_VAULT_REFERENCE in value}
     problems = [f"{name} is not a Key Vault reference" for name in sorted(SECRET_SETTINGS - referenced)]
@@ -168,6 +184,11 @@ def key_vault_reference_problems(root: Path) -> list[str]:
     for resource in resources(_infra(root)):
         if resource.type == "Microsoft.KeyVault/vaults/secrets" and "if (!empty(" not in resource.body:
             problems.append(f"{resource.symbol} would store an empty secret")
+    main = strip_comments((_infra(root) / "main.bicep").read_text(encoding="utf-8"))
+    for param, when_empty in ALWAYS_STORED.items():
+        stored = rf"^\s*'\$\{{\w+\}}':\s*empty\({param}\)\s*\?\s*{re.escape(when_empty)}\s*:\s*{param}\s*$"
+        if not re.search(stored, main, re.MULTILINE):
+            problems.append(f"{param} is not stored as {when_empty} when empty: its reference would not resolve")
     return problems
 
 
@@ -454,6 +475,7 @@ def hook_problems(root: Path) -> list[str]:
         "MICROSHARE_IDENTITY": AZD_ENVIRONMENT["MICROSHARE_IDENTITY"],
         "MICROSHARE_PASSWORD": "",
         "MICROSHARE_API_KEY": "",
+        "ALERT_WEBHOOK_URLS": "",
     }
     problems += [f"{k} is {values.get(k)!r}, not {v!r}" for k, v in wanted.items() if values.get(k) != v]
     if values.get("EVENTHUB_CONSUMER_GROUP") in ("", AZD_ENVIRONMENT["EVENTHUB_CONSUMER_GROUP"]):

@@ -2,7 +2,8 @@
 # `python -m devhost --backend azure`) runs the app on this machine against the resources just provisioned.
 # The same settings as postprovision.sh; see there for why each differs from the deployed app's:
 # identity-based connections with no client id or credential (the developer's own login), host storage on
-# Azurite, a local lease prefix and consumer group, Microshare forwarding off. No key or password is written.
+# Azurite, a local lease prefix and consumer group, Microshare forwarding off, no alert webhook. No key or
+# password is written.
 $ErrorActionPreference = 'Stop'
 Set-StrictMode -Version Latest
 
@@ -44,6 +45,7 @@ $values = [ordered]@{
     WINDOW_SIZE = (Get-OrDefault 'WINDOW_SIZE' '10')
     SUMMARY_TTL_SECONDS = (Get-OrDefault 'SUMMARY_TTL_SECONDS' '604800')
     READING_TTL_SECONDS = (Get-OrDefault 'READING_TTL_SECONDS' '604800')
+    ALERT_WEBHOOK_URLS = ''
     MICROSHARE_AUTH_URL = (Get-OrDefault 'MICROSHARE_AUTH_URL' 'https://auth.microshare.io')
     MICROSHARE_API_URL = (Get-OrDefault 'MICROSHARE_API_URL' 'https://api.microshare.io')
     MICROSHARE_USERNAME = ''

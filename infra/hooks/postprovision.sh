@@ -9,6 +9,7 @@
 # - The local host gets its own change-feed lease prefix and Event Hubs consumer group, so it never takes
 #   partitions or leases away from the deployed app.
 # - Microshare forwarding stays off here: its password and API key live only in Key Vault.
+# - No alert webhook is called from here: the URLs (which carry tokens) live only in Key Vault.
 #
 # Values come from the azd environment (the outputs of infra/main.bicep), which azd exports to hooks.
 set -eu
@@ -44,6 +45,7 @@ set -- \
     WINDOW_SIZE "${WINDOW_SIZE:-10}" \
     SUMMARY_TTL_SECONDS "${SUMMARY_TTL_SECONDS:-604800}" \
     READING_TTL_SECONDS "${READING_TTL_SECONDS:-604800}" \
+    ALERT_WEBHOOK_URLS '' \
     MICROSHARE_AUTH_URL "${MICROSHARE_AUTH_URL:-https://auth.microshare.io}" \
     MICROSHARE_API_URL "${MICROSHARE_API_URL:-https://api.microshare.io}" \
     MICROSHARE_USERNAME '' \

@@ -202,9 +202,15 @@ def test_the_sample_holds_no_secret_but_the_published_emulator_keys() -> None:
         assert not re.search(r"[A-Za-z0-9+/]{32,}={0,2}", cleaned), name
         if "PASSWORD" in name or "API_KEY" in name:
             assert value == "", f"{name} must stay empty in the sample"
+        if name == shared.settings.ALERT_WEBHOOK_URLS:
+            assert value == "[]", f"{name} must name no webhook in the sample"
 
 
 def test_secrets_reach_azure_only_as_key_vault_references() -> None:
     settings = azure_settings()
-    for name in (shared.settings.MICROSHARE_PASSWORD, shared.settings.MICROSHARE_API_KEY):
+    for name in (
+        shared.settings.MICROSHARE_PASSWORD,
+        shared.settings.MICROSHARE_API_KEY,
+        shared.settings.ALERT_WEBHOOK_URLS,
+    ):
         assert "@Microsoft.KeyVault(" in settings[name]
