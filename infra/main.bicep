@@ -190,6 +190,16 @@ param alertSilenceSchedule string = '0 * * * * *'
 @description('NCRONTAB schedule (with seconds) of the timer that sends pending alert notifications.')
 param alertSenderSchedule string = '*/15 * * * * *'
 
+// ----- Alert rules on the pipeline itself (app/monitoring-alerts.bicep) -----
+
+@description('Email address notified when a rule fires (function failures, dead letters, summariser lag, Cosmos DB throttling); empty: no action group, the rules notify no one.')
+param alertEmail string = ''
+
+@description('The summariser lag rule fires when the mean lag of a source\'s readings stays above this many seconds for 10 minutes (1-86400).')
+@minValue(1)
+@maxValue(86400)
+param summariserLagAlertSeconds int = 300
+
 // ----- Microshare forwarding (off while microshareUsername is empty) -----
 
 @description('Microshare authentication service base URL.')
@@ -397,6 +407,24 @@ module rbac 'app/rbac.bicep' = {
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     cosmosAccountName: documents.outputs.accountName
+  }
+}
+
+module monitoringAlerts 'app/monitoring-alerts.bicep' = {
+  name: 'monitoring-alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    cosmosAccountName: documents.outputs.accountName
+    actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
+    functionFailuresRuleName: '${abbrs.insightsScheduledQueryRules}function-failures-${resourceToken}'
+    deadLettersRuleName: '${abbrs.insightsScheduledQueryRules}dead-letters-${resourceToken}'
+    summariserLagRuleName: '${abbrs.insightsScheduledQueryRules}summariser-lag-${resourceToken}'
+    cosmosThrottlingRuleName: '${abbrs.insightsMetricAlerts}cosmos-throttling-${resourceToken}'
+    alertEmail: alertEmail
+    summariserLagThresholdSeconds: summariserLagAlertSeconds
   }
 }
 

@@ -13,6 +13,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from shared.ops.app_insights import sample_names
+from shared.ops.metrics import PipelineMetrics
 from shared.storage import names
 from tests.infra_bicep import (
     ROOT,
@@ -189,6 +191,169 @@ def key_vault_reference_problems(root: Path) -> list[str]:
         stored = rf"^\s*'\$\{{\w+\}}':\s*empty\({param}\)\s*\?\s*{re.escape(when_empty)}\s*:\s*{param}\s*$"
         if not re.search(stored, main, re.MULTILINE):
             problems.append(f"{param} is not stored as {when_empty} when empty: its reference would not resolve")
+    return problems
+
+
+# The alert rules on the pipeline (infra/app/monitoring-alerts.bicep) and the exported metric samples they read:
+# the names shared.ops.app_insights gives the instruments of shared.ops.metrics, so renaming one breaks the rule.
+ALERTS_MODULE = Path("app") / "monitoring-alerts.bicep"
+_METRICS = PipelineMetrics()
+DEAD_LETTER_SAMPLE = f"{next(iter(_METRICS.dead_letters.describe())).name}_total"
+LAG_SAMPLES = frozenset({f"{_METRICS.lag.name}_sum", f"{_METRICS.lag.name}_count"})
+SCHEDULED_QUERY_RULES = "Microsoft.Insights/scheduledQueryRules"
+METRIC_ALERTS = "Microsoft.Insights/metricAlerts"
+ACTION_GROUPS = "Microsoft.Insights/actionGroups"
+# Rule symbol -> (type, lines its body holds, metric samples its query names, text its query holds).
+ALERT_RULES: dict[str, tuple[str, tuple[str, ...], frozenset[str], tuple[str, ...]]] = {
+    "functionFailures": (
+        SCHEDULED_QUERY_RULES,
+        ("windowSize: 'PT5M'", "timeAggregation: 'Count'", "operator: 'GreaterThan'", "threshold: 0"),
+        frozenset(),
+        ("requests\n", "| where success == false"),
+    ),
+    "deadLetters": (
+        SCHEDULED_QUERY_RULES,
+        ("windowSize: 'PT5M'", "timeAggregation: 'Total'", "operator: 'GreaterThan'", "threshold: 0"),
+        frozenset({DEAD_LETTER_SAMPLE}),
+        ("customMetrics\n",),
+    ),
+    "summariserLag": (
+        SCHEDULED_QUERY_RULES,
+        (
+            "windowSize: 'PT5M'",  # two periods of 5 minutes, both failing: high for 10 minutes
+            "numberOfEvaluationPeriods: 2",
+            "minFailingPeriodsToAlert: 2",
+            "operator: 'GreaterThan'",
+            "threshold: summariserLagThresholdSeconds",
+        ),
+        LAG_SAMPLES,
+        ("customMetrics\n",),
+    ),
+    "cosmosThrottling": (
+        METRIC_ALERTS,
+        (
+            "location: 'global'",
+            "windowSize: 'PT5M'",
+            "metricNamespace: 'Microsoft.DocumentDB/databaseAccounts'",
+            "metricName: 'TotalRequests'",
+            "name: 'StatusCode'",
+            "'429'",
+            "timeAggregation: 'Count'",
+            "operator: 'GreaterThan'",
+            "threshold: 0",
+        ),
+        frozenset(),
+        (),
+    ),
+}
+UNSAFE_OUTPUT = re.compile(r"key|secret|connectionstring|password|token|email", re.IGNORECASE)
+EMAIL_LITERAL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+
+
+def _query_columns(query: str) -> set[str]:
+    """The columns of the query's last `| project`: `name = expression` or a bare `name`."""
+    projects = [line for line in query.splitlines() if line.lstrip().startswith("| project ")]
+    if not projects:
+        return set()
+    items = projects[-1].split("| project ", 1)[1].split(",")
+    return {item.split("=", 1)[0].strip() for item in items}
+
+
+def _actions_reach(text: str, body: str, group: str) -> bool:
+    """The rule's actions name the action group, directly or through a `var` (read to its first blank line)."""
+    if f"{group}.id" in body:
+        return True
+    named = re.search(r"^\s*actions:\s*(\w+)\s*$", body, re.MULTILINE)
+    if named is None:
+        return False
+    var = re.search(rf"^var {named.group(1)} = (.*?)^\s*$", text, re.MULTILINE | re.DOTALL)
+    return var is not None and f"{group}.id" in var.group(1)
+
+
+def alert_problems(root: Path) -> list[str]:
+    """The pipeline's alert rules: main.bicep deploys the module; function failures, dead letters, summariser lag
+    and Cosmos DB throttling each have a rule reading the right table or metric (the dead-letter and lag samples
+    the app really exports); the one action group mails the alertEmail parameter (set from AZURE_ALERT_EMAIL),
+    exists only when it is set and is every rule's action; no output holds a key, a secret or the address."""
+    infra = _infra(root)
+    main, path = infra / "main.bicep", infra / ALERTS_MODULE
+    problems = [] if path.resolve() in modules(main).values() else [f"main.bicep does not deploy {ALERTS_MODULE}"]
+    if not path.is_file():
+        return [*problems, f"{ALERTS_MODULE} does not exist"]
+    text = strip_comments(path.read_text(encoding="utf-8"))
+    declared = {r.symbol: r for r in resources(path)}
+    existing = {r.type: r.symbol for r in declared.values() if r.existing}
+    groups = [r for r in declared.values() if r.type == ACTION_GROUPS and not r.existing]
+    if len(groups) != 1:
+        return [*problems, f"{ALERTS_MODULE} declares {len(groups)} action groups, not one"]
+    (group,) = groups
+    exported = set(sample_names(_METRICS))
+    for symbol, (type_, lines, samples, query_text) in ALERT_RULES.items():
+        rule = declared.get(symbol)
+        if rule is None or rule.type != type_:
+            problems.append(f"no {type_} {symbol}")
+            continue
+        problems += [f"{symbol} lacks {line}" for line in lines if not _has_line(rule.body, line)]
+        if not _has_line(rule.body, "tags: tags"):
+            problems.append(f"{symbol} is not tagged")
+        if not _actions_reach(text, rule.body, group.symbol):
+            problems.append(f"{symbol} does not notify the action group")
+        watched = "Microsoft.DocumentDB/databaseAccounts" if type_ == METRIC_ALERTS else "Microsoft.Insights/components"
+        scope = existing.get(watched)
+        if scope is None or f"{scope}.id" not in rule.body:
+            problems.append(f"{symbol} is not scoped to the existing {watched}")
+        if type_ != SCHEDULED_QUERY_RULES:
+            continue
+        loaded = re.search(r"^\s*query: loadTextContent\('([^']+)'\)\s*$", rule.body, re.MULTILINE)
+        query_file = path.parent / loaded.group(1) if loaded else None
+        if query_file is None or not query_file.is_file():
+            problems.append(f"{symbol}: its query is not a file loaded with loadTextContent")
+            continue
+        query = query_file.read_text(encoding="utf-8")
+        problems += [f"{symbol}: the query lacks {t!r}" for t in query_text if t not in query]
+        named = set(re.findall(r'"(sensorpulse_\w+)"', query))
+        if named != samples:
+            problems.append(f"{symbol}: the query names {sorted(named)}, not {sorted(samples)}")
+        problems += [f"{symbol}: the app exports no {name}" for name in sorted(named - exported)]
+        wanted = {"timestamp", *re.findall(r"^\s*(?:metricMeasureColumn|name): '(\w+)'", rule.body, re.MULTILINE)}
+        missing = wanted - _query_columns(query)
+        problems += [f"{symbol}: the query does not project {name}" for name in sorted(missing)]
+    # The action group: the address comes from the parameter, and without one there is no group.
+    module_params = params(path)
+    email = module_params.get("alertEmail")
+    if email is None or email.default != "''":
+        problems.append("the module's alertEmail is not a parameter defaulting to ''")
+    if not _has_line(group.body, "emailAddress: alertEmail"):
+        problems.append("the action group's email is not the alertEmail parameter")
+    if not _has_line(group.body, "location: 'global'"):
+        problems.append("the action group is not global")
+    condition = re.search(r"=\s*if\s*\((.*?)\)\s*\{", group.body)
+    guard = condition.group(1).strip() if condition else ""
+    guard_var = re.search(rf"^var {re.escape(guard)} = (.+)$", text, re.MULTILINE) if guard else None
+    if "!empty(alertEmail)" not in (guard_var.group(1) if guard_var else guard):
+        problems.append("the action group is created even without alertEmail")
+    written = re.search(r"^\s*groupShortName: (.+?)\s*$", group.body, re.MULTILINE)
+    value = written.group(1) if written else ""
+    literal = re.search(rf"^var {value} = '([^']*)'$", text, re.MULTILINE) if re.fullmatch(r"\w+", value) else None
+    short_name = literal.group(1) if literal else value.strip("'")
+    if not 1 <= len(short_name) <= 12 or "${" in short_name:
+        problems.append(f"the action group's short name {short_name!r} is not 1-12 characters")
+    main_params = params(main)
+    if main_params.get("alertEmail") is None or main_params["alertEmail"].default != "''":
+        problems.append("main.bicep has no alertEmail parameter defaulting to ''")
+    if not re.search(r"^\s*alertEmail: alertEmail\s*$", strip_comments(main.read_text(encoding="utf-8")), re.M):
+        problems.append("main.bicep does not pass alertEmail to the module")
+    # No address in the templates, and no output that could hold a secret or the address.
+    for file in [*bicep_files(infra), *infra.glob("*.json")]:
+        if EMAIL_LITERAL.search(file.read_text(encoding="utf-8")):
+            problems.append(f"{file.name}: an email address literal")
+        if file.suffix != ".bicep":
+            continue
+        for name, value in outputs(file).items():
+            if UNSAFE_OUTPUT.search(f"{name} {value}") and file.resolve() == path.resolve():
+                problems.append(f"{file.name}: output {name} may hold a key, secret or address")
+            if re.search(r"\balertEmail\b|emailAddress", value):
+                problems.append(f"{file.name}: output {name} exposes the alert email")
     return problems
 
 
@@ -374,6 +539,7 @@ def parameter_file_problems(root: Path) -> list[str]:
         ("environmentName", "AZURE_ENV_NAME"),
         ("location", "AZURE_LOCATION"),
         ("principalId", "AZURE_PRINCIPAL_ID"),
+        ("alertEmail", "AZURE_ALERT_EMAIL"),
     ):
         if written.get(name, {}).get("value") != f"${{{variable}}}":
             problems.append(f"{name} does not come from ${{{variable}}}")

@@ -19,6 +19,7 @@ from tests.infra_bicep import ROOT
 from tests.infra_rules import (
     AZD_ENVIRONMENT,
     abbreviation_problems,
+    alert_problems,
     api_version_problems,
     app_setting_problems,
     azure_yaml_problems,
@@ -60,6 +61,9 @@ API_VERSIONS = {
     ("Microsoft.KeyVault/vaults/secrets", "2023-07-01"),
     ("Microsoft.OperationalInsights/workspaces", "2023-09-01"),
     ("Microsoft.Insights/components", "2020-02-02"),
+    ("Microsoft.Insights/actionGroups", "2023-01-01"),
+    ("Microsoft.Insights/scheduledQueryRules", "2023-12-01"),
+    ("Microsoft.Insights/metricAlerts", "2018-03-01"),
     ("Microsoft.Authorization/roleAssignments", "2022-04-01"),
 }
 
@@ -80,6 +84,7 @@ RULES: dict[str, Callable[[Path], list[str]]] = {
     "parameter file": parameter_file_problems,
     "azure.yaml": azure_yaml_problems,
     "hooks": hook_problems,
+    "alerts": alert_problems,
 }
 
 
@@ -103,6 +108,7 @@ HOST, VAULT = "infra/core/host/flex-consumption-function-app.bicep", "infra/core
 MONITOR, EVENTS = "infra/core/monitor/monitoring.bicep", "infra/core/messaging/event-hubs.bicep"
 STORAGE, IDENTITY = "infra/core/storage/storage-account.bicep", "infra/core/identity/user-assigned-identity.bicep"
 SH, PS1, ABBREVIATIONS = "infra/hooks/postprovision.sh", "infra/hooks/postprovision.ps1", "infra/abbreviations.json"
+ALERTS, ALERT_QUERIES = "infra/app/monitoring-alerts.bicep", "infra/app/alerts"
 
 # fmt: off
 BREAKAGES = [
@@ -211,6 +217,32 @@ BREAKAGES = [
              "LEASE_CONTAINER_PREFIX local-", "LEASE_CONTAINER_PREFIX azure-"),
     Breakage("the hooks disagree", "hooks", PS1,
              "    WINDOW_SIZE = (Get-OrDefault 'WINDOW_SIZE' '10')\n", ""),
+    Breakage("the alert rules not deployed", "alerts", MAIN,
+             "module monitoringAlerts 'app/monitoring-alerts.bicep'", "module monitoringAlerts 'app/alerts.bicep'"),
+    Breakage("failures read from traces", "alerts", f"{ALERT_QUERIES}/function-failures.kql",
+             "requests\n| where success == false", "traces\n| where severityLevel >= 3"),
+    Breakage("a dead-letter metric the app does not export", "alerts", f"{ALERT_QUERIES}/dead-letters.kql",
+             '"sensorpulse_dead_letters_total"', '"sensorpulse_deadletters_total"'),
+    Breakage("the lag measure not projected", "alerts", f"{ALERT_QUERIES}/summariser-lag.kql",
+             "lag_seconds = lag_sum / readings", "lag = lag_sum / readings"),
+    Breakage("the lag high for 5 minutes only", "alerts", ALERTS,
+             "numberOfEvaluationPeriods: 2", "numberOfEvaluationPeriods: 1"),
+    Breakage("throttling on the wrong status", "alerts", ALERTS,
+             "          '429'", "          '503'"),
+    Breakage("a rule that notifies no one", "alerts", ALERTS,
+             "    actions: withEmail\n      ? [\n          {\n            actionGroupId: actionGroup.id\n          }\n"
+             "        ]\n      : []\n", "    actions: []\n"),
+    Breakage("the email written in", "alerts", ALERTS,
+             "emailAddress: alertEmail", "emailAddress: 'oncall@example.com'"),
+    Breakage("an action group without an email", "alerts", ALERTS,
+             "var withEmail = !empty(alertEmail)", "var withEmail = true"),
+    Breakage("a long action group short name", "alerts", ALERTS,
+             "var actionGroupShortName = 'sensorpulse'", "var actionGroupShortName = 'sensorpulse-alerts'"),
+    Breakage("the email as an output", "alerts", MAIN,
+             "output TASKHUB_NAME string = taskHubName\n",
+             "output TASKHUB_NAME string = taskHubName\noutput ALERT_RECIPIENT string = alertEmail\n"),
+    Breakage("the alert email not from azd", "parameter file", PARAMETERS,
+             "${AZURE_ALERT_EMAIL}", "${ALERT_EMAIL}"),
 ]
 # fmt: on
 
