@@ -1,6 +1,7 @@
-"""The operators' KQL queries (docs/queries/*.kql) parse and bind against the Application Insights tables, checked
-with Microsoft's Kusto language library (npm @kusto/language-service-next) by tests/tools/kql_check.mjs: an
-unknown column, table or function is an error, like a syntax error. Broken queries planted in a temp folder show
+"""The operators' KQL queries (docs/queries/*.kql) and the queries of the alert rules (infra/app/alerts/*.kql) parse
+and bind against the Application Insights tables, checked with Microsoft's Kusto language library (npm
+@kusto/language-service-next) by tests/tools/kql_check.mjs: an unknown column, table or function is an error, like a
+syntax error. Broken queries planted in a temp folder show
 that the checker does report what it should. Node runs once for every file (a module fixture)."""
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ QUERIES = REPO / "docs" / "queries"
 CHECKER = REPO / "tests" / "tools" / "kql_check.mjs"
 KUSTO_PACKAGE = REPO / "node_modules" / "@kusto" / "language-service-next"
 QUERY_FILES = sorted(QUERIES.glob("*.kql"))
+# Run by Azure Monitor (infra/app/monitoring-alerts.bicep loads them); tests/infra_rules.py checks what they read.
+ALERT_QUERY_FILES = sorted((REPO / "infra" / "app" / "alerts").glob("*.kql"))
 REQUIRED = {
     "throughput-per-minute.kql",
     "lag-percentiles.kql",
@@ -78,7 +81,7 @@ def report(planted_dir: Path) -> Report:
         pytest.skip(f"{KUSTO_PACKAGE.relative_to(REPO)} is missing: run `npm ci` (make test does)")
     node = shutil.which("node")
     assert node is not None, "node is not on PATH"
-    files = [*QUERY_FILES, *sorted(planted_dir.glob("*.kql"))]
+    files = [*QUERY_FILES, *ALERT_QUERY_FILES, *sorted(planted_dir.glob("*.kql"))]
     done = subprocess.run(
         [node, str(CHECKER), *(str(path) for path in files)],
         cwd=REPO,
@@ -97,6 +100,17 @@ def test_the_required_queries_exist() -> None:
 
 @pytest.mark.parametrize("path", QUERY_FILES, ids=lambda path: path.name)
 def test_query_parses_and_binds(report: Report, path: Path) -> None:
+    assert str(path) in report, f"the checker skipped {path.name}"
+    errors = _errors(report[str(path)])
+    assert not errors, f"{path.name}:\n" + "\n".join(errors)
+
+
+def test_the_alert_rules_have_queries() -> None:
+    assert ALERT_QUERY_FILES, "infra/app/alerts holds no query"
+
+
+@pytest.mark.parametrize("path", ALERT_QUERY_FILES, ids=lambda path: path.name)
+def test_alert_query_parses_and_binds(report: Report, path: Path) -> None:
     assert str(path) in report, f"the checker skipped {path.name}"
     errors = _errors(report[str(path)])
     assert not errors, f"{path.name}:\n" + "\n".join(errors)
