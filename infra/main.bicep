@@ -175,7 +175,7 @@ param alertWebhookUrls string = ''
 param alertWebhookTimeoutSeconds int = 10
 
 @description('Seconds a notification is retried before it is parked as a dead letter (60-604800).')
-@minValue(60)
+@minValue(10)
 @maxValue(604800)
 param alertDeliveryDeadlineSeconds int = 3600
 

@@ -153,7 +153,7 @@ class AlertSettings:
             webhook_urls=parse_webhook_urls(env.get(ALERT_WEBHOOK_URLS, "")),
             webhook_timeout_seconds=_int(env, ALERT_WEBHOOK_TIMEOUT_SECONDS, 10, 1, 120),
             delivery_deadline_seconds=_int(env, ALERT_DELIVERY_DEADLINE_SECONDS, 3600, 10, 7 * 86400),
-            history_days=_int(env, ALERT_HISTORY_DAYS, 30, 1, 3650),
+            history_days=_int(env, ALERT_HISTORY_DAYS, 30, 1, 365),
         )
 
 
