@@ -34,6 +34,7 @@ class Status:
     summaries: int
     failed: int
     dead_letters: int
+    alerts_firing: int = 0
 
     def fields(self) -> dict[str, object]:
         return {
@@ -44,6 +45,7 @@ class Status:
             "summaries": self.summaries,
             "failed_invocations": self.failed,
             "dead_letters": self.dead_letters,
+            "alerts_firing": self.alerts_firing,
         }
 
 
@@ -56,6 +58,7 @@ def measure(now: Totals, earlier: Totals | None, seconds: float) -> Status:
         summaries=int(now.summaries_written),
         failed=int(now.failed_invocations),
         dead_letters=int(now.dead_letters),
+        alerts_firing=int(now.alerts_firing),
     )
 
 
@@ -75,7 +78,8 @@ def render(status: Status) -> str:
     return (
         f"▶ {status.readings_per_second:,.1f} readings/s · lag p50 {_lag(status.lag_p50_seconds)}, "
         f"p95 {_lag(status.lag_p95_seconds)} · {status.summaries:,} summaries · {status.failed:,} failed · "
-        f"{status.dead_letters:,} dead letters"
+        f"{status.dead_letters:,} dead letters · {status.alerts_firing:,} "
+        f"{'alert' if status.alerts_firing == 1 else 'alerts'} firing"
     )
 
 

@@ -62,7 +62,7 @@ class Services:
         self.alert_store = AlertStore(stores.state)
         self.alert_rules = RuleBook(self.alert_store)
         self.thresholds = ThresholdAlerts(self.alert_store, self.alert_rules, self.metrics)
-        self.alert_board = AlertBoard(self.alert_store)
+        self.alert_board = AlertBoard(self.alert_store, self.metrics)
         self.summariser = Summariser(
             stores.documents,
             stores.state,

@@ -20,6 +20,7 @@ import orjson
 from shared.alerts.evaluation import FIRING, PENDING
 from shared.alerts.notifications import SOURCE
 from shared.alerts.store import AlertStore, stored_alert
+from shared.ops.metrics import PipelineMetrics
 from shared.readings.reading import epoch_ms
 
 STATES = ("firing", "resolved", "all")
@@ -82,8 +83,11 @@ def _is_number(text: str) -> bool:
 
 
 class AlertBoard:
-    def __init__(self, store: AlertStore, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, store: AlertStore, metrics: PipelineMetrics | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._store = store
+        self._metrics = metrics
         self._clock = clock
         self._lock = threading.Lock()
         self._cached: tuple[float, Board] | None = None
@@ -122,6 +126,12 @@ class AlertBoard:
             if alert is not None:
                 alerts.append(alert_view(alert, str(entity.properties.get("source", SOURCE))))
         alerts.sort(key=_order)
+        if self._metrics is not None:
+            by_severity: dict[str, int] = {}
+            for alert in alerts:
+                if alert["status"] == "firing":
+                    by_severity[alert["severity"]] = by_severity.get(alert["severity"], 0) + 1
+            self._metrics.firing_alerts(by_severity)
         return Board(alerts, pending)
 
     def firing(self) -> list[dict[str, Any]]:

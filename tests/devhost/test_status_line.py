@@ -89,3 +89,13 @@ def test_lag_is_shown_in_the_unit_that_reads_best(frozen_now_ms: int) -> None:
     metrics.summarised("x", 2, 1, [frozen_now_ms - 200_000] * 2)
     text = render(measure(metrics.totals(), None, 1.0))
     assert "lag p50 ≤ 5 min, p95 ≤ 5 min" in text
+
+
+def test_the_firing_alerts_are_counted_on_the_status_line() -> None:
+    metrics = PipelineMetrics()
+    assert render(measure(metrics.totals(), None, 1.0)).endswith("· 0 alerts firing")
+    metrics.firing_alerts({"critical": 1})
+    assert render(measure(metrics.totals(), None, 1.0)).endswith("· 1 alert firing")
+    metrics.firing_alerts({"critical": 2, "warning": 3})
+    status = measure(metrics.totals(), None, 1.0)
+    assert status.fields()["alerts_firing"] == 5 and render(status).endswith("· 5 alerts firing")
