@@ -28,6 +28,10 @@ from typing import Any
 
 from bench.common import log, machine, reading_document
 from devhost.console import app_records_as_json
+from shared.alerts.rulebook import RuleBook
+from shared.alerts.rules import AlertRule, parse_rule
+from shared.alerts.store import AlertStore
+from shared.alerts.thresholds import ThresholdAlerts
 from shared.ops.invocation import observed
 from shared.ops.metrics import PipelineMetrics
 from shared.readings.reading import format_timestamp
@@ -45,6 +49,8 @@ WINDOW_SIZE = 10
 TTL_SECONDS = 604_800  # local.settings.sample.json's READING_TTL_SECONDS and SUMMARY_TTL_SECONDS
 TARGET_READINGS_PER_SECOND = 20_000.0
 TARGET_OBSERVABILITY_COST_PERCENT = 5.0
+TARGET_ALERTS_COST_PERCENT = 10.0
+ALERT_RULES = 100
 SEED = 20_240_601
 REPEATS = 5  # each method runs this many times on fresh databases; the median run is reported
 
@@ -198,18 +204,53 @@ class _Invocation:
         self.invocation_id = str(uuid.uuid4())
 
 
-def _run_ours(directory: Path, batches: list[Batch], observe: bool = False) -> dict[str, Any]:
-    """Ours; with `observe`, exactly as the trigger runs it: metrics, the invocation scope, the JSON log line."""
+def alert_rules() -> list[AlertRule]:
+    """A hundred rules as a fleet's operators might keep them: 50 thresholds on every sensor and 40 on groups of
+    ten, set above and below the rooms' usual range so that the walks drifting furthest breach some of them (a few
+    dozen alerts go pending and fire; most summaries breach nothing), and 10 silences (judged by their timer, not
+    in the batch). Every series is watched by 51 threshold rules."""
+    rules: list[AlertRule] = []
+    for n in range(40):
+        field = ("avg", "min", "max")[n % 3]
+        high = 33.0 + n * 0.25
+        body = {"field": field, "op": ">", "value": high, "clear": high - 1, "for_summaries": 1 + n % 3}
+        rules.append(parse_rule(f"hot-{n}", {"kind": "threshold", "metric": "temperature", **body}))
+    for n in range(10):
+        low = 17.0 - n * 0.25
+        body = {"field": "min", "op": "<", "value": low, "clear": low + 1, "for_seconds": 20}
+        rules.append(parse_rule(f"cold-{n}", {"kind": "threshold", "metric": "temperature", **body}))
+    for n in range(40):
+        body = {"sensors": f"sensor-0{n:02d}?", "op": ">=", "value": 34.0, "clear": 33.0, "for_summaries": 2}
+        rules.append(parse_rule(f"room-{n}", {"kind": "threshold", "metric": "temperature", **body}))
+    for n in range(10):
+        body = {"sensors": f"sensor-0{n}*", "for_seconds": 600}
+        rules.append(parse_rule(f"quiet-{n}", {"kind": "silence", "metric": "temperature", **body}))
+    assert len(rules) == ALERT_RULES
+    return rules
+
+
+def _run_ours(directory: Path, batches: list[Batch], observe: bool = False, alerts: bool = False) -> dict[str, Any]:
+    """Ours; with `observe`, exactly as the trigger runs it: metrics, the invocation scope, the JSON log line; with
+    `alerts`, judging ALERT_RULES rules inside each batch as the app does."""
     database, documents, state = _open(directory)
     try:
         seconds: defaultdict[str, float] = defaultdict(float)
+        timed_state = _TimedState(state, seconds)
+        watcher: ThresholdAlerts | None = None
+        if alerts:
+            store = AlertStore(timed_state)
+            for rule in alert_rules():
+                store.put_rule(rule, "2025-01-01T00:00:00.000Z")
+            watcher = ThresholdAlerts(store, RuleBook(store))
         summariser = Summariser(
             _TimedDocuments(documents, seconds),
-            _TimedState(state, seconds),
+            timed_state,
             WINDOW_SIZE,
             TTL_SECONDS,
             metrics=PipelineMetrics() if observe else None,
+            watcher=watcher,
         )
+        transitions = 0
         elapsed = 0.0
         readings_write = 0.0
         written = 0
@@ -230,6 +271,11 @@ def _run_ours(directory: Path, batches: list[Batch], observe: bool = False) -> d
                 if outcome.dead_lettered:
                     raise RuntimeError(f"{outcome.dead_lettered} bench readings were dead-lettered")
         first_pass = documents.count(SUMMARIES)
+        if alerts:
+            outbox = AlertStore(state).outbox()
+            transitions = len(outbox)
+            firing = sum(1 for row in outbox if row.row_key.endswith("-firing"))
+            log(f"alerts: {transitions} notifications written ({firing} firing)")
         replayer = Summariser(documents, state, WINDOW_SIZE, TTL_SECONDS)  # a restart: windows from storage
         began = time.perf_counter()
         rewritten = sum(replayer.apply(batch, source="bench").summaries_written for batch in batches)
@@ -243,6 +289,7 @@ def _run_ours(directory: Path, batches: list[Batch], observe: bool = False) -> d
             "summary_documents_after_replay": documents.count(SUMMARIES),
             "summaries_written_by_replay": rewritten,
             "replay_seconds": replay,
+            "alert_notifications": transitions,
         }
     finally:
         database.close()
@@ -280,6 +327,7 @@ def run() -> dict[str, Any]:
     total = sum(len(batch) for batch in batches)
     runs: list[tuple[dict[str, Any], dict[str, Any]]] = []
     observed_runs: list[dict[str, Any]] = []
+    alerting_runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-summariser-") as tmp:
         log(f"{total} readings in {len(batches)} batches; {REPEATS} runs of each method, alternating")
         for n in range(REPEATS):
@@ -290,18 +338,23 @@ def run() -> dict[str, Any]:
             else:
                 watched = _run_ours(Path(tmp) / f"observed-{n}", batches, observe=True)
                 ours = _run_ours(Path(tmp) / f"ours-{n}", batches)
+            alerting = _run_ours(Path(tmp) / f"alerts-{n}", batches, alerts=True)
             reference = _run_reference(Path(tmp) / f"reference-{n}", batches)
             log(
                 f"run {n + 1}: ours {ours['seconds']:.2f} s, with metrics and logs {watched['seconds']:.2f} s, "
-                f"reference {reference['seconds']:.2f} s"
+                f"with {ALERT_RULES} alert rules {alerting['seconds']:.2f} s, reference {reference['seconds']:.2f} s"
             )
             runs.append((ours, reference))
             observed_runs.append(watched)
+            alerting_runs.append(alerting)
     # The median run of each method: a shared machine's noise moves single runs by 20% either way.
     ours = sorted((o for o, _ in runs), key=lambda o: float(o["seconds"]))[REPEATS // 2]
     reference = sorted((r for _, r in runs), key=lambda r: float(r["seconds"]))[REPEATS // 2]
     watched = sorted(observed_runs, key=lambda o: float(o["seconds"]))[REPEATS // 2]
+    alerting = sorted(alerting_runs, key=lambda o: float(o["seconds"]))[REPEATS // 2]
     rate = total / ours["seconds"]
+    alerting_rate = total / alerting["seconds"]
+    alerts_cost = (1.0 - alerting_rate / rate) * 100.0
     observed_rate = total / watched["seconds"]
     cost_percent = (1.0 - observed_rate / rate) * 100.0
     reference_rate = total / reference["seconds"]
@@ -341,8 +394,16 @@ def run() -> dict[str, Any]:
         "target": {
             "readings_per_second_min": TARGET_READINGS_PER_SECOND,
             "observability_cost_percent_max": TARGET_OBSERVABILITY_COST_PERCENT,
+            "alerts_cost_percent_max": TARGET_ALERTS_COST_PERCENT,
         },
         "meets_target": rate >= TARGET_READINGS_PER_SECOND and idempotent,
         "observability_meets_target": cost_percent <= TARGET_OBSERVABILITY_COST_PERCENT,
+        "alerts": f"the same with {ALERT_RULES} alert rules (90 thresholds judged in the batch, 10 silences)",
+        "alerts_readings_per_second": round(alerting_rate, 1),
+        "alerts_runs_readings_per_second": [round(total / o["seconds"], 1) for o in alerting_runs],
+        "alerts_breakdown_seconds": alerting["breakdown"],
+        "alert_notifications_written": alerting["alert_notifications"],
+        "alerts_cost_percent": round(alerts_cost, 2),
+        "alerts_meet_target": alerts_cost <= TARGET_ALERTS_COST_PERCENT,
         "machine": machine(),
     }

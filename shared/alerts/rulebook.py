@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from shared.alerts.rules import SILENCE, THRESHOLD, AlertRule
+from shared.alerts.series_rules import SeriesRules
 from shared.alerts.store import AlertStore
 
 RULES_REFRESH_SECONDS = 10.0
@@ -28,7 +29,8 @@ class RuleBook:
         self._lock = threading.Lock()
         self._rules: tuple[AlertRule, ...] = ()
         self._read_at: float | None = None
-        self._matching: dict[SeriesKey, tuple[AlertRule, ...]] = {}
+        self._matching: dict[SeriesKey, SeriesRules] = {}
+        self._shared: dict[tuple[str, ...], SeriesRules] = {}  # series watched by the same rules share one index
 
     def rules(self) -> tuple[AlertRule, ...]:
         """Every rule, as read within the last `refresh_seconds` (a change made here shows at once)."""
@@ -39,15 +41,29 @@ class RuleBook:
                 if rules != self._rules:
                     self._rules = rules
                     self._matching = {}
+                    self._shared = {}
                 self._read_at = now
             return self._rules
 
-    def thresholds(self, key: SeriesKey) -> tuple[AlertRule, ...]:
-        """The threshold rules that watch one series."""
-        rules = self.rules()
+    def thresholds(self, key: SeriesKey) -> SeriesRules:
+        """The threshold rules that watch one series, as of the last `rules()` (call it once per batch)."""
         matching = self._matching.get(key)
         if matching is None:
-            matching = tuple(rule for rule in rules if rule.kind == THRESHOLD and rule.matches(*key))
+            sensor_id, metric = key
+            patterns: dict[str, bool] = {}  # many rules share a pattern: match each once
+            chosen: list[AlertRule] = []
+            for rule in self._rules:
+                if rule.kind != THRESHOLD or rule.metric != metric:
+                    continue
+                hit = patterns.get(rule.sensors)
+                if hit is None:
+                    hit = patterns[rule.sensors] = rule.matches(sensor_id, metric)
+                if hit:
+                    chosen.append(rule)
+            names = tuple(rule.name for rule in chosen)
+            matching = self._shared.get(names)
+            if matching is None:
+                matching = self._shared[names] = SeriesRules(tuple(chosen))
             self._matching[key] = matching
         return matching
 

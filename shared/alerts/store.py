@@ -91,6 +91,17 @@ class AlertStore:
             found[rule] = StoredState(rule, AlertState.from_properties(entity.properties), entity.etag)
         return found
 
+    def all_series_states(self) -> dict[tuple[str, str], dict[str, StoredState]]:
+        """Every rule's state on every series: one range read."""
+        found: dict[tuple[str, str], dict[str, StoredState]] = {}
+        for entity in self.states():
+            key = (str(entity.properties.get("sensor_id", "")), str(entity.properties.get("metric", "")))
+            rule = str(entity.properties.get("rule", ""))
+            found.setdefault(key, {})[rule] = StoredState(
+                rule, AlertState.from_properties(entity.properties), entity.etag
+            )
+        return found
+
     def states(self) -> list[Entity]:
         return self._state.query_prefix(ALERTS_TABLE, PARTITION, STATE)
 

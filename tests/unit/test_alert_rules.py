@@ -5,8 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from shared.alerts.rules import DEMO_RULES, SILENCE, THRESHOLD, RuleError, parse_rule, rule_from_stored
+from shared.alerts.rules import (
+    DEMO_RULES,
+    FIELDS,
+    OPERATORS,
+    SILENCE,
+    THRESHOLD,
+    RuleError,
+    parse_rule,
+    rule_from_stored,
+)
+from shared.alerts.series_rules import SeriesRules
 
 THRESHOLD_BODY: dict[str, Any] = {
     "kind": "threshold",
@@ -114,3 +126,24 @@ def test_a_bad_rule_name_is_refused(name: str) -> None:
 def test_the_demo_rules_are_one_of_each_kind_on_the_simulated_sensors() -> None:
     assert sorted(rule.kind for rule in DEMO_RULES) == [SILENCE, THRESHOLD]
     assert all(rule.matches("sensor-01", "temperature") for rule in DEMO_RULES)
+
+
+_THRESHOLDS = st.lists(
+    st.tuples(st.sampled_from(FIELDS), st.sampled_from(OPERATORS), st.integers(-5, 5)), min_size=0, max_size=25
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_THRESHOLDS, st.integers(-6, 6), st.integers(-6, 6), st.integers(-6, 6))
+def test_the_series_index_finds_exactly_the_breached_rules(
+    thresholds: list[tuple[str, str, int]], low: int, high: int, mean: int
+) -> None:
+    rules = tuple(
+        parse_rule(f"r{n}", {"kind": "threshold", "metric": "m", "field": field, "op": op, "value": value})
+        for n, (field, op, value) in enumerate(thresholds)
+    )
+    observed = {"min": float(low), "max": float(high), "avg": float(mean)}
+
+    found = {rule.name for rule in SeriesRules(rules).breached(low, high, mean)}
+
+    assert found == {rule.name for rule in rules if rule.breached(observed[rule.field])}
