@@ -22,6 +22,10 @@ from shared.storage.ports import ConcurrencyConflict
 logger = app_logger(__name__)
 
 
+def _identity(rule: AlertRule) -> tuple[str, str, str, str]:
+    return (rule.kind, rule.metric, rule.sensors, rule.severity)
+
+
 class RuleAdmin:
     def __init__(
         self,
@@ -39,8 +43,13 @@ class RuleAdmin:
         return sorted(self._store.rules(), key=lambda rule: rule.name)
 
     def put(self, rule: AlertRule) -> bool:
-        """Keep a rule; True when it is new."""
-        created = self._store.rule(rule.name) is None
+        """Keep a rule; True when it is new. Replacing a rule with another kind, metric, pattern or severity first
+        resolves what it was firing: those make the alert's labels, and a receiver matches a resolution to its
+        firing by them."""
+        before = self._store.rule(rule.name)
+        created = before is None
+        if before is not None and _identity(before) != _identity(rule):
+            self._resolve_all(before)
         self._store.put_rule(rule, format_timestamp(self._clock()))
         self._rulebook.changed()
         logger.info(

@@ -28,6 +28,7 @@ class RuleBook:
         self._clock = clock
         self._lock = threading.Lock()
         self._rules: tuple[AlertRule, ...] = ()
+        self.version = 0  # grows whenever the rules read differ from the ones before
         self._read_at: float | None = None
         self._matching: dict[SeriesKey, SeriesRules] = {}
         self._shared: dict[tuple[str, ...], SeriesRules] = {}  # series watched by the same rules share one index
@@ -40,6 +41,7 @@ class RuleBook:
                 rules = tuple(sorted(self._store.rules(), key=lambda rule: rule.name))
                 if rules != self._rules:
                     self._rules = rules
+                    self.version += 1
                     self._matching = {}
                     self._shared = {}
                 self._read_at = now

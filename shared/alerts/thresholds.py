@@ -47,6 +47,7 @@ class ThresholdAlerts:
         self._snapshot: dict[SeriesKey, dict[str, StoredState]] = {}
         self._snapshot_at: float | None = None
         self._reread: set[SeriesKey] = set()  # known here before, possibly changed elsewhere since
+        self._rules_version = 0
         self._lock = threading.Lock()
 
     def forget(self, key: SeriesKey) -> None:
@@ -75,6 +76,13 @@ class ThresholdAlerts:
         transitions = 0
         with self._lock:
             self._rules.rules()  # read again if they are due: once per batch, not per summary
+            if self._rules.version != self._rules_version:
+                # Putting or deleting a rule resolves alerts elsewhere (shared.alerts.admin) before the rules change:
+                # every state is read again.
+                self._rules_version = self._rules.version
+                self._states.clear()
+                self._reread.clear()
+                self._snapshot_at = None
             for summary in summaries:
                 key = (summary.sensor_id, summary.metric)
                 rules = self._rules.thresholds(key)

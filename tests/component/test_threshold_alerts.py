@@ -170,3 +170,25 @@ def test_redeliveries_and_restarts_in_any_order_give_the_same_notifications(
             messy = AlertingProcess.start(stores, window_size=3)
 
     assert notifications(messy.store) == notifications(clean.store)
+
+
+def test_replacing_a_rule_with_another_severity_resolves_what_it_fired_first(tmp_path: Path) -> None:
+    from shared.alerts.admin import RuleAdmin
+    from shared.alerts.rulebook import RuleBook
+    from shared.alerts.rules import parse_rule
+
+    stores = embedded_stores(tmp_path)
+    process = AlertingProcess.start(stores)
+    admin = RuleAdmin(process.store, RuleBook(process.store))
+    body = {"kind": "threshold", "metric": "temperature", "op": ">", "value": 30}
+    admin.put(parse_rule("hot", body))
+    process.deliver([reading("s1", 35, 0)])
+    assert statuses(process.store) == ["firing"]
+
+    admin.put(parse_rule("hot", {**body, "value": 31}))  # a new level only: the alert goes on
+    assert statuses(process.store) == ["firing"]
+    admin.put(parse_rule("hot", {**body, "severity": "critical"}))  # new labels: the old alert resolves first
+    assert statuses(process.store) == ["firing", "resolved"]
+    process.deliver([reading("s1", 35, 1)])  # and the next summary fires it anew, as critical
+    keys = notifications(process.store)
+    assert len(keys) == 3 and len({key.split("-")[0] for key in keys}) == 2
