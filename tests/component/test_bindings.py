@@ -29,8 +29,17 @@ HTTP_ROUTES = {
     "openapi_json": "api/openapi.json",
     "readings_csv": "api/sensors/{sensor_id}/readings.csv",
     "summaries_csv": "api/sensors/{sensor_id}/summaries.csv",
+    "list_alerts": "api/alerts",
 }
-KEYED_ROUTES = {"post_readings": ("api/readings", "POST"), "metrics": ("api/metrics", "GET")}
+KEYED_ROUTES = {
+    "post_readings": ("api/readings", "POST"),
+    "metrics": ("api/metrics", "GET"),
+    "put_alert_rule": ("api/alerts/rules/{name}", "PUT"),
+    "list_alert_rules": ("api/alerts/rules", "GET"),
+    "delete_alert_rule": ("api/alerts/rules/{name}", "DELETE"),
+    "test_alert_webhooks": ("api/alerts/test", "POST"),
+    "receive_alerts": ("api/alerts/inbound", "POST"),
+}
 ADMIN_ROUTES = {
     "start_backfill": ("api/microshare/backfill", "POST"),
     "backfill_status": ("api/microshare/backfill/{instance_id}", "GET"),
@@ -65,6 +74,8 @@ def test_the_app_has_exactly_the_expected_functions(bindings: dict[str, list[dic
         "backfill_window",
         "backfill_finish",
         "warmup",
+        "evaluate_silences",
+        "send_alert_notifications",
         *HTTP_ROUTES,
         *KEYED_ROUTES,
         *ADMIN_ROUTES,
@@ -118,6 +129,23 @@ def test_simulator_runs_on_a_configurable_timer(bindings: dict[str, list[dict[st
     assert timer["type"] == "timerTrigger"
     assert timer["schedule"] == "%SIMULATOR_SCHEDULE%"
     assert timer["runOnStartup"] is True
+
+
+@pytest.mark.parametrize(
+    ("name", "schedule", "sample"),
+    [
+        ("evaluate_silences", "%ALERT_SILENCE_SCHEDULE%", "0 * * * * *"),
+        ("send_alert_notifications", "%ALERT_SENDER_SCHEDULE%", "*/15 * * * * *"),
+    ],
+)
+def test_the_alert_timers_run_on_configurable_schedules(
+    bindings: dict[str, list[dict[str, Any]]], name: str, schedule: str, sample: str
+) -> None:
+    timer = trigger(bindings, name)
+
+    assert timer["type"] == "timerTrigger"
+    assert timer["schedule"] == schedule
+    assert sample_settings()[schedule.strip("%")] == sample  # every minute; every 15 s
 
 
 def test_readings_summariser_follows_the_readings_change_feed(bindings: dict[str, list[dict[str, Any]]]) -> None:
