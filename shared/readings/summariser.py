@@ -103,6 +103,9 @@ class _KnownWindow:
     computed_at: str | None  # when this window's summary was computed, as stored with the state
     summary_written: bool  # whether this process saw that summary's write succeed
     readings_total: int = 0  # readings that ever entered this window: the dashboard's readings per minute
+    # Whether the watcher has judged the summary this state implies, as far as this process knows: not for a window
+    # read from storage (the process that wrote it may have died first), until a judgement here succeeds.
+    judged: bool = True
 
 
 def build_summary(
@@ -243,6 +246,7 @@ class Summariser:
                 computed_at if isinstance(computed_at, str) else None,
                 # Read from the store: this process cannot know the summary write after it happened.
                 summary_written=False,
+                judged=False,
                 readings_total=total if isinstance(total, int) else 0,
             )
         self._known[key] = known
@@ -278,16 +282,13 @@ class Summariser:
         rejudge: list[WrittenSummary] = []
         try:
             for key, readings in pending.items():
-                known = self._known.get(key)
-                fresh = known is None
-                if known is None:
-                    known = self._load_window(key)
+                known = self._known.get(key) or self._load_window(key)
                 entered = known.window.merge(readings[0])
                 if not entered:  # already summarised: a redelivery
                     unwritten = self._unwritten_summary(key, known)
                     if unwritten is not None:
                         repairs.append((key, unwritten))
-                    if fresh and self._watcher is not None:
+                    if not known.judged and self._watcher is not None:
                         # The process that wrote this state may have died before judging its summary; judging
                         # it again is harmless (the watcher skips what it has judged).
                         implied = unwritten or self._implied_summary(key, known)
@@ -330,6 +331,7 @@ class Summariser:
                 known.computed_at = now
                 known.readings_total = write.properties["readings_total"]
                 known.summary_written = False
+                known.judged = False
                 accepted.append((key, summary))
         to_write = accepted + repairs
         if to_write:
@@ -355,6 +357,8 @@ class Summariser:
                     for one in judged:
                         self._known.pop((one.sensor_id, one.metric), None)
                     raise
+                for one in judged:
+                    self._known[(one.sensor_id, one.metric)].judged = True
         if conflicts:
             logger.info("window state changed under us for %d series; re-merging", len(conflicts))
         return len(accepted), conflicts

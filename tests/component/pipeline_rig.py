@@ -24,6 +24,7 @@ from devhost.app.settings import find_settings_file, read_values
 from devhost.triggers.change_feed import ChangeFeedDriver
 from devhost.triggers.event_hub import EventHubDriver
 from shared import app
+from shared.alerts.store import AlertStore
 from shared.intake.devices import Device, DeviceRegistry
 from shared.readings.dead_letters import DeadLetterBox
 from shared.readings.summariser import summary_from_state
@@ -192,6 +193,7 @@ class PipelineState:
     windows: dict[tuple[str, str], dict[str, Any]]  # by (sensor, metric): entries, unit, the summary it implies
     dead_letters: dict[str, str]  # key → reason
     devices: dict[str, Device]
+    alert_notifications: list[str]  # the outbox's keys (nothing sends them in these runs)
 
 
 def _stored(documents: SqliteDocumentStore, container: str) -> dict[str, Document]:
@@ -215,6 +217,7 @@ def stored_state(database: SqliteDatabase) -> PipelineState:
         windows=windows,
         dead_letters={letter["key"]: letter["reason"] for letter in DeadLetterBox(state).list()},
         devices={device.device_id: device for device in DeviceRegistry(state).list()},
+        alert_notifications=sorted(row.row_key for row in AlertStore(state).outbox()),
     )
 
 

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from shared.alerts.rules import parse_rule
+from shared.alerts.store import AlertStore
 from shared.readings.dead_letters import DeadLetterBox
 from shared.readings.reading import format_timestamp
 from shared.readings.summariser import Summariser, summary_from_state
@@ -190,14 +192,24 @@ def assert_one_summary_per_window(state: PipelineState) -> None:
         assert sid == summary_id(summary["sensor_id"], summary["metric"], summary["newest_reading_id"])
 
 
+def with_alerts(backend: Backend) -> None:
+    """A threshold rule the stream's 15-40 °C readings cross back and forth (set up past any fault)."""
+    rule = {"kind": "threshold", "metric": "temperature", "op": ">", "value": 32, "clear": 26, "for_summaries": 2}
+    AlertStore(SqliteStateStore(backend.database)).put_rule(parse_rule("hot", rule), "2025-01-01T00:00:00.000Z")
+
+
 @pytest.mark.usefixtures("app_on_temp_store")
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_storage_faults_lose_no_reading_and_change_no_summary(tmp_path: Path, stream: Stream, seed: int) -> None:
     size = Settings.from_env(os.environ).window_size
-    fault_free = run_pipeline(Backend.embedded(tmp_path / "fault-free"), stream.deliveries, RESTART_EVERY)
+    fault_free_backend = Backend.embedded(tmp_path / "fault-free")
+    with_alerts(fault_free_backend)
+    fault_free = run_pipeline(fault_free_backend, stream.deliveries, RESTART_EVERY)
     faults = FaultInjector(seed)
+    faulty_backend = Backend.embedded(tmp_path / "faulty", faults)
+    with_alerts(faulty_backend)
 
-    faulty = run_pipeline(Backend.embedded(tmp_path / "faulty", faults), stream.deliveries, RESTART_EVERY)
+    faulty = run_pipeline(faulty_backend, stream.deliveries, RESTART_EVERY)
 
     # The faults really happened, and the app's own retry policy answered the invocations they failed.
     kinds = faults.by_kind()
@@ -226,6 +238,10 @@ def test_storage_faults_lose_no_reading_and_change_no_summary(tmp_path: Path, st
         d: s.source for d, s in fault_free.state.devices.items()
     }
     assert all(faulty.state.devices[d].count >= s.count for d, s in fault_free.state.devices.items())
+
+    # The alert rule's transitions: the same ones, each notified once, whatever failed in between.
+    assert len(fault_free.state.alert_notifications) >= 10
+    assert faulty.state.alert_notifications == fault_free.state.alert_notifications
 
 
 # --- the wrappers do what the test above relies on ----------------------------------------------------
