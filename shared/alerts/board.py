@@ -11,7 +11,7 @@ import binascii
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -34,8 +34,47 @@ class BadAlertQuery(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Board:
+    """One read of every alert row, with what the dashboard asks of it per series worked out once: a page of
+    tiles asks for each tile's badge, so that is a dictionary lookup, not a scan of every alert."""
+
     alerts: list[dict[str, Any]]  # firing then resolved... sorted newest first by `changed_at`
     pending: dict[tuple[str, str], int]  # series -> rules pending on it
+    # (sensor, metric) -> its badge while something fires on it; sensor -> its alerts, in the order of `alerts`
+    firing_by_series: dict[tuple[str, str], dict[str, Any]] = field(init=False, repr=False)
+    by_sensor: dict[str, list[dict[str, Any]]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        firing: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        by_sensor: dict[str, list[dict[str, Any]]] = {}
+        for alert in self.alerts:
+            sensor_id, metric = alert["sensor_id"], alert["metric"]
+            if not isinstance(sensor_id, str):
+                continue
+            by_sensor.setdefault(sensor_id, []).append(alert)
+            if alert["status"] == "firing" and isinstance(metric, str):
+                firing.setdefault((sensor_id, metric), []).append(alert)
+        badges = {key: _firing_badge(found) for key, found in firing.items()}
+        object.__setattr__(self, "firing_by_series", badges)
+        object.__setattr__(self, "by_sensor", by_sensor)
+
+    def series_status(self, sensor_id: str, metric: str) -> dict[str, Any] | None:
+        """A tile's alert badge: the most severe firing alert of the series, or pending; None when quiet."""
+        badge = self.firing_by_series.get((sensor_id, metric))
+        if badge is not None:
+            return dict(badge)
+        if self.pending.get((sensor_id, metric)):
+            return {"state": "pending", "severity": None, "name": None, "count": 0}
+        return None
+
+    def series_history(self, sensor_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The sensor's alerts, firing first, then newest first."""
+        return self.by_sensor.get(sensor_id, [])[:limit]
+
+
+def _firing_badge(firing: list[dict[str, Any]]) -> dict[str, Any]:
+    """The badge of a series with these alerts firing: the most severe (the newest of equals) and how many."""
+    worst = min(firing, key=lambda a: _SEVERITY_RANK.get(a["severity"], 3))
+    return {"state": "firing", "severity": worst["severity"], "name": worst["name"], "count": len(firing)}
 
 
 def _time_ms(text: object) -> int:
@@ -139,20 +178,10 @@ class AlertBoard:
 
     def series_status(self, sensor_id: str, metric: str) -> dict[str, Any] | None:
         """A tile's alert badge: the most severe firing alert of the series, or pending; None when quiet."""
-        firing = [
-            a
-            for a in self.board().alerts
-            if a["status"] == "firing" and (a["sensor_id"], a["metric"]) == (sensor_id, metric)
-        ]
-        if firing:
-            worst = min(firing, key=lambda a: _SEVERITY_RANK.get(a["severity"], 3))
-            return {"state": "firing", "severity": worst["severity"], "name": worst["name"], "count": len(firing)}
-        if self.board().pending.get((sensor_id, metric)):
-            return {"state": "pending", "severity": None, "name": None, "count": 0}
-        return None
+        return self.board().series_status(sensor_id, metric)
 
     def series_history(self, sensor_id: str, limit: int = 20) -> list[dict[str, Any]]:
-        return [a for a in self.board().alerts if a["sensor_id"] == sensor_id][:limit]
+        return self.board().series_history(sensor_id, limit)
 
     def page(self, state: str, limit: int, cursor: str | None) -> dict[str, Any]:
         """One page of the listing: `{"items", "next_cursor", "total", "firing"}`."""
