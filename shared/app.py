@@ -75,7 +75,11 @@ class Services:
         )
         self.simulator = SensorSimulator(stores.documents, stores.state, settings.reading_ttl_seconds, self.metrics)
         self.dashboard = DashboardReader(
-            stores.documents, stores.state, settings.dashboard.chart_refresh_seconds, metrics=self.metrics
+            stores.documents,
+            stores.state,
+            settings.dashboard.chart_refresh_seconds,
+            metrics=self.metrics,
+            alerts=self.alert_board,
         )
         self.series = SeriesView(stores.documents, self.dashboard, settings.dashboard.csv_max_rows)
         self.devices = DeviceRegistry(stores.state)

@@ -2,7 +2,7 @@
 paged, for the dashboard page and `GET /api/sensors`.
 
 Pure: no I/O. The reader hands in the tiles it read from window state; everything here is a function of them,
-the query and the time.
+the query and the time, and of each series' alert badge where the caller hands in a way to look it up.
 
 A page's cursor names the sort key of the last tile it held, so the next page starts after that key even when
 series were added or moved meanwhile (no tile is skipped because the list grew ahead of it). It also carries a
@@ -16,7 +16,7 @@ import binascii
 import bisect
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +33,9 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 MAX_FILTER_LENGTH = 100
 NO_LOCATION = ""  # the group of a series whose id is not a dotted location path
+# (sensor, metric) -> the series' alert badge ({"state": "firing" or "pending", "severity", "name", "count"}), or
+# None while no rule fires or is pending on it
+AlertLookup = Callable[[str, str], Mapping[str, Any] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,16 +177,24 @@ class SortedFleet:
         self._keys = [key for key, _ in ordered]
         self.tiles = [tile for _, tile in ordered]
 
-    def page(self, limit: int, cursor: str | None, now_ms: int, refresh_seconds: Mapping[str, int]) -> dict[str, Any]:
-        """One page of the listing as the API answers it. The answer holds no clock reading, only data times and
-        statuses, so the same data gives the same bytes (and ETag) from one poll to the next."""
+    def page(
+        self,
+        limit: int,
+        cursor: str | None,
+        now_ms: int,
+        refresh_seconds: Mapping[str, int],
+        alerts: AlertLookup | None = None,
+    ) -> dict[str, Any]:
+        """One page of the listing as the API answers it. The answer holds no clock reading, only data times,
+        statuses and alert badges, so the same data gives the same bytes (and ETag) from one poll to the next, and
+        an alert that fires or resolves changes them."""
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
         start = 0 if cursor is None else bisect.bisect_right(self._keys, decode_cursor(cursor, self.query))
         chosen = self.tiles[start : start + limit]
         following = start + limit < len(self.tiles)
         answer: dict[str, Any] = {
-            "items": [tile_json(t, self.query, now_ms, refresh_seconds) for t in chosen],
+            "items": [tile_json(t, self.query, now_ms, refresh_seconds, alerts) for t in chosen],
             "next_cursor": encode_cursor(self._keys[start + limit - 1], self.query) if following else None,
             "total": len(self.tiles),
             "stale": sum(1 for t in self.tiles if t.stale(now_ms)),
@@ -201,7 +212,14 @@ class SortedFleet:
         return [{"name": name, "count": n, "stale": stale} for name, (n, stale) in counts.items()]
 
 
-def tile_json(tile: Tile, query: FleetQuery, now_ms: int, refresh_seconds: Mapping[str, int]) -> dict[str, Any]:
+def tile_json(
+    tile: Tile,
+    query: FleetQuery,
+    now_ms: int,
+    refresh_seconds: Mapping[str, int],
+    alerts: AlertLookup | None = None,
+) -> dict[str, Any]:
+    alert = None if alerts is None else alerts(tile.sensor_id, tile.metric)
     return {
         "sensor_id": tile.sensor_id,
         "metric": tile.metric,
@@ -213,4 +231,5 @@ def tile_json(tile: Tile, query: FleetQuery, now_ms: int, refresh_seconds: Mappi
         "stale_after": format_epoch_ms(tile.stale_after_ms),
         "latest": dict(tile.latest),
         "charts": chart_versions(tile.end_ms, refresh_seconds),
+        "alert": None if alert is None else dict(alert),
     }

@@ -1,4 +1,5 @@
-"""The dashboard's read side: series from window state, history from `summaries`, cached PNG charts."""
+"""The dashboard's read side: series from window state, history from `summaries`, cached PNG charts, and each
+series' alert state from the alert board."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.dashboard.fleet import FleetQuery, SortedFleet, Tile, chart_versions, tile_from_summary, tile_json
+from shared.dashboard.fleet import (
+    AlertLookup,
+    FleetQuery,
+    SortedFleet,
+    Tile,
+    chart_versions,
+    tile_from_summary,
+    tile_json,
+)
 from shared.dashboard.range_history import (
     CHART_FIELDS,
     MAX_RANGE_DOCUMENTS,
@@ -27,6 +36,9 @@ from shared.readings.summariser import summary_from_state
 from shared.settings import DashboardSettings
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import MAX_ENTITY_PAGE, DocumentStore, Entity, StateStore, public_fields
+
+if TYPE_CHECKING:
+    from shared.alerts.board import AlertBoard
 
 CHART_POINTS = 120
 MAX_SUMMARIES_LIMIT = 500
@@ -91,8 +103,10 @@ class DashboardReader:
         render: Callable[..., bytes] | None = None,
         clock: Callable[[], float] = time.monotonic,
         metrics: PipelineMetrics | None = None,
+        alerts: AlertBoard | None = None,
     ) -> None:
         self._documents = documents
+        self._alerts = alerts  # None: tiles carry no alert state ("alert": null)
         self._metrics = metrics
         self._state = state
         self.refresh_seconds: Mapping[str, int] = dict(
@@ -177,7 +191,11 @@ class DashboardReader:
 
     def fleet_page(self, query: FleetQuery, limit: int, cursor: str | None, now: datetime) -> dict[str, Any]:
         """One page of the fleet listing (see fleet.SortedFleet.page); ValueError for a bad limit or cursor."""
-        return self.fleet(query).page(limit, cursor, epoch_ms(now), self.refresh_seconds)
+        return self.fleet(query).page(limit, cursor, epoch_ms(now), self.refresh_seconds, self._alert_badges())
+
+    def _alert_badges(self) -> AlertLookup | None:
+        """Each series' alert badge, from one read of the alert board (every tile of a page from the same read)."""
+        return None if self._alerts is None else self._alerts.board().series_status
 
     def sensor(self, sensor_id: str, now: datetime) -> dict[str, Any]:
         """Every series of one sensor as fleet tiles; raises UnknownSeries for a sensor with no summary."""
@@ -187,9 +205,10 @@ class DashboardReader:
         if not found:
             raise UnknownSeries(f"no summaries for sensor {sensor_id!r}")
         plain = FleetQuery()
+        badges = self._alert_badges()
         return {
             "sensor_id": sensor_id,
-            "series": [tile_json(t, plain, epoch_ms(now), self.refresh_seconds) for t in found],
+            "series": [tile_json(t, plain, epoch_ms(now), self.refresh_seconds, badges) for t in found],
         }
 
     def overview(self, now: datetime) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.alerts.rules import SEVERITIES
 from shared.dashboard.charts.render import CHART_SIZES
 from shared.dashboard.csv_export import MAX_SPAN, READINGS_CSV, SUMMARIES_CSV
 from shared.dashboard.fleet import DEFAULT_PAGE_SIZE, GROUPINGS, MAX_FILTER_LENGTH, MAX_PAGE_SIZE, SORTS
@@ -285,6 +286,19 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
                     "type": "object",
                     "description": "per range, the current version of its chart: the `v` of /api/plots",
                     "additionalProperties": {"type": "integer"},
+                },
+                "alert": {
+                    "type": ["object", "null"],
+                    "description": "null while no alert rule fires or is pending on the series; firing: its most "
+                    "severe firing alert (the rule's name and severity) and how many fire; pending: a rule's "
+                    "condition holds but not yet for long enough",
+                    "required": ["state", "severity", "name", "count"],
+                    "properties": {
+                        "state": {"enum": ["firing", "pending"]},
+                        "severity": {"enum": [*SEVERITIES, None], "description": "null while pending"},
+                        "name": {"type": ["string", "null"], "description": "null while pending"},
+                        "count": {"type": "integer", "minimum": 0, "description": "alerts firing; 0 while pending"},
+                    },
                 },
             },
         },

@@ -1,0 +1,135 @@
+"""Alerts on the dashboard's answers, over a temporary embedded store: a tile's alert badge (firing, pending or
+none) and a sensor's alert history. Alert states are made by the app's own paths: a rule put through the rule
+admin, readings summarised (thresholds are judged inside the summariser's batch), a rule deleted."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.alerts.rules import parse_rule
+from shared.app import services
+from tests.component.conftest import Handler
+from tests.component.test_dashboard_api import body_json, get
+
+
+def put_rule(name: str, sensors: str, severity: str = "critical", for_summaries: int = 1, value: float = 0) -> None:
+    body = {
+        "kind": "threshold",
+        "metric": "temperature",
+        "sensors": sensors,
+        "field": "avg",
+        "op": ">",
+        "value": value,
+        "for_summaries": for_summaries,
+        "severity": severity,
+    }
+    services().alert_admin.put(parse_rule(name, body))
+
+
+_SECONDS = itertools.count()
+
+
+def summarise(*sensors: str) -> None:
+    """A new reading of each sensor (20 °C and up, a second after the last), summarised in one batch: one new
+    summary per series."""
+    second = next(_SECONDS)
+    moment = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1) + timedelta(seconds=second)
+    batch = [
+        {
+            "id": f"{sensor_id}-{second}",
+            "sensor_id": sensor_id,
+            "metric": "temperature",
+            "value": 20.0 + second % 10,
+            "unit": "°C",
+            "timestamp": moment.isoformat(),
+        }
+        for sensor_id in sensors
+    ]
+    outcome = services().summariser.apply(batch, source="test")
+    assert not outcome.dead_lettered, outcome
+    services().alert_board.changed()  # the board's one-second cache, as if that time had passed
+
+
+def tiles(handlers: dict[str, Handler], headers: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    answer = body_json(get(handlers["list_sensors"], "api/sensors", headers=headers))
+    return {tile["sensor_id"]: tile for tile in answer["items"]}
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_a_tile_shows_the_most_severe_firing_alert_and_how_many_fire(handlers: dict[str, Handler]) -> None:
+    put_rule("room-warm", "room-*", severity="warning")
+    put_rule("room-1-hot", "room-1", severity="critical")
+    summarise("room-1", "room-2", "hall-1")
+
+    listed = tiles(handlers)
+
+    assert listed["room-1"]["alert"] == {"state": "firing", "severity": "critical", "name": "room-1-hot", "count": 2}
+    assert listed["room-2"]["alert"] == {"state": "firing", "severity": "warning", "name": "room-warm", "count": 1}
+    assert listed["hall-1"]["alert"] is None  # no rule watches it
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_a_tile_is_pending_while_a_rule_waits_for_more_summaries(handlers: dict[str, Handler]) -> None:
+    put_rule("room-warm", "room-*", severity="warning", for_summaries=3)
+    summarise("room-1")
+
+    pending = tiles(handlers)["room-1"]["alert"]
+    summarise("room-1")
+    summarise("room-1")  # the third breaching summary in a row
+
+    assert pending == {"state": "pending", "severity": None, "name": None, "count": 0}
+    assert tiles(handlers)["room-1"]["alert"] == {
+        "state": "firing",
+        "severity": "warning",
+        "name": "room-warm",
+        "count": 1,
+    }
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_a_tile_has_no_alert_while_nothing_breaches_and_none_once_the_rule_is_deleted(
+    handlers: dict[str, Handler],
+) -> None:
+    put_rule("never", "room-*", value=1000)
+    put_rule("always", "room-*")
+    summarise("room-1")
+    firing = tiles(handlers)["room-1"]["alert"]
+
+    services().alert_admin.delete("always")
+    services().alert_board.changed()
+
+    assert firing is not None and firing["name"] == "always"
+    assert tiles(handlers)["room-1"]["alert"] is None
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_the_listing_etag_changes_when_an_alert_resolves_though_no_reading_came(handlers: dict[str, Handler]) -> None:
+    put_rule("always", "room-*")
+    summarise("room-1")
+    first = get(handlers["list_sensors"], "api/sensors")
+    etag = first.headers["ETag"]
+    unchanged = get(handlers["list_sensors"], "api/sensors", headers={"If-None-Match": etag})
+
+    services().alert_admin.delete("always")
+    services().alert_board.changed()
+    resolved = get(handlers["list_sensors"], "api/sensors", headers={"If-None-Match": etag})
+
+    assert unchanged.status_code == 304
+    assert resolved.status_code == 200 and resolved.headers["ETag"] != etag
+    assert [tile["alert"] for tile in body_json(resolved)["items"]] == [None]
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_the_first_page_inside_the_dashboard_page_carries_the_badges(handlers: dict[str, Handler]) -> None:
+    put_rule("always", "room-1")
+    summarise("room-1", "room-2")
+
+    page = get(handlers["dashboard_page"], "").get_body().decode("utf-8")
+    embedded = page.split('<script id="first-page" type="application/json">', 1)[1].split("</script>", 1)[0]
+
+    assert '"alert":{"state":"firing","severity":"critical","name":"always","count":1}' in embedded
+    assert '"alert":null' in embedded
