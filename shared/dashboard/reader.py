@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 CHART_POINTS = 120
 MAX_SUMMARIES_LIMIT = 500
+SENSOR_ALERTS = 20  # a sensor's answer (and page) lists its newest alerts, firing first
 _SERIES_CACHE_SECONDS = 0.5  # every open page polls every 2 s; one table scan serves them all
 _CHART_CACHE_ENTRIES = 512
 _RATE_WINDOW_SECONDS = 60.0  # readings per minute: over the last minute
@@ -198,17 +199,20 @@ class DashboardReader:
         return None if self._alerts is None else self._alerts.board().series_status
 
     def sensor(self, sensor_id: str, now: datetime) -> dict[str, Any]:
-        """Every series of one sensor as fleet tiles; raises UnknownSeries for a sensor with no summary."""
+        """Every series of one sensor as fleet tiles, and the sensor's alerts (firing first, then newest first, at
+        most SENSOR_ALERTS); raises UnknownSeries for a sensor with no summary."""
         entities = self._state.query(WINDOWS_TABLE, check_sensor_id(sensor_id))
         tiles = [self._parsed_tile(sensor_id, entity) for entity in entities]
         found = sorted((t for t in tiles if t is not None), key=lambda t: t.metric)
         if not found:
             raise UnknownSeries(f"no summaries for sensor {sensor_id!r}")
         plain = FleetQuery()
-        badges = self._alert_badges()
+        board = None if self._alerts is None else self._alerts.board()  # one read for the badges and the history
+        badges = None if board is None else board.series_status
         return {
             "sensor_id": sensor_id,
             "series": [tile_json(t, plain, epoch_ms(now), self.refresh_seconds, badges) for t in found],
+            "alerts": [] if board is None else board.series_history(sensor_id, SENSOR_ALERTS),
         }
 
     def overview(self, now: datetime) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from shared.dashboard.charts.render import CHART_SIZES
 from shared.dashboard.csv_export import MAX_SPAN, READINGS_CSV, SUMMARIES_CSV
 from shared.dashboard.fleet import DEFAULT_PAGE_SIZE, GROUPINGS, MAX_FILTER_LENGTH, MAX_PAGE_SIZE, SORTS
 from shared.dashboard.range_history import CARD_RANGES, DEFAULT_RANGE, RANGES
-from shared.dashboard.reader import MAX_SUMMARIES_LIMIT
+from shared.dashboard.reader import MAX_SUMMARIES_LIMIT, SENSOR_ALERTS
 from shared.dashboard.series_page import SERIES_DEFAULT_RANGE
 from shared.intake.ingest import IngestLimits
 from shared.intake.reading_intake import MAX_READINGS_LIMIT
@@ -329,6 +329,49 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
             "properties": {
                 "sensor_id": {"type": "string"},
                 "series": {"type": "array", "items": _ref("Tile")},
+                "alerts": {
+                    "type": "array",
+                    "maxItems": SENSOR_ALERTS,
+                    "description": "the sensor's alerts (received ones too), firing first, then newest first",
+                    "items": _ref("Alert"),
+                },
+            },
+        },
+        "Alert": {
+            "type": "object",
+            "required": [
+                "fingerprint",
+                "status",
+                "name",
+                "severity",
+                "summary",
+                "sensor_id",
+                "metric",
+                "starts_at",
+                "ends_at",
+                "source",
+            ],
+            "properties": {
+                "fingerprint": {"type": "string", "description": "stable id of the alert, from its labels"},
+                "status": {"enum": ["firing", "resolved"]},
+                "name": {"type": "string", "description": "the rule's name (the alertname label)"},
+                "severity": {"enum": list(SEVERITIES)},
+                "summary": {"type": "string"},
+                "description": {"type": "string"},
+                "sensor_id": {"type": ["string", "null"]},
+                "metric": {"type": ["string", "null"]},
+                "value": {"type": ["number", "null"], "description": "what was observed at the last transition"},
+                "starts_at": {"type": ["string", "null"], "format": "date-time"},
+                "ends_at": {"type": ["string", "null"], "format": "date-time", "description": "null while firing"},
+                "source": {
+                    "type": "string",
+                    "description": "sensorpulse for the app's own rules; alertmanager or azure-monitor for alerts "
+                    "received at /api/alerts/inbound",
+                },
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+                "url": {"type": ["string", "null"]},
+                "changed_at": {"type": ["string", "null"], "format": "date-time"},
             },
         },
         "Devices": {
@@ -442,7 +485,7 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
         },
         "/api/sensors/{sensor_id}": {
             "get": {
-                "summary": "Every series of one sensor, as the listing shows them; ETag and 304",
+                "summary": "Every series of one sensor as the listing shows them, and its alerts; ETag and 304",
                 "operationId": "sensor_series",
                 "security": _ANONYMOUS,
                 "parameters": [_SENSOR_ID],

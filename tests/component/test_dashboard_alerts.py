@@ -12,6 +12,7 @@ import pytest
 
 from shared.alerts.rules import parse_rule
 from shared.app import services
+from shared.dashboard.reader import SENSOR_ALERTS
 from tests.component.conftest import Handler
 from tests.component.test_dashboard_api import body_json, get
 
@@ -133,3 +134,57 @@ def test_the_first_page_inside_the_dashboard_page_carries_the_badges(handlers: d
 
     assert '"alert":{"state":"firing","severity":"critical","name":"always","count":1}' in embedded
     assert '"alert":null' in embedded
+
+
+def sensor_answer(handlers: dict[str, Handler], sensor_id: str) -> Any:
+    return body_json(get(handlers["sensor_series"], f"api/sensors/{sensor_id}", {}, {"sensor_id": sensor_id}))
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_a_sensors_answer_lists_its_alerts_firing_first_and_a_deleted_rules_alert_as_resolved(
+    handlers: dict[str, Handler],
+) -> None:
+    put_rule("room-warm", "room-*", severity="warning")
+    put_rule("room-1-hot", "room-1", severity="critical")
+    summarise("room-1", "room-2")
+    services().alert_admin.delete("room-1-hot")  # resolves what it fired
+    services().alert_board.changed()
+
+    answer = sensor_answer(handlers, "room-1")
+    other = sensor_answer(handlers, "room-2")
+
+    firing, resolved = answer["alerts"]
+    assert (firing["name"], firing["status"], firing["severity"]) == ("room-warm", "firing", "warning")
+    assert (firing["sensor_id"], firing["metric"], firing["source"]) == ("room-1", "temperature", "sensorpulse")
+    assert firing["ends_at"] is None and firing["starts_at"].endswith("Z")
+    assert firing["summary"].startswith("room-1 temperature avg ")
+    assert (resolved["name"], resolved["status"], resolved["severity"]) == ("room-1-hot", "resolved", "critical")
+    assert resolved["ends_at"] >= resolved["starts_at"] == firing["starts_at"]
+    assert [a["name"] for a in other["alerts"]] == ["room-warm"]  # only the sensor's own
+    assert [tile["alert"] for tile in answer["series"]] == [
+        {"state": "firing", "severity": "warning", "name": "room-warm", "count": 1}
+    ]
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_a_sensor_without_alerts_says_so_with_an_empty_list(handlers: dict[str, Handler]) -> None:
+    put_rule("room-warm", "room-*")
+    summarise("hall-1")
+
+    answer = sensor_answer(handlers, "hall-1")
+
+    assert answer["alerts"] == []
+    assert [tile["alert"] for tile in answer["series"]] == [None]
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_a_sensors_answer_holds_its_newest_twenty_alerts(handlers: dict[str, Handler]) -> None:
+    for n in range(SENSOR_ALERTS + 1):
+        put_rule(f"rule-{n:02d}", "room-1")
+    summarise("room-1")
+
+    answer = sensor_answer(handlers, "room-1")
+
+    assert len(answer["alerts"]) == SENSOR_ALERTS
+    assert {a["status"] for a in answer["alerts"]} == {"firing"}
+    assert answer["series"][0]["alert"]["count"] == SENSOR_ALERTS + 1  # the badge counts them all
