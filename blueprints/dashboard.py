@@ -10,7 +10,7 @@ from blueprints.responses import error_response, json_response, revalidated_json
 from shared.app import services
 from shared.dashboard.charts.render import check_size
 from shared.dashboard.fleet import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, FleetQuery
-from shared.dashboard.page import PAGE_SIZE, render_page
+from shared.dashboard.page import BANNER_ALERTS, PAGE_SIZE, render_page
 from shared.dashboard.range_history import DEFAULT_RANGE
 from shared.dashboard.reader import MAX_SUMMARIES_LIMIT, UnknownSeries, check_sensor_id
 from shared.ops.invocation import observed_function
@@ -31,13 +31,16 @@ _MAX_SCALE = 3
 @bp.route(route="{ignored:maxlength(0)?}", methods=["GET"], auth_level=_ANONYMOUS)
 @observed_function("dashboard_page", trigger="http")
 def dashboard_page(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    """The fleet page; ?q, ?group, ?sort, ?range and ?cursor say what it shows, as the page keeps them."""
+    """The fleet page; ?q, ?group, ?sort, ?range and ?cursor say what it shows, as the page keeps them. The banner
+    of firing alerts at its top shows the ones firing now at once."""
     try:
         chosen = range_param(req) or DEFAULT_RANGE
         query = FleetQuery.parse(req.params)
-        dashboard = services().dashboard
+        app = services()
+        dashboard = app.dashboard
         first = dashboard.fleet_page(query, PAGE_SIZE, req.params.get("cursor") or None, datetime.now(UTC))
-        page = render_page(first, chosen, dashboard.refresh_seconds)
+        firing = app.alert_board.page("firing", BANNER_ALERTS, None)
+        page = render_page(first, chosen, dashboard.refresh_seconds, firing)
     except ValueError as invalid:
         return error_response(400, str(invalid))
     return func.HttpResponse(page, mimetype="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})

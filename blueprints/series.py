@@ -9,6 +9,7 @@ from blueprints.query_params import metric_param, range_param
 from blueprints.responses import error_response
 from shared.app import services
 from shared.dashboard.csv_export import CsvExport, TimeSpan
+from shared.dashboard.page import BANNER_ALERTS
 from shared.dashboard.reader import UnknownSeries, check_sensor_id
 from shared.dashboard.series_page import SERIES_DEFAULT_RANGE, render_problem_page, render_series_page
 from shared.ops.invocation import observed_function
@@ -40,18 +41,20 @@ def _download(req: func.HttpRequest, build: Callable[[str, str | None, TimeSpan]
 @bp.route(route="sensors/{sensor_id}", methods=["GET"], auth_level=_ANONYMOUS)
 @observed_function("series_page", trigger="http")
 def series_page(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-    """The sensor's page: per metric its figures, a large chart over ?range= (default 1h), recent history."""
+    """The sensor's page: per metric its figures, a large chart over ?range= (default 1h), recent history, the
+    sensor's alerts, and the banner of every alert firing."""
     try:
         sensor_id = check_sensor_id(req.route_params.get("sensor_id", ""))
         chosen = range_param(req) or SERIES_DEFAULT_RANGE
     except ValueError as invalid:
         return _html(render_problem_page("Cannot show this sensor", str(invalid)), 400)
+    app = services()
     try:
-        history = services().series.sensor(sensor_id, datetime.now(UTC))
+        history = app.series.sensor(sensor_id, datetime.now(UTC))
     except UnknownSeries:
         message = f"There is no sensor {sensor_id} yet: no summary has been made of its readings."
         return _html(render_problem_page("Unknown sensor", message), 404)
-    return _html(render_series_page(history, chosen))
+    return _html(render_series_page(history, chosen, app.alert_board.page("firing", BANNER_ALERTS, None)))
 
 
 @bp.route(route="api/sensors/{sensor_id}/readings.csv", methods=["GET"], auth_level=_ANONYMOUS)

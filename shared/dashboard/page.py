@@ -1,5 +1,8 @@
 """The dashboard page: the fleet's first page of tiles travels inside the document, so the first numbers show
-without waiting for a second request; the page's script draws the tiles and keeps them live."""
+without waiting for a second request; the page's script draws the tiles and keeps them live.
+
+The banner of firing alerts (alert_banner.html) sits at the top of this page and of every series page; the
+alerts firing when the page was asked for travel inside it the same way."""
 
 from __future__ import annotations
 
@@ -13,14 +16,16 @@ from typing import Any
 from shared.dashboard.range_history import CARD_RANGES, RANGES, chart_range
 
 PAGE_SIZE = 48  # tiles per page: two to four columns of whole rows; the DOM never holds the whole fleet
+BANNER_ALERTS = 20  # the firing alerts a banner asks for; it lists the 5 most severe and counts the rest
 _RANGES_MARK = "<!--ranges-->"
 _FIRST_PAGE_MARK = "<!--first-page-->"
 _PAGE_SIZE_MARK = "<!--page-size-->"
+_BANNER_MARK = "<!--alert-banner-->"
 
 
 @functools.cache
-def _template() -> str:
-    return resources.files("shared.dashboard").joinpath("page.html").read_text(encoding="utf-8")
+def _template(name: str = "page.html") -> str:
+    return resources.files("shared.dashboard").joinpath(name).read_text(encoding="utf-8")
 
 
 def ranges_html(chosen: str, refresh_seconds: Mapping[str, int]) -> str:
@@ -45,7 +50,23 @@ def script_json(value: Any) -> str:
     )
 
 
-def render_page(first_page: Mapping[str, Any], range_name: str, refresh_seconds: Mapping[str, int]) -> str:
+def alert_banner(firing: Mapping[str, Any] | None, base: str) -> str:
+    """The banner's markup and script, with `firing` (a page of GET /api/alerts?state=firing) to show at once;
+    None: the banner asks for it. `base` leads from the page to the site root ("" or "../")."""
+    return (
+        _template("alert_banner.html")
+        .replace("<!--alerts-base-->", html.escape(base), 1)
+        .replace("<!--alerts-limit-->", str(BANNER_ALERTS), 1)
+        .replace("<!--first-alerts-->", script_json(firing), 1)
+    )
+
+
+def render_page(
+    first_page: Mapping[str, Any],
+    range_name: str,
+    refresh_seconds: Mapping[str, int],
+    firing: Mapping[str, Any] | None = None,
+) -> str:
     chosen = chart_range(range_name).name
     if chosen not in CARD_RANGES:
         raise ValueError(f"range must be one of {', '.join(CARD_RANGES)} on this page")
@@ -54,4 +75,5 @@ def render_page(first_page: Mapping[str, Any], range_name: str, refresh_seconds:
         .replace(_RANGES_MARK, ranges_html(chosen, refresh_seconds))
         .replace(_FIRST_PAGE_MARK, script_json(first_page))
         .replace(_PAGE_SIZE_MARK, str(PAGE_SIZE))
+        .replace(_BANNER_MARK, alert_banner(firing, ""), 1)
     )

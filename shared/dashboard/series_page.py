@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from shared.dashboard.csv_export import READINGS_CSV, SUMMARIES_CSV, CsvKind
+from shared.dashboard.page import alert_banner
 from shared.dashboard.range_history import RANGES, ChartRange, chart_range
 from shared.dashboard.series_view import PAGE_READINGS, PAGE_SUMMARIES, MetricHistory, SensorHistory
 from shared.readings.reading import format_timestamp
@@ -27,6 +28,7 @@ _TITLE_MARK = "<!--title-->"
 _HEADING_MARK = "<!--heading-->"
 _RANGES_MARK = "<!--ranges-->"
 _MAIN_MARK = "<!--main-->"
+_BANNER_MARK = "<!--alert-banner-->"
 _e = functools.partial(html.escape, quote=True)
 
 
@@ -35,10 +37,11 @@ def _template() -> str:
     return resources.files("shared.dashboard").joinpath("series_page.html").read_text(encoding="utf-8")
 
 
-def _fill(title: str, heading: str, ranges: str, main: str) -> str:
+def _fill(title: str, heading: str, ranges: str, main: str, banner: str = "") -> str:
     """The template with its marks replaced; every argument is markup already escaped."""
     page = _template()
-    for mark, markup in ((_TITLE_MARK, title), (_HEADING_MARK, heading), (_RANGES_MARK, ranges), (_MAIN_MARK, main)):
+    marks = ((_TITLE_MARK, title), (_HEADING_MARK, heading), (_RANGES_MARK, ranges), (_BANNER_MARK, banner))
+    for mark, markup in (*marks, (_MAIN_MARK, main)):
         page = page.replace(mark, markup, 1)
     return page
 
@@ -182,8 +185,9 @@ def _section(sensor_id: str, history: MetricHistory, chosen: ChartRange, now: da
     )
 
 
-def render_series_page(history: SensorHistory, range_name: str) -> str:
-    """The page of a sensor with at least one series, its charts over `range_name`."""
+def render_series_page(history: SensorHistory, range_name: str, firing: Mapping[str, Any] | None = None) -> str:
+    """The page of a sensor with at least one series, its charts over `range_name`, under the banner of the
+    alerts `firing` (a page of GET /api/alerts?state=firing; None: the banner asks for it)."""
     chosen = chart_range(range_name)
     sensor_id = history.sensor_id
     sections = "".join(_section(sensor_id, h, chosen, history.now) for h in history.series)
@@ -191,7 +195,8 @@ def render_series_page(history: SensorHistory, range_name: str) -> str:
         f'<main id="series" data-sensor="{_e(sensor_id)}" data-summaries="{PAGE_SUMMARIES}" '
         f'data-readings="{PAGE_READINGS}">{sections}</main>'
     )
-    return _fill(f"{_e(sensor_id)} · Sensor Pulse", _e(sensor_id), ranges_html(chosen), main)
+    banner = alert_banner(firing, "../")
+    return _fill(f"{_e(sensor_id)} · Sensor Pulse", _e(sensor_id), ranges_html(chosen), main, banner)
 
 
 def render_problem_page(heading: str, message: str) -> str:

@@ -5,9 +5,11 @@ admin, readings summarised (thresholds are judged inside the summariser's batch)
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import azure.functions as func
 import pytest
 
 from shared.alerts.rules import parse_rule
@@ -188,3 +190,68 @@ def test_a_sensors_answer_holds_its_newest_twenty_alerts(handlers: dict[str, Han
     assert len(answer["alerts"]) == SENSOR_ALERTS
     assert {a["status"] for a in answer["alerts"]} == {"firing"}
     assert answer["series"][0]["alert"]["count"] == SENSOR_ALERTS + 1  # the badge counts them all
+
+
+HOSTILE = "</script><script>alert(1)</script>&amp;"
+
+
+def receive(handlers: dict[str, Handler], alerts: list[dict[str, Any]]) -> None:
+    """Alerts as Alertmanager posts them to the inbound webhook."""
+    body = {"version": "4", "status": "firing", "receiver": "sensor-pulse", "alerts": alerts}
+    request = func.HttpRequest(
+        method="POST",
+        url="http://localhost/api/alerts/inbound",
+        headers={"Content-Type": "application/json"},
+        params={},
+        route_params={},
+        body=json.dumps(body).encode(),
+    )
+    assert handlers["receive_alerts"](request).status_code == 202
+
+
+def embedded_alerts(html: str) -> Any:
+    """The firing alerts a page carries for its banner's first paint."""
+    return json.loads(html.split('<script id="first-alerts" type="application/json">', 1)[1].split("</script>", 1)[0])
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_both_pages_carry_the_firing_alerts_for_the_banner_and_hostile_text_stays_data(
+    handlers: dict[str, Handler],
+) -> None:
+    put_rule("always", "room-1")
+    summarise("room-1")
+    hostile = {
+        "status": "firing",
+        "labels": {"alertname": "GatewayDown", "severity": "critical", "sensor_id": "room-1"},
+        "annotations": {"summary": HOSTILE},
+        "startsAt": "2026-03-01T11:52:26.739266876+01:00",
+        "endsAt": "0001-01-01T00:00:00Z",
+    }
+    receive(handlers, [hostile])
+
+    fleet = get(handlers["dashboard_page"], "").get_body().decode("utf-8")
+    series = get(handlers["series_page"], "sensors/room-1", {}, {"sensor_id": "room-1"}).get_body().decode("utf-8")
+
+    for html in (fleet, series):
+        firing = embedded_alerts(html)
+        assert (firing["total"], firing["firing"]) == (2, 2)
+        assert {a["name"]: a["source"] for a in firing["items"]} == {
+            "always": "sensorpulse",
+            "GatewayDown": "alertmanager",
+        }
+        assert HOSTILE in [a["summary"] for a in firing["items"]]
+        assert "<script>alert(1)" not in html
+        assert html.count('<section id="alerts"') == 1
+    assert 'data-base=""' in fleet and 'data-base="../"' in series  # the banner's links and polls from each page
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_with_nothing_firing_the_banner_comes_hidden_and_empty(handlers: dict[str, Handler]) -> None:
+    summarise("room-1")
+
+    fleet = get(handlers["dashboard_page"], "").get_body().decode("utf-8")
+
+    assert embedded_alerts(fleet) == {"items": [], "next_cursor": None, "total": 0, "firing": 0}
+    assert '<section id="alerts" aria-labelledby="alerts-heading"' in fleet
+    banner = fleet.split('<section id="alerts"', 1)[1].split(">", 1)[0]
+    assert banner.endswith(" hidden")

@@ -220,7 +220,7 @@ def test_a_hostile_unit_or_source_is_shown_as_text_never_markup(handlers: dict[s
     assert part.one("img", class_="chart").attrs["alt"].endswith(f"max 3.0 {unit}")
     assert unit in part.one("table", class_="summaries").one("caption").text()
     assert [row[2:] for row in table_rows(part.one("table", class_="readings"))] == [[unit, source]] * 3
-    assert root.one("h2").text() == "pressure x"
+    assert part.one("h2").text() == "pressure x"
 
 
 @pytest.mark.usefixtures("sensor")
