@@ -1,6 +1,7 @@
-"""The series page of one sensor (`GET /sensors/{sensor_id}`): per metric its latest figures and status, a large
-chart over the chosen range, its recent summaries and readings, and CSV downloads; the page's script keeps it
-live. Every URL on it is relative (`../api/...`), so it works when the app is served under a path prefix.
+"""The series page of one sensor (`GET /sensors/{sensor_id}`): the sensor's alerts, then per metric its latest
+figures and status, a large chart over the chosen range, its recent summaries and readings, and CSV downloads,
+under the banner of firing alerts; the page's script keeps it live. Every URL on it is relative (`../api/...`),
+so it works when the app is served under a path prefix.
 
 Every value from the data is HTML-escaped; the script reads what it needs from data attributes, never from
 markup it builds out of text.
@@ -17,9 +18,12 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from shared.alerts.notifications import SOURCE
+from shared.alerts.rules import SEVERITIES
 from shared.dashboard.csv_export import READINGS_CSV, SUMMARIES_CSV, CsvKind
 from shared.dashboard.page import alert_banner
 from shared.dashboard.range_history import RANGES, ChartRange, chart_range
+from shared.dashboard.reader import SENSOR_ALERTS
 from shared.dashboard.series_view import PAGE_READINGS, PAGE_SUMMARIES, MetricHistory, SensorHistory
 from shared.readings.reading import format_timestamp
 
@@ -102,6 +106,67 @@ def _ago(computed_at: object, now: datetime) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min ago"
     return f"{seconds // 3600} h ago"
+
+
+def duration(seconds: float) -> str:
+    """How long an alert fired, as the page's script writes it too: 42 s, 7 min, 3 h 5 min, 2 days."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min"
+    if whole < 172800:
+        hours, minutes = divmod(whole // 60, 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{whole // 86400} days"
+
+
+def _moment(iso: object) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(iso))
+    except ValueError:
+        return None
+
+
+def _alert_duration(alert: Mapping[str, Any], now: datetime) -> str:
+    started = _moment(alert.get("starts_at"))
+    ended = now if alert.get("status") == "firing" else _moment(alert.get("ends_at"))
+    return "" if started is None or ended is None else duration((ended - started).total_seconds())
+
+
+def _time_cell(iso: object) -> str:
+    return f'<td><time datetime="{_e(str(iso or ""))}">{_e(_shown_time(iso))}</time></td>'
+
+
+def _alert_row(alert: Mapping[str, Any], now: datetime) -> str:
+    firing = alert.get("status") == "firing"
+    severity = str(alert.get("severity", ""))
+    source = str(alert.get("source", ""))
+    from_elsewhere = f' <small class="source">from {_e(source)}</small>' if source and source != SOURCE else ""
+    ended = "<td>firing</td>" if firing else _time_cell(alert.get("ends_at"))
+    since = f' data-since="{_e(str(alert.get("starts_at", "")))}"' if firing else ""
+    return (
+        f'<tr class="{"firing" if firing else "resolved"}"><td>{_e(str(alert.get("name", "")))}{from_elsewhere}</td>'
+        f'<td><span class="sev sev-{severity if severity in SEVERITIES else "warning"}">{_e(severity)}</span></td>'
+        f"<td>{'firing' if firing else 'resolved'}</td><td>{_e(str(alert.get('summary', '')))}</td>"
+        f"{_time_cell(alert.get('starts_at'))}{ended}"
+        f'<td class="duration"{since}>{_e(_alert_duration(alert, now))}</td></tr>'
+    )
+
+
+def _alerts_section(sensor_id: str, alerts: list[dict[str, Any]], now: datetime) -> str:
+    """The sensor's alerts, firing first, then newest first; a plain sentence when it has none."""
+    rows = "".join(_alert_row(alert, now) for alert in alerts)
+    return (
+        '<section id="alert-history" class="card" aria-labelledby="h-alerts"><header><h2 id="h-alerts">Alerts</h2>'
+        "</header>"
+        f'<p class="no-alerts"{"" if not alerts else " hidden"}>No alerts recorded for {_e(sensor_id)}.</p>'
+        f'<table class="alerts"{" hidden" if not alerts else ""}><caption>The newest {SENSOR_ALERTS} alerts of '
+        f"{_e(sensor_id)}, firing first, times in UTC</caption><thead><tr>"
+        '<th scope="col">Rule</th><th scope="col">Severity</th><th scope="col">State</th>'
+        '<th scope="col">Summary</th><th scope="col">Started</th><th scope="col">Ended</th>'
+        f'<th scope="col">Duration</th></tr></thead><tbody>{rows}</tbody></table></section>'
+    )
 
 
 def ranges_html(chosen: ChartRange) -> str:
@@ -191,9 +256,10 @@ def render_series_page(history: SensorHistory, range_name: str, firing: Mapping[
     chosen = chart_range(range_name)
     sensor_id = history.sensor_id
     sections = "".join(_section(sensor_id, h, chosen, history.now) for h in history.series)
+    alerts = _alerts_section(sensor_id, history.alerts, history.now)
     main = (
         f'<main id="series" data-sensor="{_e(sensor_id)}" data-summaries="{PAGE_SUMMARIES}" '
-        f'data-readings="{PAGE_READINGS}">{sections}</main>'
+        f'data-readings="{PAGE_READINGS}">{alerts}{sections}</main>'
     )
     banner = alert_banner(firing, "../")
     return _fill(f"{_e(sensor_id)} · Sensor Pulse", _e(sensor_id), ranges_html(chosen), main, banner)

@@ -1,11 +1,11 @@
-"""One sensor's series, read for its page and its CSV downloads: the tiles the dashboard reader gives, recent
-history from `summaries` and recent raw readings from `readings` (the one place the dashboard reads raw
+"""One sensor's series, read for its page and its CSV downloads: the tiles and alerts the dashboard reader gives,
+recent history from `summaries` and recent raw readings from `readings` (the one place the dashboard reads raw
 readings)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,7 @@ class SensorHistory:
     sensor_id: str
     series: list[MetricHistory]  # by metric
     now: datetime  # when it was read: the page's "updated N s ago" and its downloads' time span count from it
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # as GET /api/sensors/{sensor_id} lists them
 
 
 class SeriesView:
@@ -41,8 +42,10 @@ class SeriesView:
         self.csv_max_rows = csv_max_rows
 
     def sensor(self, sensor_id: str, now: datetime) -> SensorHistory:
-        """Every series of the sensor with its latest summaries and readings; UnknownSeries when it has none."""
-        tiles = self._dashboard.sensor(sensor_id, now)["series"]
+        """Every series of the sensor with its latest summaries and readings, and the sensor's alerts; UnknownSeries
+        when it has none."""
+        answer = self._dashboard.sensor(sensor_id, now)
+        tiles = answer["series"]
         series = []
         for tile in tiles:
             metric = {"metric": str(tile["metric"])}
@@ -51,7 +54,7 @@ class SeriesView:
             series.append(
                 MetricHistory(tile, [public_fields(d) for d in summaries], [public_fields(d) for d in readings])
             )
-        return SensorHistory(sensor_id, series, now)
+        return SensorHistory(sensor_id, series, now, answer["alerts"])
 
     def readings_csv(self, sensor_id: str, metric: str | None, span: TimeSpan) -> CsvExport:
         """The sensor's readings in the span, of one metric or (None) of every metric it has."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from shared.alerts.rules import parse_rule
 from shared.app import services
 from shared.dashboard.reader import SENSOR_ALERTS
 from tests.component.conftest import Handler
+from tests.component.series_rig import Element, parse_html, table_rows
 from tests.component.test_dashboard_api import body_json, get
 
 
@@ -255,3 +257,72 @@ def test_with_nothing_firing_the_banner_comes_hidden_and_empty(handlers: dict[st
     assert '<section id="alerts" aria-labelledby="alerts-heading"' in fleet
     banner = fleet.split('<section id="alerts"', 1)[1].split(">", 1)[0]
     assert banner.endswith(" hidden")
+
+
+def series_page(handlers: dict[str, Handler], sensor_id: str) -> Element:
+    response = get(handlers["series_page"], f"sensors/{sensor_id}", {}, {"sensor_id": sensor_id})
+    assert response.status_code == 200
+    return parse_html(response.get_body().decode("utf-8")).one("section", id="alert-history")
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_the_series_page_lists_the_sensors_alerts_firing_first_with_their_times(handlers: dict[str, Handler]) -> None:
+    put_rule("room-warm", "room-*", severity="warning")
+    put_rule("room-1-hot", "room-1", severity="critical")
+    summarise("room-1")
+    services().alert_admin.delete("room-1-hot")
+    services().alert_board.changed()
+    listed = sensor_answer(handlers, "room-1")["alerts"]
+
+    history = series_page(handlers, "room-1")
+
+    assert history.one("h2").text() == "Alerts"
+    assert "hidden" in history.one("p", class_="no-alerts").attrs
+    assert "hidden" not in history.one("table", class_="alerts").attrs
+    rows = table_rows(history.one("table", class_="alerts"))
+    firing, resolved = rows
+    assert firing[:4] == ["room-warm", "warning", "firing", listed[0]["summary"]]
+    assert firing[4] == listed[0]["starts_at"][:19].replace("T", " ")  # UTC, as the other tables
+    assert firing[5] == "firing"
+    assert re.fullmatch(r"\d+ (s|min)", firing[6]), firing[6]
+    assert resolved[:3] == ["room-1-hot", "critical", "resolved"]
+    assert resolved[5] == listed[1]["ends_at"][:19].replace("T", " ")
+    assert re.fullmatch(r"\d+ (s|min)", resolved[6]), resolved[6]
+    duration = history.all("td", class_="duration")
+    assert [td.attrs.get("data-since") for td in duration] == [listed[0]["starts_at"], None]  # the live one ticks
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_the_series_page_of_a_sensor_without_alerts_says_so(handlers: dict[str, Handler]) -> None:
+    summarise("hall-1")
+
+    history = series_page(handlers, "hall-1")
+
+    assert history.one("p", class_="no-alerts").text() == "No alerts recorded for hall-1."
+    assert "hidden" not in history.one("p", class_="no-alerts").attrs
+    assert "hidden" in history.one("table", class_="alerts").attrs
+    assert table_rows(history.one("table", class_="alerts")) == []
+
+
+@pytest.mark.usefixtures("app_on_temp_store")
+def test_a_received_alerts_text_is_shown_in_the_history_as_text(handlers: dict[str, Handler]) -> None:
+    summarise("room-1")
+    receive(
+        handlers,
+        [
+            {
+                "status": "firing",
+                "labels": {"alertname": "<b>Gateway</b>", "severity": "info", "sensor_id": "room-1"},
+                "annotations": {"summary": HOSTILE},
+                "startsAt": "2026-03-01T11:52:26.739266876+01:00",
+                "endsAt": "0001-01-01T00:00:00Z",
+            }
+        ],
+    )
+
+    response = get(handlers["series_page"], "sensors/room-1", {}, {"sensor_id": "room-1"})
+    text = response.get_body().decode("utf-8")
+    (row,) = table_rows(parse_html(text).one("section", id="alert-history").one("table", class_="alerts"))
+
+    assert "<b>Gateway" not in text and "<script>alert(1)" not in text
+    assert row[:5] == ["<b>Gateway</b> from alertmanager", "info", "firing", HOSTILE, "2026-03-01 10:52:26"]
