@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,6 +21,7 @@ from tests.e2e.devhost_process import REPO, DevhostProcess
 from tests.emulators import emulators_required
 
 ARTIFACTS = REPO / "test-artifacts"  # git ignores it; CI may keep it
+AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"  # installed by npm ci (package.json)
 # The page polls every 2 s, gives up on an answer after 5 s, and the simulator runs every second: anything taking
 # longer than this is a failure. It bounds every wait, so none fails because the machine is busy.
 WAIT_MS = 20_000
@@ -99,3 +101,19 @@ class PageLog:
     def _navigated(self, main_frame: bool) -> None:
         if main_frame:
             self.navigations += 1
+
+
+def serious_accessibility_findings(page: Page) -> list[dict[str, Any]]:
+    """axe-core's serious and critical findings on the page as it is now (each with up to 3 of its elements)."""
+    assert AXE.is_file(), "axe-core is installed by npm ci (package.json)"
+    page.add_script_tag(path=str(AXE))
+    found: list[dict[str, Any]] = page.evaluate(
+        """async () => {
+             const result = await axe.run(document);
+             return result.violations
+               .filter((v) => v.impact === "serious" || v.impact === "critical")
+               .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                              nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }));
+           }"""
+    )
+    return found

@@ -59,11 +59,16 @@ class DevhostProcess:
 
     def post_json(self, path: str, body: object) -> tuple[int, Any]:
         """POST `body` as JSON; (status, the answer parsed as JSON, or None for an empty one)."""
+        return self.send_json("POST", path, body)
+
+    def send_json(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
+        """`method` (PUT, DELETE...) with `body` as JSON, or without a body for None; (status, the answer parsed as
+        JSON, or None for an empty one)."""
         request = urllib.request.Request(
             self.base_url + path,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
+            data=None if body is None else json.dumps(body).encode(),
+            headers={} if body is None else {"Content-Type": "application/json"},
+            method=method,
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:

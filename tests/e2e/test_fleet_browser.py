@@ -11,20 +11,18 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.e2e.browser import WAIT_MS, PageLog
-from tests.e2e.devhost_process import REPO, DevhostProcess
+from tests.e2e.browser import WAIT_MS, PageLog, serious_accessibility_findings
+from tests.e2e.devhost_process import DevhostProcess
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
 FLEET = 1000
 SETTINGS = {"SENSOR_COUNT": str(FLEET), "SIMULATOR_SCHEDULE": "*/5 * * * * *"}
-AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 SHOWN = re.compile(r"Showing 1–48 of 1,000")
 
 # Before the page's own script: records every chart request by sensor, and samples every 20 ms whether a card
@@ -196,29 +194,14 @@ def test_next_and_previous_page_through_the_fleet(fleet: DevhostProcess, tab: Pa
     expect(page.get_by_role("button", name="Previous")).to_be_disabled()
 
 
-def _serious_findings(page: Page) -> list[dict[str, Any]]:
-    page.add_script_tag(path=str(AXE))
-    found: list[dict[str, Any]] = page.evaluate(
-        """async () => {
-             const result = await axe.run(document);
-             return result.violations
-               .filter((v) => v.impact === "serious" || v.impact === "critical")
-               .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
-                              nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) }));
-           }"""
-    )
-    return found
-
-
 @pytest.mark.parametrize("query", ["", "?group=metric&sort=newest"])
 def test_the_page_has_no_serious_or_critical_accessibility_finding(
     fleet: DevhostProcess, tab: PageLog, query: str
 ) -> None:
-    assert AXE.is_file(), "axe-core is installed by npm ci (package.json)"
     page = open_fleet(tab, fleet, query)
     wait_for_charts_on_screen(page)
 
-    assert _serious_findings(page) == []
+    assert serious_accessibility_findings(page) == []
     for img in page.locator("#cards .card .chart img[src]").all():
         alt = img.get_attribute("alt") or ""
         assert re.search(r"latest min [\d.]+, avg [\d.]+, max [\d.]+ °C$", alt), alt
