@@ -1,8 +1,8 @@
 """The dashboard page: the fleet's first page of tiles travels inside the document, so the first numbers show
 without waiting for a second request; the page's script draws the tiles and keeps them live.
 
-The banner of firing alerts (alert_banner.html) sits at the top of this page and of every series page; the
-alerts firing when the page was asked for travel inside it the same way."""
+The banner of firing alerts (alert_banner.html, its style alert_banner.css) sits at the top of this page and of
+every series page; the alerts firing when the page was asked for travel inside it the same way."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ _RANGES_MARK = "<!--ranges-->"
 _FIRST_PAGE_MARK = "<!--first-page-->"
 _PAGE_SIZE_MARK = "<!--page-size-->"
 _BANNER_MARK = "<!--alert-banner-->"
+_BANNER_STYLE_MARK = "<!--alert-banner-style-->"
 
 
 @functools.cache
@@ -50,15 +51,18 @@ def script_json(value: Any) -> str:
     )
 
 
-def alert_banner(firing: Mapping[str, Any] | None, base: str) -> str:
-    """The banner's markup and script, with `firing` (a page of GET /api/alerts?state=firing) to show at once;
-    None: the banner asks for it. `base` leads from the page to the site root ("" or "../")."""
-    return (
+def alert_banner(firing: Mapping[str, Any] | None, base: str) -> tuple[str, str]:
+    """The banner's style, for the head, and its markup and script, for the top of the body; with `firing` (a
+    page of GET /api/alerts?state=firing) to show at once (None: the banner asks for it). `base` leads from the
+    page to the site root ("" or "../")."""
+    style = f"<style>\n{_template('alert_banner.css')}</style>"
+    markup = (
         _template("alert_banner.html")
         .replace("<!--alerts-base-->", html.escape(base), 1)
         .replace("<!--alerts-limit-->", str(BANNER_ALERTS), 1)
         .replace("<!--first-alerts-->", script_json(firing), 1)
     )
+    return style, markup
 
 
 def render_page(
@@ -70,10 +74,12 @@ def render_page(
     chosen = chart_range(range_name).name
     if chosen not in CARD_RANGES:
         raise ValueError(f"range must be one of {', '.join(CARD_RANGES)} on this page")
+    style, banner = alert_banner(firing, "")
     return (
         _template()
         .replace(_RANGES_MARK, ranges_html(chosen, refresh_seconds))
         .replace(_FIRST_PAGE_MARK, script_json(first_page))
         .replace(_PAGE_SIZE_MARK, str(PAGE_SIZE))
-        .replace(_BANNER_MARK, alert_banner(firing, ""), 1)
+        .replace(_BANNER_STYLE_MARK, style, 1)
+        .replace(_BANNER_MARK, banner, 1)
     )

@@ -32,6 +32,7 @@ _TITLE_MARK = "<!--title-->"
 _HEADING_MARK = "<!--heading-->"
 _RANGES_MARK = "<!--ranges-->"
 _MAIN_MARK = "<!--main-->"
+_BANNER_STYLE_MARK = "<!--alert-banner-style-->"
 _BANNER_MARK = "<!--alert-banner-->"
 _e = functools.partial(html.escape, quote=True)
 
@@ -41,11 +42,19 @@ def _template() -> str:
     return resources.files("shared.dashboard").joinpath("series_page.html").read_text(encoding="utf-8")
 
 
-def _fill(title: str, heading: str, ranges: str, main: str, banner: str = "") -> str:
-    """The template with its marks replaced; every argument is markup already escaped."""
+def _fill(title: str, heading: str, ranges: str, main: str, banner: tuple[str, str] = ("", "")) -> str:
+    """The template with its marks replaced; every argument is markup already escaped. `banner`: the alert
+    banner's style and markup (page.alert_banner), or none."""
     page = _template()
-    marks = ((_TITLE_MARK, title), (_HEADING_MARK, heading), (_RANGES_MARK, ranges), (_BANNER_MARK, banner))
-    for mark, markup in (*marks, (_MAIN_MARK, main)):
+    marks = (
+        (_TITLE_MARK, title),
+        (_HEADING_MARK, heading),
+        (_RANGES_MARK, ranges),
+        (_BANNER_STYLE_MARK, banner[0]),
+        (_BANNER_MARK, banner[1]),
+        (_MAIN_MARK, main),
+    )
+    for mark, markup in marks:
         page = page.replace(mark, markup, 1)
     return page
 

@@ -244,6 +244,8 @@ def test_both_pages_carry_the_firing_alerts_for_the_banner_and_hostile_text_stay
         assert HOSTILE in [a["summary"] for a in firing["items"]]
         assert "<script>alert(1)" not in html
         assert html.count('<section id="alerts"') == 1
+        head, body = html.split("</head>", 1)
+        assert ".sev-critical" in head and "<style" not in body  # the banner's style sits in the head
     assert 'data-base=""' in fleet and 'data-base="../"' in series  # the banner's links and polls from each page
 
 
