@@ -78,35 +78,12 @@ def alert_schemas() -> dict[str, Schema]:
             "for_seconds": {"type": "integer", "minimum": MIN_SILENCE_SECONDS, "maximum": MAX_SILENCE_SECONDS},
         },
     }
-    text_map: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
     return {
         "AlertRule": {"oneOf": [threshold, silence]},
         "FieldError": {
             "type": "object",
             "required": ["error", "field"],
             "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
-        },
-        "Alert": {
-            "type": "object",
-            "required": ["fingerprint", "status", "name", "severity", "summary", "starts_at", "source"],
-            "properties": {
-                "fingerprint": {"type": "string"},
-                "status": {"type": "string", "enum": ["firing", "resolved"]},
-                "name": {"type": "string"},
-                "severity": {"type": "string"},
-                "summary": {"type": "string"},
-                "description": {"type": "string"},
-                "sensor_id": {"type": ["string", "null"]},
-                "metric": {"type": ["string", "null"]},
-                "value": {"type": ["number", "null"]},
-                "starts_at": {"type": ["string", "null"]},
-                "ends_at": {"type": ["string", "null"]},
-                "changed_at": {"type": ["string", "null"]},
-                "source": {"type": "string", "enum": ["sensorpulse", "alertmanager", "azure-monitor"]},
-                "labels": text_map,
-                "annotations": text_map,
-                "url": {"type": ["string", "null"]},
-            },
         },
         "AlertPage": {
             "type": "object",
