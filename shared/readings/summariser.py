@@ -283,17 +283,20 @@ class Summariser:
         try:
             for key, readings in pending.items():
                 known = self._known.get(key) or self._load_window(key)
+                if not known.judged and self._watcher is not None:
+                    # The process that wrote this state may have died before judging its summary: judge it before
+                    # this batch moves the window on, or a redelivery that also brings newer readings would skip
+                    # it. Judging it again is harmless (the watcher skips what it has judged).
+                    implied = self._implied_summary(key, known)
+                    if implied is None:
+                        known.judged = True
+                    else:
+                        rejudge.append(_written(key, implied, known.readings_total, known.window))
                 entered = known.window.merge(readings[0])
                 if not entered:  # already summarised: a redelivery
                     unwritten = self._unwritten_summary(key, known)
                     if unwritten is not None:
                         repairs.append((key, unwritten))
-                    if not known.judged and self._watcher is not None:
-                        # The process that wrote this state may have died before judging its summary; judging
-                        # it again is harmless (the watcher skips what it has judged).
-                        implied = unwritten or self._implied_summary(key, known)
-                        if implied is not None:
-                            rejudge.append(_written(key, implied, known.readings_total, known.window))
                     continue
                 touched.append(key)
                 unit = _unit_of_newest(readings) or known.unit
@@ -358,7 +361,9 @@ class Summariser:
                         self._known.pop((one.sensor_id, one.metric), None)
                     raise
                 for one in judged:
-                    self._known[(one.sensor_id, one.metric)].judged = True
+                    judged_window = self._known.get((one.sensor_id, one.metric))
+                    if judged_window is not None:  # (one that conflicted has left the cache)
+                        judged_window.judged = True
         if conflicts:
             logger.info("window state changed under us for %d series; re-merging", len(conflicts))
         return len(accepted), conflicts

@@ -13,6 +13,10 @@ from typing import Any
 
 import pytest
 
+from shared.alerts.rulebook import RuleBook
+from shared.alerts.rules import parse_rule
+from shared.alerts.store import AlertStore
+from shared.alerts.thresholds import ThresholdAlerts
 from shared.intake.event_bodies import readings_from_events
 from shared.readings.dead_letters import DeadLetterBox
 from shared.readings.summariser import Summariser, summary_from_state
@@ -437,3 +441,42 @@ def test_a_summary_lost_after_its_state_write_is_rewritten_on_redelivery(stores:
     assert len(summaries) == 1
     (only,) = summaries.values()
     assert (only["count"], only["max"]) == (4, 3.0)
+
+
+class _DiesBeforeJudging:
+    """A summary watcher whose process dies after the summaries are written, before it judges them."""
+
+    def __init__(self, inner: ThresholdAlerts) -> None:
+        self.inner = inner
+
+    def forget(self, key: tuple[str, str]) -> None:
+        self.inner.forget(key)
+
+    def judge(self, summaries: Any) -> int:
+        raise KeyboardInterrupt  # not an Exception: nothing in the batch gets to handle it, as with a SIGKILL
+
+
+@pytest.mark.parametrize("newer_reading", [False, True], ids=["same-batch", "with-a-newer-reading"])
+def test_a_summary_written_but_not_judged_before_a_crash_is_judged_after_it(
+    stores: Stores, newer_reading: bool
+) -> None:
+    alerts = AlertStore(stores.state)
+    rule = {"kind": "threshold", "metric": "temperature", "sensors": "sensor-01", "op": ">", "value": 30, "clear": 28}
+    alerts.put_rule(parse_rule("hot", rule), "2024-05-01T00:00:00.000Z")
+
+    def process(watcher: Callable[[ThresholdAlerts], Any] = lambda alerts: alerts) -> Summariser:
+        judge = watcher(ThresholdAlerts(alerts, RuleBook(alerts)))
+        return Summariser(stores.documents, stores.state, 1, watcher=judge)
+
+    process().apply([reading("sensor-01", 0, 25.0)], source=SOURCE)
+    with pytest.raises(KeyboardInterrupt):
+        process(_DiesBeforeJudging).apply([reading("sensor-01", 1, 35.0)], source=SOURCE)
+    assert alerts.outbox() == []
+
+    # After the restart the change feed delivers the batch again, perhaps with what came after it.
+    redelivered = [reading("sensor-01", 1, 35.0)] + ([reading("sensor-01", 2, 27.0)] if newer_reading else [])
+    process().apply(redelivered, source=SOURCE)
+    process().apply(redelivered, source=SOURCE)  # and once more: nothing fires twice
+
+    statuses = [row.row_key.rsplit("-", 1)[1] for row in alerts.outbox()]
+    assert sorted(statuses) == (["firing", "resolved"] if newer_reading else ["firing"])
