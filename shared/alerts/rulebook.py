@@ -1,6 +1,7 @@
 """The rules as the evaluators see them: read from the table at most every few seconds, and per series the
 rules that match it, worked out once per version of the rules. The summariser asks for every summary, so in
-steady state the answer is a dictionary lookup."""
+steady state the answer is a dictionary lookup; a series met for the first time is matched only against the
+patterns whose literal start (before the first `*` or `?`) its sensor id begins with."""
 
 from __future__ import annotations
 
@@ -8,12 +9,27 @@ import threading
 import time
 from collections.abc import Callable
 
-from shared.alerts.rules import SILENCE, THRESHOLD, AlertRule
+from shared.alerts.rules import SILENCE, THRESHOLD, AlertRule, sensor_matches
 from shared.alerts.series_rules import SeriesRules
 from shared.alerts.store import AlertStore
 
 RULES_REFRESH_SECONDS = 10.0
 SeriesKey = tuple[str, str]  # (sensor_id, metric)
+# metric -> literal prefix length -> literal prefix -> [(pattern, the threshold rules with that pattern)]
+_PatternIndex = dict[str, dict[int, dict[str, list[tuple[str, list[AlertRule]]]]]]
+
+
+def _pattern_index(rules: tuple[AlertRule, ...]) -> _PatternIndex:
+    grouped: dict[tuple[str, str], list[AlertRule]] = {}
+    for rule in rules:
+        if rule.kind == THRESHOLD:
+            grouped.setdefault((rule.metric, rule.sensors), []).append(rule)
+    index: _PatternIndex = {}
+    for (metric, pattern), members in grouped.items():
+        literal = min((i for i in (pattern.find("*"), pattern.find("?")) if i >= 0), default=len(pattern))
+        by_length = index.setdefault(metric, {}).setdefault(literal, {})
+        by_length.setdefault(pattern[:literal], []).append((pattern, members))
+    return index
 
 
 class RuleBook:
@@ -32,6 +48,7 @@ class RuleBook:
         self._read_at: float | None = None
         self._matching: dict[SeriesKey, SeriesRules] = {}
         self._shared: dict[tuple[str, ...], SeriesRules] = {}  # series watched by the same rules share one index
+        self._patterns: _PatternIndex = {}
 
     def rules(self) -> tuple[AlertRule, ...]:
         """Every rule, as read within the last `refresh_seconds` (a change made here shows at once)."""
@@ -44,6 +61,7 @@ class RuleBook:
                     self.version += 1
                     self._matching = {}
                     self._shared = {}
+                    self._patterns = _pattern_index(rules)
                 self._read_at = now
             return self._rules
 
@@ -52,16 +70,12 @@ class RuleBook:
         matching = self._matching.get(key)
         if matching is None:
             sensor_id, metric = key
-            patterns: dict[str, bool] = {}  # many rules share a pattern: match each once
             chosen: list[AlertRule] = []
-            for rule in self._rules:
-                if rule.kind != THRESHOLD or rule.metric != metric:
-                    continue
-                hit = patterns.get(rule.sensors)
-                if hit is None:
-                    hit = patterns[rule.sensors] = rule.matches(sensor_id, metric)
-                if hit:
-                    chosen.append(rule)
+            for length, by_prefix in self._patterns.get(metric, {}).items():
+                for pattern, members in by_prefix.get(sensor_id[:length], ()):
+                    if sensor_matches(pattern, sensor_id):
+                        chosen.extend(members)
+            chosen.sort(key=lambda rule: rule.name)
             names = tuple(rule.name for rule in chosen)
             matching = self._shared.get(names)
             if matching is None:

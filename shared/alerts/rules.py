@@ -58,7 +58,7 @@ class AlertRule:
     for_summaries: int | None = None
 
     def matches(self, sensor_id: str, metric: str) -> bool:
-        return metric == self.metric and _pattern(self.sensors).fullmatch(sensor_id) is not None
+        return metric == self.metric and sensor_matches(self.sensors, sensor_id)
 
     def breached(self, observed: float) -> bool:
         """Whether an observed value is past the threshold."""
@@ -114,11 +114,20 @@ def _number(value: float) -> str:
 _PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
-def _pattern(sensors: str) -> re.Pattern[str]:
-    compiled = _PATTERNS.get(sensors)
+def sensor_matches(pattern: str, sensor_id: str) -> bool:
+    """Shell-style matching of a sensor id, with the common shapes (`*`, `prefix*`, an exact id) done without a
+    regular expression."""
+    if pattern == "*":
+        return True
+    wild = pattern.find("*"), pattern.find("?")
+    if wild == (-1, -1):
+        return pattern == sensor_id
+    if wild[1] == -1 and wild[0] == len(pattern) - 1:
+        return sensor_id.startswith(pattern[:-1])
+    compiled = _PATTERNS.get(pattern)
     if compiled is None:
-        compiled = _PATTERNS[sensors] = re.compile(fnmatch.translate(sensors))
-    return compiled
+        compiled = _PATTERNS[pattern] = re.compile(fnmatch.translate(pattern))
+    return compiled.fullmatch(sensor_id) is not None
 
 
 def check_rule_name(name: str) -> str:

@@ -11,6 +11,7 @@ import bisect
 
 from shared.alerts.rules import AlertRule
 
+_ABOVE = (">", ">=")
 _Ladder = tuple[str, str, list[float], list[AlertRule]]  # field, operator, thresholds ascending, their rules
 
 
@@ -38,6 +39,12 @@ class SeriesRules:
         found: list[AlertRule] = []
         for field, op, values, rules in self._ladders:
             observed = min_value if field == "min" else max_value if field == "max" else avg
+            # Most summaries are past no threshold: one comparison with the ladder's lowest (or highest) says so.
+            if op in _ABOVE:
+                if observed < values[0]:
+                    continue
+            elif observed > values[-1]:
+                continue
             if op == ">":  # threshold < observed
                 end = bisect.bisect_left(values, observed)
                 if end:

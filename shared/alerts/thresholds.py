@@ -83,11 +83,16 @@ class ThresholdAlerts:
                 self._states.clear()
                 self._reread.clear()
                 self._snapshot_at = None
+            thresholds, states_cache = self._rules.thresholds, self._states
             for summary in summaries:
                 key = (summary.sensor_id, summary.metric)
-                rules = self._rules.thresholds(key)
-                if rules:
-                    transitions += self._judge_series(key, rules, summary)
+                rules = thresholds(key)
+                if not rules:
+                    continue
+                states = states_cache.get(key)
+                if states is not None and not states and not rules.breached(summary.min, summary.max, summary.avg):
+                    continue  # the steady state of a quiet series: nothing stored, nothing breached
+                transitions += self._judge_series(key, rules, summary)
         return transitions
 
     def _judge_series(self, key: SeriesKey, rules: SeriesRules, summary: WrittenSummary) -> int:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from shared.ops.log_context import app_logger
 from shared.ops.metrics import PipelineMetrics
@@ -63,10 +63,10 @@ class BatchOutcome:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class WrittenSummary:
+class WrittenSummary(NamedTuple):
     """A summary as written (or found written), for whoever watches summaries: `order` is the running count of
-    readings of the window state it came from, which grows with every write of that state."""
+    readings of the window state it came from, which grows with every write of that state. (A tuple: one is made
+    for every summary.)"""
 
     sensor_id: str
     metric: str
@@ -347,23 +347,23 @@ class Summariser:
                 raise
             for key, _ in to_write:
                 self._known[key].summary_written = True
-        if self._watcher is not None:
-            judged = rejudge + [
-                _written(key, summary, self._known[key].readings_total, self._known[key].window)
-                for key, summary in accepted
-            ]
-            if judged:
-                try:
-                    self._watcher.judge(judged)
-                except Exception:
-                    # The summaries are written; the retry reloads these windows and judges them again.
-                    for one in judged:
-                        self._known.pop((one.sensor_id, one.metric), None)
-                    raise
+        if self._watcher is not None and (rejudge or accepted):
+            known_windows = self._known
+            judged = rejudge
+            for key, summary in accepted:
+                known = known_windows[key]
+                judged.append(_written(key, summary, known.readings_total, known.window))
+            try:
+                self._watcher.judge(judged)
+            except Exception:
+                # The summaries are written; the retry reloads these windows and judges them again.
                 for one in judged:
-                    judged_window = self._known.get((one.sensor_id, one.metric))
-                    if judged_window is not None:  # (one that conflicted has left the cache)
-                        judged_window.judged = True
+                    known_windows.pop((one.sensor_id, one.metric), None)
+                raise
+            for one in judged:
+                judged_window = known_windows.get((one.sensor_id, one.metric))
+                if judged_window is not None:  # (one that conflicted has left the cache)
+                    judged_window.judged = True
         if conflicts:
             logger.info("window state changed under us for %d series; re-merging", len(conflicts))
         return len(accepted), conflicts

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+import fnmatch
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.alerts.rulebook import RuleBook
 from shared.alerts.rules import (
     DEMO_RULES,
     FIELDS,
     OPERATORS,
     SILENCE,
     THRESHOLD,
+    AlertRule,
     RuleError,
     parse_rule,
     rule_from_stored,
+    sensor_matches,
 )
 from shared.alerts.series_rules import SeriesRules
+from shared.alerts.store import AlertStore
 
 THRESHOLD_BODY: dict[str, Any] = {
     "kind": "threshold",
@@ -147,3 +152,43 @@ def test_the_series_index_finds_exactly_the_breached_rules(
     found = {rule.name for rule in SeriesRules(rules).breached(low, high, mean)}
 
     assert found == {rule.name for rule in rules if rule.breached(observed[rule.field])}
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet="ab-*?", min_size=1, max_size=6).filter(lambda p: p != ""),
+    st.text(alphabet="ab-", min_size=1, max_size=6),
+)
+def test_sensor_patterns_match_as_the_shell_does(pattern: str, sensor_id: str) -> None:
+    assert sensor_matches(pattern, sensor_id) == fnmatch.fnmatchcase(sensor_id, pattern)
+
+
+class _Rules:
+    """The one read RuleBook makes of the store."""
+
+    def __init__(self, rules: list[AlertRule]) -> None:
+        self._rules = rules
+
+    def rules(self) -> list[AlertRule]:
+        return self._rules
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.text(alphabet="ab-*?", min_size=1, max_size=5), st.sampled_from(["t", "h"])), max_size=12),
+    st.text(alphabet="ab-", min_size=1, max_size=6),
+    st.sampled_from(["t", "h"]),
+)
+def test_a_series_is_watched_by_exactly_the_threshold_rules_that_match_it(
+    patterns: list[tuple[str, str]], sensor_id: str, metric: str
+) -> None:
+    rules = [
+        parse_rule(f"r{n}", {"kind": "threshold", "metric": m, "sensors": p, "op": ">", "value": n})
+        for n, (p, m) in enumerate(patterns)
+    ]
+    book = RuleBook(cast(AlertStore, _Rules(rules)))
+    book.rules()
+
+    watched = book.thresholds((sensor_id, metric)).rules
+
+    assert [r.name for r in watched] == sorted(r.name for r in rules if r.matches(sensor_id, metric))
