@@ -44,7 +44,7 @@ ALERTMANAGER_BODY: dict[str, Any] = {
             "startsAt": "2026-03-01T11:52:26.739266876+01:00",
             "endsAt": "0001-01-01T00:00:00Z",
             "generatorURL": GENERATOR_URL,
-            "fingerprint": "1a30ba71cca2921f",
+            "fingerprint": "1a30ba71cca2921f",  # pragma: allowlist secret
         },
         {
             "status": "resolved",
@@ -192,7 +192,7 @@ def test_an_alertmanager_webhook_gives_one_alert_per_alert_in_order() -> None:
     gateway, disk = parse_inbound(ALERTMANAGER_BODY)
 
     assert gateway == ExternalAlert(
-        fingerprint="1a30ba71cca2921f",
+        fingerprint="1a30ba71cca2921f",  # pragma: allowlist secret
         status="firing",
         name="GatewayDown",
         severity="critical",
@@ -264,7 +264,7 @@ def test_the_summary_is_one_line_of_at_most_300_characters() -> None:
         (GENERATOR_URL, True),
         ("javascript:alert(1)", False),
         ("ftp://example.org/x", False),
-        ("https://user:secret@prometheus.example.org/graph", False),
+        ("https://user:secret@prometheus.example.org/graph", False),  # pragma: allowlist secret
         ("http:///no-host", False),
         ("https://example.org/a b", False),
         ("", False),
