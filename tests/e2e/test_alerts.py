@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from devhost.triggers.change_feed import LEASES_TABLE
 from shared.alerts.sender import DEAD_LETTER_SOURCE
@@ -46,6 +45,7 @@ from shared.storage.names import ALERTS_TABLE
 from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.state import SqliteStateStore
 from tests.e2e.devhost_process import DevhostProcess
+from tests.e2e.prometheus_scrape import scrape, total
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -257,21 +257,6 @@ def outbox_about(data_dir: Path, fingerprint: str) -> list[str]:
         return [row.row_key for row in AlertStore(state).outbox() if fingerprint in row.row_key]
 
 
-def metrics(host: DevhostProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    status, _, body = host.get("/api/metrics")
-    assert status == 200
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(body.decode("utf-8"))
-        for sample in family.samples
-    }
-
-
-def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    wanted = set(labels.items())
-    return sum(value for (sample, got), value in samples.items() if sample == name and wanted <= got)
-
-
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -416,7 +401,7 @@ def test_a_transition_written_before_a_sigkill_is_sent_once_after_the_restart(
         assert not receiver.about(pending_rule)
         pending.post(36)  # the second breaching summary
         settled(receiver, host, pending_rule, "firing")
-        samples = metrics(second)
+        samples = scrape(second)
     finally:
         second.kill()
 
@@ -502,7 +487,7 @@ def test_an_unreachable_webhook_is_retried_then_dead_lettered_without_its_url(tm
                     return DeadLetterBox(state).list(DEAD_LETTER_SOURCE)
 
             letters = wait_for(parked, WAIT, "the notification to be dead-lettered")
-            samples = metrics(host)
+            samples = scrape(host)
             with state_store(tmp_path) as state:
                 left = [row.row_key for row in state.query_prefix(ALERTS_TABLE, PARTITION, OUTBOX)]
         finally:

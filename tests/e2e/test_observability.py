@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from shared.microshare.api import PEOPLE_COUNTER
 from shared.storage.ports import OutboundEvent
 from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.events import SqliteEventHub
 from tests.e2e.devhost_process import DevhostProcess
+from tests.e2e.prometheus_scrape import Samples, scrape, total
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -70,24 +70,8 @@ def reading(sensor_id: str, n: int, seconds_ago: float = 1.0) -> dict[str, Any]:
     }
 
 
-def scrape(host: DevhostProcess) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    status, headers, body = host.get("/api/metrics")
-    assert status == 200
-    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(body.decode("utf-8"))
-        for sample in family.samples
-    }
-
-
-def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    wanted = set(labels.items())
-    return sum(value for (sample, got), value in samples.items() if sample == name and wanted <= got)
-
-
 @pytest.fixture(scope="module")
-def known_run(devhost: DevhostProcess, data_dir: Path) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+def known_run(devhost: DevhostProcess, data_dir: Path) -> Samples:
     readings = [reading(f"sensor-{n % 3}", n) for n in range(POSTED_READINGS)]
     assert post(devhost, json.dumps(readings).encode()) == 201
     assert post(devhost, json.dumps([{"sensor_id": "x", "value": "warm"}]).encode()) == 400
@@ -115,7 +99,7 @@ def known_run(devhost: DevhostProcess, data_dir: Path) -> dict[tuple[str, frozen
     finally:
         database.close()
 
-    def settled() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+    def settled() -> Samples | None:
         """The metrics once every batch of the run is done. A batch's log line comes after all its figures (the
         hub trigger counts its events before it summarises them), and its invocation is counted after the line."""
         summarised = [line for line in app_log_lines(devhost) if line.get("event") == "summarised"]
@@ -134,7 +118,7 @@ def known_run(devhost: DevhostProcess, data_dir: Path) -> dict[tuple[str, frozen
     return wait_for(settled, 60, "both triggers to process the known run and log it")
 
 
-def test_metrics_add_up_to_the_known_run(known_run: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> None:
+def test_metrics_add_up_to_the_known_run(known_run: Samples) -> None:
     m = known_run
     assert total(m, "sensorpulse_readings_ingested_total") == POSTED_READINGS
     assert total(m, "sensorpulse_ingest_rejected_total", status="400") == 1
@@ -160,7 +144,7 @@ def test_devhost_runs_the_warmup_function_once_beside_serving(devhost: DevhostPr
     """devhost runs `warmup` once at start on its own thread while it already serves, as the host does on a new
     instance, so its invocation lands in the metrics whenever loading the chart library is done: wait for it."""
 
-    def warmup_counted() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+    def warmup_counted() -> Samples | None:
         samples = scrape(devhost)
         return samples if total(samples, "sensorpulse_invocations_total", function="warmup") >= 1 else None
 
@@ -176,9 +160,7 @@ def app_log_lines(host: DevhostProcess) -> list[dict[str, Any]]:
     return [json.loads(line) for line in after_banner.splitlines() if line.strip()]
 
 
-def test_log_lines_are_json_with_the_invocation_and_its_ids(
-    devhost: DevhostProcess, known_run: dict[tuple[str, frozenset[tuple[str, str]]], float]
-) -> None:
+def test_log_lines_are_json_with_the_invocation_and_its_ids(devhost: DevhostProcess, known_run: Samples) -> None:
     lines = app_log_lines(devhost)
     summarised = [line for line in lines if line.get("event") == "summarised"]
     assert {line["source"] for line in summarised} == {"cosmos-readings", "eventhub-telemetry"}
@@ -201,9 +183,7 @@ def test_log_lines_are_json_with_the_invocation_and_its_ids(
     assert refused and refused[0]["status"] == 400 and refused[0]["function"] == "post_readings"
 
 
-def test_a_status_line_reports_progress_periodically(
-    devhost: DevhostProcess, known_run: dict[tuple[str, frozenset[tuple[str, str]]], float]
-) -> None:
+def test_a_status_line_reports_progress_periodically(devhost: DevhostProcess, known_run: Samples) -> None:
     summaries = int(total(scrape(devhost), "sensorpulse_summaries_written_total"))
 
     def latest_status() -> dict[str, Any] | None:
