@@ -21,8 +21,19 @@ from shared.storage.sqlite.database import SqliteDatabase
 T0_MS = 1_790_000_000_000
 
 
+_opened: list[SqliteDatabase] = []
+
+
 def embedded_stores(directory: Path) -> Stores:
-    return open_embedded(SqliteDatabase.in_directory(directory))
+    """The embedded stores on a new database file; close_opened() closes it (conftest does after each test)."""
+    database = SqliteDatabase.in_directory(directory)
+    _opened.append(database)
+    return open_embedded(database)
+
+
+def close_opened() -> None:
+    while _opened:
+        _opened.pop().close()
 
 
 @dataclass

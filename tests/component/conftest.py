@@ -13,6 +13,9 @@ import pytest
 
 from shared.app import Services, install, services
 from shared.dashboard.fleet import MAX_PAGE_SIZE, FleetQuery
+from shared.storage.factory import open_embedded
+from shared.storage.sqlite.database import SqliteDatabase
+from tests.component.alert_rig import close_opened
 from tests.component.app_functions import app_functions, as_the_host_calls
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
@@ -23,9 +26,19 @@ def app_on_temp_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.setenv("STORAGE_BACKEND", "embedded")
     monkeypatch.setenv("EMBEDDED_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("WINDOW_SIZE", "5")
-    install(Services.from_env(os.environ))  # the app's services, on this test's settings and store
+    database = SqliteDatabase.in_directory(tmp_path)
+    # The app's services, on this test's settings and store.
+    install(Services.from_env(os.environ, stores=open_embedded(database)))
     yield tmp_path
     install(None)
+    database.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_rig_databases() -> Iterator[None]:
+    """The databases a test opened through tests.component.alert_rig: closed, so a long run keeps its files few."""
+    yield
+    close_opened()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from shared.alerts.store import AlertStore
 from shared.storage.ports import EntityWrite, StorageError
 from tests.component.alert_rig import (
     AlertingProcess,
+    close_opened,
     embedded_stores,
     history_count,
     notifications,
@@ -170,6 +171,7 @@ def test_redeliveries_and_restarts_in_any_order_give_the_same_notifications(
             messy = AlertingProcess.start(stores, window_size=3)
 
     assert notifications(messy.store) == notifications(clean.store)
+    close_opened()  # every example opens two databases
 
 
 def test_replacing_a_rule_with_another_severity_resolves_what_it_fired_first(tmp_path: Path) -> None:
