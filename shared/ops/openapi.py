@@ -18,6 +18,16 @@ from shared.dashboard.series_page import SERIES_DEFAULT_RANGE
 from shared.intake.ingest import IngestLimits
 from shared.intake.reading_intake import MAX_READINGS_LIMIT
 from shared.ops.openapi_alerts import alert_paths, alert_schemas
+from shared.ops.openapi_parts import (
+    ANONYMOUS,
+    FUNCTION_KEY,
+    NO_KEY,
+    Schema,
+    error_answer,
+    json_answer,
+    limit_param,
+    ref,
+)
 from shared.readings.rules import (
     METRIC_PATTERN,
     READING_ID_PATTERN,
@@ -25,21 +35,6 @@ from shared.readings.rules import (
     SENSOR_ID_PATTERN,
     SOURCE_MAX_LENGTH,
 )
-
-Schema = dict[str, Any]
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: Schema, description: str) -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _error(description: str) -> Schema:
-    return _json(_ref("Error"), description)
-
 
 _SENSOR_ID: Schema = {
     "name": "sensor_id",
@@ -105,7 +100,7 @@ def _csv_download(what: str, operation_id: str, columns: tuple[str, ...], metric
         "get": {
             "summary": f"{what} from `from` to `to` (both included) as CSV, oldest first; at most CSV_MAX_ROWS rows",
             "operationId": operation_id,
-            "security": _ANONYMOUS,
+            "security": ANONYMOUS,
             "parameters": [
                 _SENSOR_ID,
                 {**_METRIC, "description": metric},
@@ -125,25 +120,17 @@ def _csv_download(what: str, operation_id: str, columns: tuple[str, ...], metric
                     },
                     "content": {"text/csv": {"schema": {"type": "string"}}},
                 },
-                "400": _error(
+                "400": error_answer(
                     f"a malformed parameter, a time without offset, `from` not before `to`, or more than "
                     f"{MAX_SPAN.days} days between them"
                 ),
-                "404": _error("no summaries for this sensor (or metric)"),
+                "404": error_answer("no summaries for this sensor (or metric)"),
             },
         }
     }
 
 
-def _limit(default: int, high: int) -> Schema:
-    schema = {"type": "integer", "minimum": 1, "maximum": high, "default": default}
-    return {"name": "limit", "in": "query", "required": False, "schema": schema}
-
-
 _HTML: Schema = {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
-
-_FUNCTION_KEY: list[Schema] = [{"functionKey": []}, {"functionKeyQuery": []}]
-_ANONYMOUS: list[Schema] = []
 
 
 def _schemas(limits: IngestLimits) -> dict[str, Schema]:
@@ -306,7 +293,7 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
             "type": "object",
             "required": ["items", "next_cursor", "total", "stale"],
             "properties": {
-                "items": {"type": "array", "items": _ref("Tile")},
+                "items": {"type": "array", "items": ref("Tile")},
                 "next_cursor": {"type": ["string", "null"], "description": "pass as ?cursor for the next page"},
                 "total": {"type": "integer", "description": "series matching q and metric"},
                 "stale": {"type": "integer", "description": "of those, how many are stale"},
@@ -328,12 +315,12 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
             "type": "object",
             "properties": {
                 "sensor_id": {"type": "string"},
-                "series": {"type": "array", "items": _ref("Tile")},
+                "series": {"type": "array", "items": ref("Tile")},
                 "alerts": {
                     "type": "array",
                     "maxItems": SENSOR_ALERTS,
                     "description": "the sensor's alerts (received ones too), firing first, then newest first",
-                    "items": _ref("Alert"),
+                    "items": ref("Alert"),
                 },
             },
         },
@@ -402,7 +389,7 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "get": {
                 "summary": "The live dashboard page",
                 "operationId": "dashboard_page",
-                "security": _ANONYMOUS,
+                "security": ANONYMOUS,
                 "parameters": [
                     {**_RANGE, "schema": {"type": "string", "enum": list(CARD_RANGES), "default": DEFAULT_RANGE}},
                     *_FLEET_QUERY,
@@ -410,7 +397,7 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
-                    "400": _error("an unknown range, group or sort, or a cursor of another listing"),
+                    "400": error_answer("an unknown range, group or sort, or a cursor of another listing"),
                 },
             }
         },
@@ -418,7 +405,7 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "get": {
                 "summary": "A sensor's page: per metric its figures, a large chart over the range, recent history, CSV",
                 "operationId": "series_page",
-                "security": _ANONYMOUS,
+                "security": ANONYMOUS,
                 "parameters": [_SENSOR_ID, {**_RANGE, "schema": {**_RANGE["schema"], "default": SERIES_DEFAULT_RANGE}}],
                 "responses": {
                     "200": _HTML,
@@ -431,19 +418,19 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "post": {
                 "summary": f"Post one reading, or a batch of at most {limits.max_batch} (all or nothing)",
                 "operationId": "post_readings",
-                "security": _FUNCTION_KEY,
+                "security": FUNCTION_KEY,
                 "requestBody": {
                     "required": True,
                     "content": {
                         "application/json": {
                             "schema": {
                                 "oneOf": [
-                                    _ref("ReadingIn"),
+                                    ref("ReadingIn"),
                                     {
                                         "type": "array",
                                         "minItems": 1,
                                         "maxItems": limits.max_batch,
-                                        "items": _ref("ReadingIn"),
+                                        "items": ref("ReadingIn"),
                                     },
                                 ]
                             }
@@ -451,11 +438,11 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "201": _json(_ref("Accepted"), "every reading was written; their ids, in order"),
-                    "400": _json(_ref("IngestError"), "some reading is invalid; nothing was written"),
-                    "401": {"description": "no valid function key"},
-                    "413": _error(f"the body is larger than {limits.max_body_bytes} bytes"),
-                    "415": _error("the Content-Type is not application/json"),
+                    "201": json_answer(ref("Accepted"), "every reading was written; their ids, in order"),
+                    "400": json_answer(ref("IngestError"), "some reading is invalid; nothing was written"),
+                    "401": NO_KEY,
+                    "413": error_answer(f"the body is larger than {limits.max_body_bytes} bytes"),
+                    "415": error_answer("the Content-Type is not application/json"),
                 },
             }
         },
@@ -464,9 +451,9 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 "summary": "One page of the fleet: a tile per series with its latest summary, status and chart "
                 "versions; ETag and 304",
                 "operationId": "list_sensors",
-                "security": _ANONYMOUS,
+                "security": ANONYMOUS,
                 "parameters": [
-                    _limit(DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+                    limit_param(DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
                     {
                         "name": "cursor",
                         "in": "query",
@@ -477,9 +464,9 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                     *_FLEET_QUERY,
                 ],
                 "responses": {
-                    "200": _json(_ref("FleetPage"), "the page"),
+                    "200": json_answer(ref("FleetPage"), "the page"),
                     "304": {"description": "unchanged since the ETag in If-None-Match"},
-                    "400": _error("an invalid parameter, or a cursor of another listing"),
+                    "400": error_answer("an invalid parameter, or a cursor of another listing"),
                 },
             }
         },
@@ -487,13 +474,13 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "get": {
                 "summary": "Every series of one sensor as the listing shows them, and its alerts; ETag and 304",
                 "operationId": "sensor_series",
-                "security": _ANONYMOUS,
+                "security": ANONYMOUS,
                 "parameters": [_SENSOR_ID],
                 "responses": {
-                    "200": _json(_ref("SensorSeries"), "the sensor's series"),
+                    "200": json_answer(ref("SensorSeries"), "the sensor's series"),
                     "304": {"description": "unchanged since the ETag in If-None-Match"},
-                    "400": _error("an invalid sensor id"),
-                    "404": _error("no summaries for this sensor"),
+                    "400": error_answer("an invalid sensor id"),
+                    "404": error_answer("no summaries for this sensor"),
                 },
             }
         },
@@ -501,12 +488,12 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "get": {
                 "summary": "A series' summaries, newest first",
                 "operationId": "list_summaries",
-                "security": _ANONYMOUS,
-                "parameters": [_SENSOR_ID, _METRIC, _limit(20, MAX_SUMMARIES_LIMIT)],
+                "security": ANONYMOUS,
+                "parameters": [_SENSOR_ID, _METRIC, limit_param(20, MAX_SUMMARIES_LIMIT)],
                 "responses": {
-                    "200": _json({"type": "array", "items": _ref("Summary")}, "summaries"),
-                    "400": _error("an invalid parameter"),
-                    "404": _error("no such series"),
+                    "200": json_answer({"type": "array", "items": ref("Summary")}, "summaries"),
+                    "400": error_answer("an invalid parameter"),
+                    "404": error_answer("no such series"),
                 },
             }
         },
@@ -514,12 +501,12 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "get": {
                 "summary": "A sensor's latest readings, newest first",
                 "operationId": "list_readings",
-                "security": _ANONYMOUS,
-                "parameters": [_SENSOR_ID, _METRIC, _limit(20, MAX_READINGS_LIMIT)],
+                "security": ANONYMOUS,
+                "parameters": [_SENSOR_ID, _METRIC, limit_param(20, MAX_READINGS_LIMIT)],
                 "responses": {
-                    "200": _json({"type": "array", "items": _ref("Reading")}, "readings"),
-                    "400": _error("an invalid parameter"),
-                    "404": _error("no readings for this sensor"),
+                    "200": json_answer({"type": "array", "items": ref("Reading")}, "readings"),
+                    "400": error_answer("an invalid parameter"),
+                    "404": error_answer("no readings for this sensor"),
                 },
             }
         },
@@ -540,7 +527,7 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 "summary": "Chart of a series' max, min and avg: its last 120 summaries, or a time range; with the "
                 "range's current version (v) it is immutable for browsers and a CDN, otherwise ETag and 304",
                 "operationId": "sensor_chart",
-                "security": _ANONYMOUS,
+                "security": ANONYMOUS,
                 "parameters": [
                     _SENSOR_ID,
                     _METRIC,
@@ -569,8 +556,8 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string"}}}},
                     "304": {"description": "unchanged since the ETag in If-None-Match"},
-                    "400": _error("an invalid parameter"),
-                    "404": _error("no such series"),
+                    "400": error_answer("an invalid parameter"),
+                    "404": error_answer("no such series"),
                 },
             }
         },
@@ -578,16 +565,16 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "get": {
                 "summary": "Devices seen on Event Hubs",
                 "operationId": "list_devices",
-                "security": _ANONYMOUS,
-                "responses": {"200": _json(_ref("Devices"), "devices")},
+                "security": ANONYMOUS,
+                "responses": {"200": json_answer(ref("Devices"), "devices")},
             }
         },
         "/api/health": {
             "get": {
                 "summary": "Liveness (touches no backend)",
                 "operationId": "health",
-                "security": _ANONYMOUS,
-                "responses": {"200": _json({"type": "object"}, "alive")},
+                "security": ANONYMOUS,
+                "responses": {"200": json_answer({"type": "object"}, "alive")},
             }
         },
         "/api/overview": {
@@ -595,9 +582,9 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 "summary": "The dashboard header: series, stale series, readings per minute, how far behind; ETag "
                 "and 304",
                 "operationId": "overview",
-                "security": _ANONYMOUS,
+                "security": ANONYMOUS,
                 "responses": {
-                    "200": _json(_ref("Overview"), "totals"),
+                    "200": json_answer(ref("Overview"), "totals"),
                     "304": {"description": "unchanged since the ETag in If-None-Match"},
                 },
             }
@@ -606,10 +593,10 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "get": {
                 "summary": "Readiness: every backend answers (documents, state, each event hub)",
                 "operationId": "ready",
-                "security": _ANONYMOUS,
+                "security": ANONYMOUS,
                 "responses": {
-                    "200": _json(_ref("Readiness"), "every backend answered"),
-                    "503": _json(_ref("Readiness"), "a backend did not answer; `failed` names it"),
+                    "200": json_answer(ref("Readiness"), "every backend answered"),
+                    "503": json_answer(ref("Readiness"), "a backend did not answer; `failed` names it"),
                 },
             }
         },
@@ -617,13 +604,13 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "get": {
                 "summary": "This process's metrics in the Prometheus text format",
                 "operationId": "metrics",
-                "security": _FUNCTION_KEY,
+                "security": FUNCTION_KEY,
                 "responses": {
                     "200": {
                         "description": "Prometheus text exposition format 0.0.4",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    "401": {"description": "no valid function key"},
+                    "401": NO_KEY,
                 },
             }
         },
@@ -631,22 +618,22 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "get": {
                 "summary": "This document",
                 "operationId": "openapi_json",
-                "security": _ANONYMOUS,
-                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+                "security": ANONYMOUS,
+                "responses": {"200": json_answer({"type": "object"}, "OpenAPI 3.1")},
             }
         },
         "/api/microshare/backfill": {
             "post": {
                 "summary": "Start a Durable backfill of a recType over a time range",
                 "operationId": "start_backfill",
-                "security": _FUNCTION_KEY,
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("BackfillRequest")}}},
+                "security": FUNCTION_KEY,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": ref("BackfillRequest")}}},
                 "responses": {
-                    "202": _json({"type": "object"}, "started; statusUrl and the management URLs"),
-                    "400": _error("an invalid request"),
-                    "401": {"description": "no valid function key"},
-                    "409": _json({"type": "object"}, "a backfill of this recType is running"),
-                    "503": _error("Microshare forwarding is not configured"),
+                    "202": json_answer({"type": "object"}, "started; statusUrl and the management URLs"),
+                    "400": error_answer("an invalid request"),
+                    "401": NO_KEY,
+                    "409": json_answer({"type": "object"}, "a backfill of this recType is running"),
+                    "503": error_answer("Microshare forwarding is not configured"),
                 },
             }
         },
@@ -654,13 +641,13 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "get": {
                 "summary": "Status, progress and result of a backfill",
                 "operationId": "backfill_status",
-                "security": _FUNCTION_KEY,
+                "security": FUNCTION_KEY,
                 "parameters": [{"name": "instance_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {
-                    "200": _json(_ref("BackfillStatus"), "status"),
-                    "400": _error("not a backfill instance id"),
-                    "401": {"description": "no valid function key"},
-                    "404": _error("no such backfill"),
+                    "200": json_answer(ref("BackfillStatus"), "status"),
+                    "400": error_answer("not a backfill instance id"),
+                    "401": NO_KEY,
+                    "404": error_answer("no such backfill"),
                 },
             }
         },

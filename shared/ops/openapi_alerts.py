@@ -3,8 +3,6 @@ notification and platform alerts in."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from shared.alerts.board import MAX_LIMIT, STATES
 from shared.alerts.rules import (
     FIELDS,
@@ -21,20 +19,16 @@ from shared.alerts.rules import (
     SILENCE,
     THRESHOLD,
 )
-
-Schema = dict[str, Any]
-_ANONYMOUS: list[Schema] = []
-_FUNCTION_KEY: list[Schema] = [{"functionKey": []}, {"functionKeyQuery": []}]
-_NO_KEY: Schema = {"description": "no valid function key"}
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: Schema, description: str) -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
+from shared.ops.openapi_parts import (
+    ANONYMOUS,
+    FUNCTION_KEY,
+    NO_KEY,
+    Schema,
+    error_answer,
+    json_answer,
+    limit_param,
+    ref,
+)
 
 _RULE_NAME: Schema = {
     "name": "name",
@@ -42,7 +36,7 @@ _RULE_NAME: Schema = {
     "required": True,
     "schema": {"type": "string", "pattern": f"^{RULE_NAME_PATTERN.pattern}$"},
 }
-_FIELD_ERROR = _json(_ref("FieldError"), "the field at fault and why")
+_FIELD_ERROR = json_answer(ref("FieldError"), "the field at fault and why")
 
 
 def alert_schemas() -> dict[str, Schema]:
@@ -89,7 +83,7 @@ def alert_schemas() -> dict[str, Schema]:
             "type": "object",
             "required": ["items", "next_cursor", "total", "firing"],
             "properties": {
-                "items": {"type": "array", "items": _ref("Alert")},
+                "items": {"type": "array", "items": ref("Alert")},
                 "next_cursor": {"type": ["string", "null"]},
                 "total": {"type": "integer", "minimum": 0},
                 "firing": {"type": "integer", "minimum": 0},
@@ -104,7 +98,7 @@ def alert_paths() -> dict[str, Schema]:
             "get": {
                 "summary": "Alerts, ours and received ones: firing first, then newest change first; ETag and 304",
                 "operationId": "list_alerts",
-                "security": _ANONYMOUS,
+                "security": ANONYMOUS,
                 "parameters": [
                     {
                         "name": "state",
@@ -112,12 +106,7 @@ def alert_paths() -> dict[str, Schema]:
                         "required": False,
                         "schema": {"type": "string", "enum": list(STATES), "default": "firing"},
                     },
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
-                    },
+                    limit_param(50, MAX_LIMIT),
                     {
                         "name": "cursor",
                         "in": "query",
@@ -127,9 +116,9 @@ def alert_paths() -> dict[str, Schema]:
                     },
                 ],
                 "responses": {
-                    "200": _json(_ref("AlertPage"), "one page"),
+                    "200": json_answer(ref("AlertPage"), "one page"),
                     "304": {"description": "unchanged since the ETag in If-None-Match"},
-                    "400": _json(_ref("Error"), "an invalid state, limit or cursor"),
+                    "400": error_answer("an invalid state, limit or cursor"),
                 },
             }
         },
@@ -137,13 +126,13 @@ def alert_paths() -> dict[str, Schema]:
             "get": {
                 "summary": "Every alert rule",
                 "operationId": "list_alert_rules",
-                "security": _FUNCTION_KEY,
+                "security": FUNCTION_KEY,
                 "responses": {
-                    "200": _json(
-                        {"type": "object", "properties": {"rules": {"type": "array", "items": _ref("AlertRule")}}},
+                    "200": json_answer(
+                        {"type": "object", "properties": {"rules": {"type": "array", "items": ref("AlertRule")}}},
                         "the rules by name",
                     ),
-                    "401": _NO_KEY,
+                    "401": NO_KEY,
                 },
             }
         },
@@ -151,26 +140,26 @@ def alert_paths() -> dict[str, Schema]:
             "put": {
                 "summary": "Create or replace an alert rule: a threshold with hysteresis, or a silence",
                 "operationId": "put_alert_rule",
-                "security": _FUNCTION_KEY,
+                "security": FUNCTION_KEY,
                 "parameters": [_RULE_NAME],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("AlertRule")}}},
+                "requestBody": {"required": True, "content": {"application/json": {"schema": ref("AlertRule")}}},
                 "responses": {
-                    "200": _json(_ref("AlertRule"), "replaced"),
-                    "201": _json(_ref("AlertRule"), "created"),
+                    "200": json_answer(ref("AlertRule"), "replaced"),
+                    "201": json_answer(ref("AlertRule"), "created"),
                     "400": _FIELD_ERROR,
-                    "401": _NO_KEY,
+                    "401": NO_KEY,
                 },
             },
             "delete": {
                 "summary": "Delete an alert rule; what it was firing resolves (and is notified)",
                 "operationId": "delete_alert_rule",
-                "security": _FUNCTION_KEY,
+                "security": FUNCTION_KEY,
                 "parameters": [_RULE_NAME],
                 "responses": {
                     "204": {"description": "deleted"},
                     "400": _FIELD_ERROR,
-                    "401": _NO_KEY,
-                    "404": _json(_ref("Error"), "no such rule"),
+                    "401": NO_KEY,
+                    "404": error_answer("no such rule"),
                 },
             },
         },
@@ -178,11 +167,13 @@ def alert_paths() -> dict[str, Schema]:
             "post": {
                 "summary": "Send a test notification to every webhook of ALERT_WEBHOOK_URLS and answer what each said",
                 "operationId": "test_alert_webhooks",
-                "security": _FUNCTION_KEY,
+                "security": FUNCTION_KEY,
                 "responses": {
-                    "200": _json({"type": "object", "properties": {"webhooks": {"type": "array"}}}, "each answer"),
-                    "401": _NO_KEY,
-                    "409": _json(_ref("Error"), "no webhook is configured"),
+                    "200": json_answer(
+                        {"type": "object", "properties": {"webhooks": {"type": "array"}}}, "each answer"
+                    ),
+                    "401": NO_KEY,
+                    "409": error_answer("no webhook is configured"),
                 },
             }
         },
@@ -191,14 +182,14 @@ def alert_paths() -> dict[str, Schema]:
                 "summary": "Receive platform alerts: an Alertmanager webhook (version 4) or Azure Monitor's common "
                 "alert schema",
                 "operationId": "receive_alerts",
-                "security": _FUNCTION_KEY,
+                "security": FUNCTION_KEY,
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
                 "responses": {
-                    "202": _json({"type": "object", "properties": {"received": {"type": "integer"}}}, "kept"),
+                    "202": json_answer({"type": "object", "properties": {"received": {"type": "integer"}}}, "kept"),
                     "400": _FIELD_ERROR,
-                    "401": _NO_KEY,
-                    "413": _json(_ref("Error"), "the body is larger than 1 MiB"),
-                    "415": _json(_ref("Error"), "the Content-Type is not application/json"),
+                    "401": NO_KEY,
+                    "413": error_answer("the body is larger than 1 MiB"),
+                    "415": error_answer("the Content-Type is not application/json"),
                 },
             }
         },
