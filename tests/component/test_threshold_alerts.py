@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from shared.alerts.evaluation import FIRING, PENDING
 from shared.alerts.store import AlertStore
-from shared.storage.ports import EntityWrite, StorageError
+from shared.storage.ports import EntityWrite, StateStore, StorageError
 from tests.component.alert_rig import (
     AlertingProcess,
     close_opened,
@@ -64,19 +64,24 @@ def test_a_steady_stream_reads_no_alert_state(tmp_path: Path) -> None:
     assert reads == ["every series"]  # once, when the first series was met
 
 
+class FirstCommitFails(AlertStore):
+    """An alert store whose first transition write fails (nothing of it is written)."""
+
+    def __init__(self, state: StateStore, why: str) -> None:
+        super().__init__(state)
+        self._why: str | None = why
+
+    def commit(self, writes: Sequence[EntityWrite]) -> Any:
+        if self._why is not None:
+            why, self._why = self._why, None
+            raise StorageError(why)
+        return super().commit(writes)
+
+
 def test_a_crash_between_the_summary_and_the_alert_write_is_judged_again_on_redelivery(tmp_path: Path) -> None:
     stores = embedded_stores(tmp_path)
 
-    class DiesOnce(AlertStore):
-        died = False
-
-        def commit(self, writes: Sequence[EntityWrite]) -> Any:
-            if not DiesOnce.died:
-                DiesOnce.died = True
-                raise StorageError("the host died before the alert write")
-            return super().commit(writes)
-
-    crashing = AlertingProcess.start(stores, store=DiesOnce(stores.state))
+    crashing = AlertingProcess.start(stores, store=FirstCommitFails(stores.state, "the host died first"))
     put_threshold(crashing.store)
     crashing.deliver([reading("s1", 20, 0)])
     with pytest.raises(StorageError):
@@ -94,16 +99,7 @@ def test_a_crash_between_the_summary_and_the_alert_write_is_judged_again_on_rede
 def test_the_same_process_retrying_after_a_failed_alert_write_judges_again(tmp_path: Path) -> None:
     stores = embedded_stores(tmp_path)
 
-    class FailsOnce(AlertStore):
-        failed = False
-
-        def commit(self, writes: Sequence[EntityWrite]) -> Any:
-            if not FailsOnce.failed:
-                FailsOnce.failed = True
-                raise StorageError("503 from Table Storage")
-            return super().commit(writes)
-
-    process = AlertingProcess.start(stores, store=FailsOnce(stores.state))
+    process = AlertingProcess.start(stores, store=FirstCommitFails(stores.state, "503 from Table Storage"))
     put_threshold(process.store)
     with pytest.raises(StorageError):
         process.deliver([reading("s1", 35, 0)])
