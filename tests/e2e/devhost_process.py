@@ -64,18 +64,20 @@ class DevhostProcess:
     def send_json(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
         """`method` (PUT, DELETE...) with `body` as JSON, or without a body for None; (status, the answer parsed as
         JSON, or None for an empty one)."""
-        request = urllib.request.Request(
-            self.base_url + path,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={} if body is None else {"Content-Type": "application/json"},
-            method=method,
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                status, answer = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, answer = error.code, error.read()
+        status, answer = self.send(method, path, None if body is None else json.dumps(body).encode())
         return status, json.loads(answer) if answer else None
+
+    def send(
+        self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"
+    ) -> tuple[int, bytes]:
+        """`method` with `body` as it is (of `content_type`), or without a body for None; (status, the answer)."""
+        headers = {"Content-Type": content_type} if body is not None else {}
+        request = urllib.request.Request(self.base_url + path, data=body, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
 
     def get_json(self, path: str) -> Any:
         status, _, body = self.get(path)

@@ -183,13 +183,7 @@ def call(
     host: DevhostProcess, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"
 ) -> tuple[int, Any]:
     """(status, the answer as JSON, or None when empty)."""
-    headers = {"Content-Type": content_type} if body is not None else {}
-    request = urllib.request.Request(host.base_url + path, data=body, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, answer = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, answer = error.code, error.read()
+    status, answer = host.send(method, path, body, content_type)
     return status, json.loads(answer) if answer else None
 
 
