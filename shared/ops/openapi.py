@@ -22,7 +22,9 @@ from shared.ops.openapi_parts import (
     ANONYMOUS,
     FUNCTION_KEY,
     NO_KEY,
+    NOT_MODIFIED,
     Schema,
+    cursor_param,
     error_answer,
     json_answer,
     limit_param,
@@ -454,18 +456,12 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 "security": ANONYMOUS,
                 "parameters": [
                     limit_param(DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
-                    {
-                        "name": "cursor",
-                        "in": "query",
-                        "required": False,
-                        "description": "next_cursor of the previous page, with the same q, metric, group and sort",
-                        "schema": {"type": "string"},
-                    },
+                    cursor_param("q, metric, group and sort"),
                     *_FLEET_QUERY,
                 ],
                 "responses": {
                     "200": json_answer(ref("FleetPage"), "the page"),
-                    "304": {"description": "unchanged since the ETag in If-None-Match"},
+                    "304": NOT_MODIFIED,
                     "400": error_answer("an invalid parameter, or a cursor of another listing"),
                 },
             }
@@ -478,7 +474,7 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 "parameters": [_SENSOR_ID],
                 "responses": {
                     "200": json_answer(ref("SensorSeries"), "the sensor's series"),
-                    "304": {"description": "unchanged since the ETag in If-None-Match"},
+                    "304": NOT_MODIFIED,
                     "400": error_answer("an invalid sensor id"),
                     "404": error_answer("no summaries for this sensor"),
                 },
@@ -555,7 +551,7 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {"description": "PNG", "content": {"image/png": {"schema": {"type": "string"}}}},
-                    "304": {"description": "unchanged since the ETag in If-None-Match"},
+                    "304": NOT_MODIFIED,
                     "400": error_answer("an invalid parameter"),
                     "404": error_answer("no such series"),
                 },
@@ -585,7 +581,7 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                 "security": ANONYMOUS,
                 "responses": {
                     "200": json_answer(ref("Overview"), "totals"),
-                    "304": {"description": "unchanged since the ETag in If-None-Match"},
+                    "304": NOT_MODIFIED,
                 },
             }
         },

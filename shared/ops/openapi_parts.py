@@ -9,6 +9,7 @@ Schema = dict[str, Any]
 FUNCTION_KEY: list[Schema] = [{"functionKey": []}, {"functionKeyQuery": []}]
 ANONYMOUS: list[Schema] = []
 NO_KEY: Schema = {"description": "no valid function key"}
+NOT_MODIFIED: Schema = {"description": "unchanged since the ETag in If-None-Match"}
 
 
 def ref(name: str) -> Schema:
@@ -26,3 +27,15 @@ def error_answer(description: str) -> Schema:
 def limit_param(default: int, high: int) -> Schema:
     schema = {"type": "integer", "minimum": 1, "maximum": high, "default": default}
     return {"name": "limit", "in": "query", "required": False, "schema": schema}
+
+
+def cursor_param(same: str) -> Schema:
+    """The `cursor` of a paged listing; `same` names what must not change between pages."""
+    description = f"next_cursor of the previous page, with the same {same}"
+    return {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
