@@ -78,8 +78,10 @@ class SilenceWatch:
                 for rule in silences:
                     if rule.matches(series.sensor_id, series.metric):
                         self._judge(rule, series, states, now_ms, report)
-        report.pruned = self._prune(now_ms)
-        report.firing = self._count_firing()
+        # Read after judging, so what this run wrote is seen: neither pruned nor left out of the count.
+        written, received = self._store.states(), self._store.inbound()
+        report.pruned = self._prune(now_ms, written, received)
+        report.firing = self._count_firing(written, received)
         if report.fired or report.resolved:
             logger.info(
                 "silences: %d fired, %d resolved over %d series",
@@ -145,26 +147,26 @@ class SilenceWatch:
         elif step.notify == RESOLVED:
             report.resolved += 1
 
-    def _prune(self, now_ms: int) -> int:
+    def _prune(self, now_ms: int, states: list[Entity], received: list[Entity]) -> int:
         """History, received alerts and quiet states older than ALERT_HISTORY_DAYS."""
         oldest = now_ms - self._history_ms
         stale = [e.row_key for e in self._store.history() if history_ended_ms(e.row_key) < oldest]
-        for entity in self._store.inbound():
+        for entity in received:
             if entity.properties.get("status") == "resolved" and int(entity.properties.get("updated_ms") or 0) < oldest:
                 stale.append(entity.row_key)
-        for entity in self._store.states():
+        for entity in states:
             quiet = entity.properties.get("state") in (INACTIVE, RESOLVED)
             if quiet and int(entity.properties.get("updated_ms") or 0) < oldest:
                 stale.append(entity.row_key)
         return self._store.delete_rows(stale)
 
-    def _count_firing(self) -> int:
+    def _count_firing(self, states: list[Entity], received: list[Entity]) -> int:
         by_severity: dict[str, int] = {}
-        for entity in self._store.states():
+        for entity in states:
             if entity.properties.get("state") == FIRING:
                 severity = str(entity.properties.get("severity", "warning"))
                 by_severity[severity] = by_severity.get(severity, 0) + 1
-        for entity in self._store.inbound():
+        for entity in received:
             if entity.properties.get("status") == "firing":
                 severity = str(entity.properties.get("severity", "warning"))
                 by_severity[severity] = by_severity.get(severity, 0) + 1

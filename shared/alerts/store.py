@@ -131,9 +131,6 @@ class AlertStore:
     def upsert(self, row_key: str, properties: Mapping[str, Any]) -> None:
         self._state.upsert(ALERTS_TABLE, PARTITION, row_key, properties)
 
-    def get(self, row_key: str) -> Entity | None:
-        return self._state.get(ALERTS_TABLE, PARTITION, row_key)
-
     def delete_rows(self, row_keys: Iterable[str]) -> int:
         count = 0
         for row_key in row_keys:
