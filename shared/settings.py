@@ -37,6 +37,11 @@ CHART_REFRESH_1D_SECONDS = "CHART_REFRESH_1D_SECONDS"
 CHART_REFRESH_7D_SECONDS = "CHART_REFRESH_7D_SECONDS"
 CSV_MAX_ROWS = "CSV_MAX_ROWS"
 
+# Bulk import (shared.imports): files dropped into the `imports` container.
+IMPORT_MAX_BYTES = "IMPORT_MAX_BYTES"  # largest file, and largest content once decompressed
+IMPORT_MAX_ROWS = "IMPORT_MAX_ROWS"
+IMPORT_UPLOAD_MAX_BYTES = "IMPORT_UPLOAD_MAX_BYTES"  # largest body of POST /api/imports
+
 # Alerts (shared.alerts).
 ALERT_WEBHOOK_URLS = "ALERT_WEBHOOK_URLS"  # JSON array of http(s) URLs; a Key Vault reference in Azure (tokens)
 ALERT_WEBHOOK_TIMEOUT_SECONDS = "ALERT_WEBHOOK_TIMEOUT_SECONDS"
@@ -99,6 +104,7 @@ class Settings:
     ingest: IngestSettings
     dashboard: DashboardSettings
     alerts: AlertSettings
+    imports: ImportSettings
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -118,6 +124,7 @@ class Settings:
             ingest=IngestSettings.from_env(env),
             dashboard=DashboardSettings.from_env(env),
             alerts=AlertSettings.from_env(env),
+            imports=ImportSettings.from_env(env),
         )
 
 
@@ -154,6 +161,23 @@ class AlertSettings:
             webhook_timeout_seconds=_int(env, ALERT_WEBHOOK_TIMEOUT_SECONDS, 10, 1, 120),
             delivery_deadline_seconds=_int(env, ALERT_DELIVERY_DEADLINE_SECONDS, 3600, 10, 7 * 86400),
             history_days=_int(env, ALERT_HISTORY_DAYS, 30, 1, 365),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSettings:
+    """Limits of a bulk import: a file beyond them gets a result saying so and imports nothing."""
+
+    max_bytes: int  # the stored file, and its content once decompressed (a gzip bomb stops here)
+    max_rows: int
+    upload_max_bytes: int  # the body of POST /api/imports; larger files go straight to the container
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ImportSettings:
+        return cls(
+            max_bytes=_int(env, IMPORT_MAX_BYTES, 2 * 1024**3, 1024, 1024**4),
+            max_rows=_int(env, IMPORT_MAX_ROWS, 50_000_000, 1, 1_000_000_000),
+            upload_max_bytes=_int(env, IMPORT_UPLOAD_MAX_BYTES, 100 * 1024**2, 1024, 200 * 1024**2),
         )
 
 
