@@ -1,6 +1,8 @@
 // Sensor Pulse on Azure, as `azd up` provisions it: a Python function app on Flex Consumption that runs as a
 // user-assigned managed identity and reaches Cosmos DB, Event Hubs, Storage (host storage, Durable Functions,
-// state tables), Key Vault and Application Insights with that identity only; local (key) auth is off everywhere.
+// state tables, the bulk import's containers), Key Vault and Application Insights with that identity only; local (key)
+// auth is off everywhere. Blob events of the storage account go to an Event Grid system topic; the bulk import's
+// subscription to it is made after each deploy by infra/hooks/postdeploy.* (it needs a key of the running app).
 // See infra/README.md for the module layout, the parameters and the API versions.
 targetScope = 'subscription'
 
@@ -163,6 +165,33 @@ param chartRefresh7dSeconds int = 1800
 @maxValue(1000000)
 param csvMaxRows int = 100000
 
+// ----- Bulk import (shared.imports) -----
+
+@description('Largest file accepted from the imports container, and largest content once decompressed (a gzip file), in bytes (1024-1099511627776).')
+@minValue(1024)
+@maxValue(1099511627776)
+param importMaxBytes int = 2147483648
+
+@description('Most rows in one imported file (1-1000000000).')
+@minValue(1)
+@maxValue(1000000000)
+param importMaxRows int = 50000000
+
+@description('Largest body of POST /api/imports, in bytes (1024-209715200); bigger files are uploaded to the imports container with storage tools.')
+@minValue(1024)
+@maxValue(209715200)
+param importUploadMaxBytes int = 104857600
+
+@description('Days a file stays in the imports container after its last change; then the lifecycle policy deletes it.')
+@minValue(1)
+@maxValue(3650)
+param importsRetentionDays int = 30
+
+@description('Days an import\'s results stay in the imports-results container after their last change.')
+@minValue(1)
+@maxValue(3650)
+param importResultsRetentionDays int = 90
+
 // ----- Alerts (shared.alerts) -----
 
 @description('Where alert notifications go: a JSON array of http(s) webhook URLs. They often hold a token, so the value is stored in Key Vault; empty: no webhooks (the secret then holds []).')
@@ -294,6 +323,10 @@ var keyVaultName = '${abbrs.keyVaultVaults}${resourceToken}'
 var microsharePasswordSecretName = 'microshare-password'
 var microshareApiKeySecretName = 'microshare-api-key'
 var alertWebhookUrlsSecretName = 'alert-webhook-urls'
+// The bulk import: files dropped into `imports` start the blob trigger `import_blob` (blueprints/imports.py, path
+// imports/{name}); each import's results are written to `imports-results`.
+var importsContainerName = 'imports'
+var importResultsContainerName = 'imports-results'
 // shared/storage/names.py: every *_TABLE.
 var stateTables = [
   'windows'
@@ -334,8 +367,27 @@ module storage 'core/storage/storage-account.bicep' = {
     tags: tags
     containers: [
       deploymentContainerName
+      importsContainerName
+      importResultsContainerName
     ]
     tables: stateTables
+    deleteBlobsAfterDays: {
+      '${importsContainerName}': importsRetentionDays
+      '${importResultsContainerName}': importResultsRetentionDays
+    }
+  }
+}
+
+// BlobCreated in `imports` reaches the blob trigger through this topic (the Event Grid source, the only blob trigger
+// Flex Consumption runs); infra/hooks/postdeploy.* subscribe the trigger's webhook to it.
+module importEvents 'core/messaging/event-grid-system-topic.bicep' = {
+  name: 'import-events'
+  scope: rg
+  params: {
+    name: '${abbrs.eventGridSystemTopics}${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
   }
 }
 
@@ -470,6 +522,13 @@ var appSettings = {
   CHART_REFRESH_1D_SECONDS: string(chartRefresh1dSeconds)
   CHART_REFRESH_7D_SECONDS: string(chartRefresh7dSeconds)
   CSV_MAX_ROWS: string(csvMaxRows)
+  IMPORTS__blobServiceUri: storage.outputs.blobEndpoint
+  IMPORTS__queueServiceUri: storage.outputs.queueEndpoint
+  IMPORTS__credential: 'managedidentity'
+  IMPORTS__clientId: apiIdentity.outputs.clientId
+  IMPORT_MAX_BYTES: string(importMaxBytes)
+  IMPORT_MAX_ROWS: string(importMaxRows)
+  IMPORT_UPLOAD_MAX_BYTES: string(importUploadMaxBytes)
   ALERT_WEBHOOK_URLS: '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${alertWebhookUrlsSecretName})'
   ALERT_WEBHOOK_TIMEOUT_SECONDS: string(alertWebhookTimeoutSeconds)
   ALERT_DELIVERY_DEADLINE_SECONDS: string(alertDeliveryDeadlineSeconds)
@@ -539,3 +598,6 @@ output STATE_TABLE_SERVICE_URI string = storage.outputs.tableEndpoint
 output KEY_VAULT_NAME string = keyVault.outputs.name
 output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString
 output TASKHUB_NAME string = taskHubName
+output IMPORTS_BLOB_SERVICE_URI string = storage.outputs.blobEndpoint
+output IMPORTS_QUEUE_SERVICE_URI string = storage.outputs.queueEndpoint
+output IMPORTS_SYSTEM_TOPIC_NAME string = importEvents.outputs.name

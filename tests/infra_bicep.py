@@ -199,6 +199,15 @@ def modules(path: Path) -> dict[str, Path]:
     return {symbol: (path.parent / target).resolve() for symbol, target in _MODULE.findall(text)}
 
 
+def module_body(path: Path, symbol: str) -> str:
+    """The text of one `module` declaration of a file, from `module` to its closing bracket, comments blanked."""
+    text = strip_comments(path.read_text(encoding="utf-8"))
+    match = re.search(rf"^module\s+{re.escape(symbol)}\s+'[^']+'\s*=", text, re.MULTILINE)
+    if match is None:
+        raise ValueError(f"{path}: no module {symbol}")
+    return text[match.start() : _block_end(code_only(text), match.end())]
+
+
 def app_settings_block(path: Path) -> tuple[Path, list[str]]:
     """The file holding the one `var appSettings = {` block under `path`, and the lines inside the block."""
     blocks = []

@@ -67,7 +67,7 @@ OUTPUTS = {
     "AZURE_LOCATION", "AZURE_TENANT_ID", "RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME", "AZURE_FUNCTION_APP_URL",
     "AZURE_CLIENT_ID", "COSMOS_ENDPOINT", "COSMOS_DATABASE_NAME", "EVENTHUB_NAMESPACE", "EVENTHUB_NAME",
     "EVENTHUB_CONSUMER_GROUP", "STATE_TABLE_SERVICE_URI", "KEY_VAULT_NAME", "APPLICATIONINSIGHTS_CONNECTION_STRING",
-    "TASKHUB_NAME",
+    "TASKHUB_NAME", "IMPORTS_BLOB_SERVICE_URI", "IMPORTS_QUEUE_SERVICE_URI", "IMPORTS_SYSTEM_TOPIC_NAME",
 }  # fmt: skip
 
 KEY_MATERIAL = re.compile(
@@ -93,6 +93,8 @@ AZD_ENVIRONMENT = {
     "EVENTHUB_CONSUMER_GROUP": "summariser",
     "STATE_TABLE_SERVICE_URI": "https://stabc.table.core.windows.net/",
     "TASKHUB_NAME": "sensorpulse",
+    "IMPORTS_BLOB_SERVICE_URI": "https://stabc.blob.core.windows.net/",
+    "IMPORTS_QUEUE_SERVICE_URI": "https://stabc.queue.core.windows.net/",
     "AZURE_CLIENT_ID": "11111111-2222-3333-4444-555555555555",
     "MICROSHARE_PASSWORD": "never-written-password",  # pragma: allowlist secret
     "MICROSHARE_API_KEY": "never-written-api-key",  # pragma: allowlist secret
@@ -638,6 +640,8 @@ def hook_problems(root: Path) -> list[str]:
         "COSMOS__accountEndpoint": AZD_ENVIRONMENT["COSMOS_ENDPOINT"],
         "EVENTHUB__fullyQualifiedNamespace": AZD_ENVIRONMENT["EVENTHUB_NAMESPACE"],
         "STATE__tableServiceUri": AZD_ENVIRONMENT["STATE_TABLE_SERVICE_URI"],
+        "IMPORTS__blobServiceUri": AZD_ENVIRONMENT["IMPORTS_BLOB_SERVICE_URI"],
+        "IMPORTS__queueServiceUri": AZD_ENVIRONMENT["IMPORTS_QUEUE_SERVICE_URI"],
         "MICROSHARE_IDENTITY": AZD_ENVIRONMENT["MICROSHARE_IDENTITY"],
         "MICROSHARE_PASSWORD": "",
         "MICROSHARE_API_KEY": "",

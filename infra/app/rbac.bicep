@@ -42,8 +42,10 @@ var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // Key Vault
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb' // Monitoring Metrics Publisher
 var cosmosDataContributor = '00000000-0000-0000-0000-000000000002' // Cosmos DB Built-in Data Contributor
 
-// Blobs: host storage, timer and Event Hubs checkpoints, the deployment package; queues and tables: the Durable
-// Functions task hub; tables: the app's state.
+// Blobs: host storage, timer and Event Hubs checkpoints, the deployment package, the bulk import's files and results
+// (connection IMPORTS; Owner includes Contributor); queues and tables: the Durable Functions task hub; queues also:
+// the blob trigger on IMPORTS, which writes a blob that keeps failing to a poison queue of that account; tables: the
+// app's state.
 var storageRoles = [
   storageBlobDataOwner
   storageQueueDataContributor

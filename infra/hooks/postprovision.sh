@@ -17,7 +17,8 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 target="$root/local.settings.json"
 
-for name in COSMOS_ENDPOINT COSMOS_DATABASE_NAME EVENTHUB_NAMESPACE EVENTHUB_NAME STATE_TABLE_SERVICE_URI TASKHUB_NAME; do
+for name in COSMOS_ENDPOINT COSMOS_DATABASE_NAME EVENTHUB_NAMESPACE EVENTHUB_NAME STATE_TABLE_SERVICE_URI TASKHUB_NAME \
+    IMPORTS_BLOB_SERVICE_URI IMPORTS_QUEUE_SERVICE_URI; do
     eval "value=\${$name:-}"
     if [ -z "$value" ]; then
         echo "postprovision: $name is not set; run azd provision first" >&2
@@ -40,6 +41,8 @@ set -- \
     EVENTHUB_CONSUMER_GROUP '$Default' \
     EVENTHUB_EXTRA_HUBS '[]' \
     STATE__tableServiceUri "$STATE_TABLE_SERVICE_URI" \
+    IMPORTS__blobServiceUri "$IMPORTS_BLOB_SERVICE_URI" \
+    IMPORTS__queueServiceUri "$IMPORTS_QUEUE_SERVICE_URI" \
     SIMULATOR_SCHEDULE "${SIMULATOR_SCHEDULE:-*/5 * * * * *}" \
     SENSOR_COUNT "${SENSOR_COUNT:-5}" \
     WINDOW_SIZE "${WINDOW_SIZE:-10}" \

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.infra_bicep import ROOT
+from tests.infra_imports import import_problems
 from tests.infra_rules import (
     AZD_ENVIRONMENT,
     abbreviation_problems,
@@ -65,6 +66,8 @@ API_VERSIONS = {
     ("Microsoft.Insights/scheduledQueryRules", "2023-12-01"),
     ("Microsoft.Insights/metricAlerts", "2018-03-01"),
     ("Microsoft.Authorization/roleAssignments", "2022-04-01"),
+    ("Microsoft.Storage/storageAccounts/managementPolicies", "2024-01-01"),
+    ("Microsoft.EventGrid/systemTopics", "2022-06-15"),
 }
 
 
@@ -85,6 +88,7 @@ RULES: dict[str, Callable[[Path], list[str]]] = {
     "azure.yaml": azure_yaml_problems,
     "hooks": hook_problems,
     "alerts": alert_problems,
+    "imports": import_problems,
 }
 
 
@@ -109,6 +113,7 @@ MONITOR, EVENTS = "infra/core/monitor/monitoring.bicep", "infra/core/messaging/e
 STORAGE, IDENTITY = "infra/core/storage/storage-account.bicep", "infra/core/identity/user-assigned-identity.bicep"
 SH, PS1, ABBREVIATIONS = "infra/hooks/postprovision.sh", "infra/hooks/postprovision.ps1", "infra/abbreviations.json"
 ALERTS, ALERT_QUERIES = "infra/app/monitoring-alerts.bicep", "infra/app/alerts"
+TOPIC = "infra/core/messaging/event-grid-system-topic.bicep"
 
 # fmt: off
 BREAKAGES = [
@@ -243,6 +248,28 @@ BREAKAGES = [
              "output TASKHUB_NAME string = taskHubName\noutput ALERT_RECIPIENT string = alertEmail\n"),
     Breakage("the alert email not from azd", "parameter file", PARAMETERS,
              "${AZURE_ALERT_EMAIL}", "${ALERT_EMAIL}"),
+    Breakage("no results container", "imports", MAIN,
+             "      importsContainerName\n      importResultsContainerName\n", "      importsContainerName\n"),
+    Breakage("imported files kept for ever", "imports", MAIN,
+             "      '${importsContainerName}': importsRetentionDays\n", ""),
+    Breakage("the results deleted with the imports", "imports", STORAGE,
+             "'${rule.key}/'", "'${rule.key}'"),
+    Breakage("a public container", "imports", STORAGE,
+             "publicAccess: 'None'", "publicAccess: 'Blob'"),
+    Breakage("a topic of another kind", "imports", TOPIC,
+             "topicType: 'Microsoft.Storage.StorageAccounts'", "topicType: 'Microsoft.Resources.ResourceGroups'"),
+    Breakage("the topic on another account", "imports", MAIN,
+             "    tags: tags\n    storageAccountName: storage.outputs.name\n",
+             "    tags: tags\n    storageAccountName: 'stother'\n"),
+    Breakage("the trigger reads the table endpoint", "imports", MAIN,
+             "IMPORTS__blobServiceUri: storage.outputs.blobEndpoint",
+             "IMPORTS__blobServiceUri: storage.outputs.tableEndpoint"),
+    Breakage("the trigger under the system identity", "imports", MAIN,
+             "  IMPORTS__credential: 'managedidentity'\n", ""),
+    Breakage("no queue role for the poison queue", "imports", RBAC,
+             "  storageQueueDataContributor\n  storageTableDataContributor\n]", "  storageTableDataContributor\n]"),
+    Breakage("the topic name not an output", "outputs", MAIN,
+             "output IMPORTS_SYSTEM_TOPIC_NAME string = importEvents.outputs.name", ""),
 ]
 # fmt: on
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import shared.settings
-from shared.storage.azure.clients import AZURE_CLIENT_ID, ENDPOINT_SUFFIXES
+from shared.storage.azure.clients import AZURE_CLIENT_ID, ENDPOINT_SUFFIXES, IMPORTS
 from tests.component.app_functions import app_functions
 from tests.infra_bicep import bicep_app_settings
 
@@ -37,6 +37,10 @@ HOST_SETTINGS = {
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Application Insights ingestion with the managed identity",
 }
 HOST_CONNECTIONS = {"AzureWebJobsStorage": ("blobServiceUri", "queueServiceUri", "tableServiceUri")}
+# Connections of blob triggers (the bulk import's `import_blob`). The host's blob extension reads them too: it writes a
+# blob that keeps failing to a poison queue of the same account, so identity-based they need the queue endpoint beside
+# the blob endpoint our clients use, and `__credential` for the user-assigned identity.
+BLOB_TRIGGER_CONNECTIONS = {IMPORTS: ("blobServiceUri", "queueServiceUri")}
 # Only where the app runs outside Azure.
 LOCAL_ONLY = {
     "FUNCTIONS_WORKER_RUNTIME": "func start needs it; Flex Consumption refuses it (the runtime is in the site config)",
@@ -90,18 +94,23 @@ def binding_connections() -> frozenset[str]:
     return frozenset(str(b["connection"]) for b in binding_metadata() if b.get("connection"))
 
 
+@cache
+def blob_trigger_connections() -> frozenset[str]:
+    return frozenset(str(b["connection"]) for b in binding_metadata() if b.get("type") == "blobTrigger")
+
+
 def connection_forms(name: str) -> set[str]:
     """The setting names a connection may use: the emulator connection string and the identity-based parts.
     `__credential` is read by the host's extensions; our own clients need only the endpoint and client id."""
-    suffixes = HOST_CONNECTIONS.get(name) or (ENDPOINT_SUFFIXES[name],)
+    suffixes = HOST_CONNECTIONS.get(name) or BLOB_TRIGGER_CONNECTIONS.get(name) or (ENDPOINT_SUFFIXES[name],)
     forms = {name, f"{name}__clientId", *(f"{name}__{suffix}" for suffix in suffixes)}
-    if name in binding_connections() or name in HOST_CONNECTIONS:
+    if name in binding_connections() or name in HOST_CONNECTIONS or name in BLOB_TRIGGER_CONNECTIONS:
         forms.add(f"{name}__credential")
     return forms
 
 
 def connections() -> set[str]:
-    return {*ENDPOINT_SUFFIXES, *binding_connections(), *HOST_CONNECTIONS}
+    return {*ENDPOINT_SUFFIXES, *binding_connections(), *HOST_CONNECTIONS, *BLOB_TRIGGER_CONNECTIONS}
 
 
 def known_names() -> set[str]:
@@ -156,6 +165,11 @@ def test_the_app_reads_settings_only_through_named_constants() -> None:
             ):
                 literal_reads.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.args[0].value}")
     assert literal_reads == []
+
+
+def test_every_blob_trigger_connection_is_known_to_need_the_queue_endpoint() -> None:
+    # Without NAME__queueServiceUri in Azure the blob extension cannot start the trigger: add the connection above.
+    assert sorted(blob_trigger_connections() - set(BLOB_TRIGGER_CONNECTIONS)) == []
 
 
 def test_bindings_and_host_json_name_only_settings_listed_in_shared_settings() -> None:

@@ -1,5 +1,6 @@
 // A storage account reached only by Microsoft Entra identities (shared keys are refused): host storage for the
-// Functions runtime and Durable Functions, the Flex Consumption deployment package, and the app's state tables.
+// Functions runtime and Durable Functions, the Flex Consumption deployment package, the app's state tables, and the
+// bulk import's containers with a lifecycle policy that deletes their old blobs.
 
 @description('Storage account name: 3-24 lowercase letters and digits.')
 @minLength(3)
@@ -17,6 +18,9 @@ param containers string[] = []
 
 @description('Tables to create: the app keeps window state, watermarks, dedup keys and dead letters in them.')
 param tables string[] = []
+
+@description('Containers whose blobs are deleted this many days after their last change: container name -> days. Empty: no lifecycle policy.')
+param deleteBlobsAfterDays object = {}
 
 resource storageAccount 'Microsoft.Storage/storageAccounts@2024-01-01' = {
   name: name
@@ -55,6 +59,44 @@ resource blobContainers 'Microsoft.Storage/storageAccounts/blobServices/containe
     }
   }
 ]
+
+// One policy per account. A rule's prefix is `<container>/`, so `imports/` never matches `imports-results`.
+resource lifecyclePolicy 'Microsoft.Storage/storageAccounts/managementPolicies@2024-01-01' = if (!empty(deleteBlobsAfterDays)) {
+  parent: storageAccount
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        for rule in items(deleteBlobsAfterDays): {
+          // Rule names are letters and digits only.
+          name: 'delete${replace(rule.key, '-', '')}'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: [
+                'blockBlob'
+              ]
+              prefixMatch: [
+                '${rule.key}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: rule.value
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
+  }
+  dependsOn: [
+    blobContainers
+  ]
+}
 
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2024-01-01' = {
   parent: storageAccount

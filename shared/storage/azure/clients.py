@@ -29,9 +29,15 @@ from shared.settings import SettingsError
 COSMOS = "COSMOS"
 STATE = "STATE"
 EVENTHUB = "EVENTHUB"
+IMPORTS = "IMPORTS"
 AZURE_CLIENT_ID = "AZURE_CLIENT_ID"
 
-ENDPOINT_SUFFIXES = {COSMOS: "accountEndpoint", STATE: "tableServiceUri", EVENTHUB: "fullyQualifiedNamespace"}
+ENDPOINT_SUFFIXES = {
+    COSMOS: "accountEndpoint",
+    STATE: "tableServiceUri",
+    EVENTHUB: "fullyQualifiedNamespace",
+    IMPORTS: "blobServiceUri",
+}
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 COSMOS_RETRY: dict[str, Any] = {
