@@ -577,7 +577,7 @@ def _at(mapping: dict[str, object], *keys: str) -> object:
 
 
 def azure_yaml_problems(root: Path) -> list[str]:
-    """The azd project: service api (Python on Functions) and the postprovision hooks, which exist."""
+    """The azd project: service api (Python on Functions) and the postprovision and postdeploy hooks, which exist."""
     config = _yaml((root / "azure.yaml").read_text(encoding="utf-8"))
     wanted = {
         ("name",): "sensor-pulse",
@@ -588,17 +588,22 @@ def azure_yaml_problems(root: Path) -> list[str]:
         ("hooks", "postprovision", "posix", "run"): "./infra/hooks/postprovision.sh",
         ("hooks", "postprovision", "windows", "shell"): "pwsh",
         ("hooks", "postprovision", "windows", "run"): "./infra/hooks/postprovision.ps1",
+        ("hooks", "postdeploy", "posix", "shell"): "sh",
+        ("hooks", "postdeploy", "posix", "run"): "./infra/hooks/postdeploy.sh",
+        ("hooks", "postdeploy", "windows", "shell"): "pwsh",
+        ("hooks", "postdeploy", "windows", "run"): "./infra/hooks/postdeploy.ps1",
     }
     problems = [
         f"azure.yaml {'.'.join(k)} is {_at(config, *k)!r}, not {v!r}" for k, v in wanted.items() if _at(config, *k) != v
     ]
-    for key in (("hooks", "postprovision", "posix", "run"), ("hooks", "postprovision", "windows", "run")):
-        script = root / str(_at(config, *key))
-        if not script.is_file():
-            problems.append(f"{script.name} does not exist")
-    sh = root / "infra" / "hooks" / "postprovision.sh"
-    if sh.is_file() and not os.access(sh, os.X_OK):
-        problems.append("postprovision.sh is not executable")
+    for hook in ("postprovision", "postdeploy"):
+        for key in (("hooks", hook, "posix", "run"), ("hooks", hook, "windows", "run")):
+            script = root / str(_at(config, *key))
+            if not script.is_file():
+                problems.append(f"{script.name} does not exist")
+        sh = root / "infra" / "hooks" / f"{hook}.sh"
+        if sh.is_file() and not os.access(sh, os.X_OK):
+            problems.append(f"{hook}.sh is not executable")
     return problems
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from tests.infra_bicep import ROOT
 from tests.infra_imports import import_problems
+from tests.infra_postdeploy import postdeploy_problems
 from tests.infra_rules import (
     AZD_ENVIRONMENT,
     abbreviation_problems,
@@ -89,6 +90,7 @@ RULES: dict[str, Callable[[Path], list[str]]] = {
     "hooks": hook_problems,
     "alerts": alert_problems,
     "imports": import_problems,
+    "postdeploy": postdeploy_problems,
 }
 
 
@@ -114,6 +116,7 @@ STORAGE, IDENTITY = "infra/core/storage/storage-account.bicep", "infra/core/iden
 SH, PS1, ABBREVIATIONS = "infra/hooks/postprovision.sh", "infra/hooks/postprovision.ps1", "infra/abbreviations.json"
 ALERTS, ALERT_QUERIES = "infra/app/monitoring-alerts.bicep", "infra/app/alerts"
 TOPIC = "infra/core/messaging/event-grid-system-topic.bicep"
+DEPLOY_SH, DEPLOY_PS1 = "infra/hooks/postdeploy.sh", "infra/hooks/postdeploy.ps1"
 
 # fmt: off
 BREAKAGES = [
@@ -270,6 +273,31 @@ BREAKAGES = [
              "  storageQueueDataContributor\n  storageTableDataContributor\n]", "  storageTableDataContributor\n]"),
     Breakage("the topic name not an output", "outputs", MAIN,
              "output IMPORTS_SYSTEM_TOPIC_NAME string = importEvents.outputs.name", ""),
+    Breakage("postdeploy not wired", "azure.yaml", "azure.yaml",
+             "run: ./infra/hooks/postdeploy.sh", "run: ./infra/hooks/post-deploy.sh"),
+    Breakage("the hook traced", "postdeploy", DEPLOY_SH,
+             "set +x\nset -eu\n", "set -eux\n"),
+    Breakage("the key echoed", "postdeploy", DEPLOY_SH,
+             '    if [ -n "$key" ]; then\n        break',
+             '    if [ -n "$key" ]; then\n        echo "postdeploy: found the key $key"\n        break'),
+    Breakage("az output on", "postdeploy", DEPLOY_SH,
+             "        --only-show-errors -o none 2>&1); then", "        --only-show-errors 2>&1); then"),
+    Breakage("az errors printed as they are", "postdeploy", DEPLOY_SH,
+             "printf '%s\\n' \"$error\" | redact >&2", "printf '%s\\n' \"$error\" >&2"),
+    Breakage("az debug logging", "postdeploy", DEPLOY_SH,
+             "--event-ttl 1440 \\\n", "--event-ttl 1440 --debug \\\n"),
+    Breakage("another function subscribed", "postdeploy", DEPLOY_SH,
+             "function_name=import_blob", "function_name=import_blobs"),
+    Breakage("every container's blobs", "postdeploy", DEPLOY_SH,
+             '"/blobServices/default/containers/$container/blobs/"', '"/blobServices/default/"'),
+    Breakage("deletions too", "postdeploy", DEPLOY_PS1,
+             "--included-event-types Microsoft.Storage.BlobCreated `",
+             "--included-event-types Microsoft.Storage.BlobCreated Microsoft.Storage.BlobDeleted `"),
+    Breakage("the key written out on Windows", "postdeploy", DEPLOY_PS1,
+             "    if (-not [string]::IsNullOrWhiteSpace($key)) {\n",
+             "    Write-Host \"postdeploy: key $key\"\n    if (-not [string]::IsNullOrWhiteSpace($key)) {\n"),
+    Breakage("the URL bare for cmd.exe", "postdeploy", DEPLOY_PS1,
+             "{ $endpoint = '\"' + $endpoint + '\"' }", "{ $endpoint = $endpoint }"),
 ]
 # fmt: on
 
@@ -291,10 +319,11 @@ def test_each_rule_finds_a_breakage_planted_in_a_copy(breakage: Breakage, tmp_pa
     assert RULES[breakage.rule](_copy(tmp_path, breakage)) != []
 
 
-def test_a_hook_that_cannot_be_executed_is_found(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hook", ["postprovision", "postdeploy"])
+def test_a_hook_that_cannot_be_executed_is_found(hook: str, tmp_path: Path) -> None:
     root = _copy(tmp_path)
-    (root / "infra" / "hooks" / "postprovision.sh").chmod(0o644)
-    assert azure_yaml_problems(root) == ["postprovision.sh is not executable"]
+    (root / "infra" / "hooks" / f"{hook}.sh").chmod(0o644)
+    assert azure_yaml_problems(root) == [f"{hook}.sh is not executable"]
 
 
 def test_every_rule_has_a_planted_breakage() -> None:
