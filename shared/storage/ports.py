@@ -1,11 +1,13 @@
-"""Storage ports: the three small interfaces the app talks to. Adapters live beside this module."""
+"""Storage ports: the four small interfaces the app talks to. Adapters live beside this module."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, BinaryIO, Protocol
 
 Document = dict[str, Any]
 # Field and container names that may be spliced into a query: identifiers only, never user text.
@@ -163,4 +165,88 @@ class EventPublisher(Protocol):
 
     def publish(self, hub: str, events: Sequence[OutboundEvent]) -> PublishOutcome:
         """Send every event that fits; raises StorageError when the hub cannot be reached or refuses a send."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlobProperties:
+    name: str
+    etag: str  # opaque, changes on every write of the blob, stable otherwise
+    size: int
+    last_modified: datetime  # aware UTC
+    content_type: str | None
+
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"  # what Blob Storage records when a write names no type
+MAX_BLOB_NAME = 1024
+_CONTAINER_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+class BlobNotFound(StorageError):
+    """The blob (or its container) does not exist."""
+
+
+class BlobChanged(ConcurrencyConflict):
+    """A read pinned to an etag found another version of the blob."""
+
+
+def check_container_name(container: str) -> None:
+    """Raises ValueError unless `container` follows Blob Storage's rule for container names."""
+    if not (3 <= len(container) <= 63 and _CONTAINER_NAME.match(container)):
+        raise ValueError(
+            f"invalid container name {container!r}: 3 to 63 lower-case letters, digits and single hyphens, "
+            "starting and ending with a letter or digit"
+        )
+
+
+def check_blob_name(name: str) -> None:
+    """Raises ValueError unless `name` is a blob name every blob store keeps as it is: 1 to 1024 characters,
+    `/` between virtual folders, no empty, `.` or `..` segment, no backslash and no control character."""
+    if not 1 <= len(name) <= MAX_BLOB_NAME:
+        raise ValueError(f"invalid blob name: 1 to {MAX_BLOB_NAME} characters (this one has {len(name)})")
+    if "\\" in name:
+        raise ValueError(f"invalid blob name {name!r}: no backslash (use / between folders)")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise ValueError(f"invalid blob name {name!r}: no control characters")
+    if any(segment in ("", ".", "..") for segment in name.split("/")):
+        raise ValueError(f"invalid blob name {name!r}: no empty, '.' or '..' segment between slashes")
+
+
+class BlobStore(Protocol):
+    """Azure-Blob-like containers of immutable-per-version files.
+
+    Names are checked by check_container_name and check_blob_name (ValueError otherwise). A write without a
+    content type records DEFAULT_CONTENT_TYPE, as Blob Storage does."""
+
+    def put(
+        self,
+        container: str,
+        name: str,
+        data: bytes | BinaryIO | Iterable[bytes],
+        content_type: str | None = None,
+    ) -> BlobProperties:
+        """Create or replace; the container is created when missing. A stream/iterable is written without holding
+        it whole in memory. Readers never see a half-written blob."""
+        ...
+
+    def properties(self, container: str, name: str) -> BlobProperties | None: ...
+
+    def open_read(self, container: str, name: str, offset: int = 0, etag: str | None = None) -> BinaryIO:
+        """A readable binary stream from `offset` to the end (empty when `offset` is at or past the end), fetched in
+        bounded pieces (never the whole blob in memory); the caller closes it. With `etag`, raises BlobChanged (at
+        open, or on a later read) if the blob is another version now; BlobNotFound if absent. A reader never gets
+        bytes of two versions: a replace during the read either goes unseen or raises BlobChanged."""
+        ...
+
+    def read_head(self, container: str, name: str, length: int, etag: str | None = None) -> bytes:
+        """The first `length` bytes (fewer if the blob is smaller); BlobNotFound / BlobChanged as open_read."""
+        ...
+
+    def list(self, container: str, prefix: str = "") -> list[BlobProperties]:
+        """Every blob of the container whose name starts with prefix, by name; [] when the container does not
+        exist."""
+        ...
+
+    def delete(self, container: str, name: str) -> None:
+        """Removes the blob; absent is fine."""
         ...
