@@ -2,13 +2,16 @@
 
 A connection named NAME is either a connection string in `NAME` (emulators: Azurite, the Cosmos DB and
 Event Hubs emulators) or identity-based: `NAME__accountEndpoint` (Cosmos DB), `NAME__tableServiceUri`
-(Tables), `NAME__fullyQualifiedNamespace` (Event Hubs), with `NAME__clientId` naming a user-assigned
-managed identity (else AZURE_CLIENT_ID). One credential object per client id per process.
+(Tables), `NAME__fullyQualifiedNamespace` (Event Hubs), `NAME__blobServiceUri` (Blobs), with `NAME__clientId`
+naming a user-assigned managed identity (else AZURE_CLIENT_ID). One credential object per client id per process.
 
 Retries are the SDKs' own, set here deliberately: Cosmos retries 429s up to 9 times within 30 s (honouring
 the service's retry-after), connection errors and read timeouts 3 times with exponential backoff, and a
-503 once per region (it fails over); Tables retries 408/429/5xx 5 times, exponentially. A failure after
-that is a StorageError, and the trigger's retry policy takes over (tests/contract/test_cosmos_faults.py).
+503 once per region (it fails over); Tables retries 408/429/5xx 5 times, exponentially; Blobs retries 408/5xx
+(Blob Storage throttles with 503) and connection errors 4 times, 1, 3, 5 and 9 s apart (the SDK's default
+waits 15 s and more, longer than an HTTP caller waits), and moves at most 4 MiB per request, so a blob is
+never held whole in memory. A failure after that is a StorageError, and the trigger's retry policy takes
+over (tests/contract/test_cosmos_faults.py).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ import urllib3
 from azure.core.credentials import TokenCredential
 from azure.cosmos import CosmosClient
 from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
 
 from shared.settings import SettingsError
 
 COSMOS = "COSMOS"
 STATE = "STATE"
 EVENTHUB = "EVENTHUB"
-IMPORTS = "IMPORTS"
+IMPORTS = "IMPORTS"  # the blob service that holds files of readings to import
 AZURE_CLIENT_ID = "AZURE_CLIENT_ID"
 
 ENDPOINT_SUFFIXES = {
@@ -58,6 +62,22 @@ TABLES_RETRY: dict[str, Any] = {
     "retry_mode": "exponential",
     "connection_timeout": 5,
     "read_timeout": 30,
+}
+BLOB_PIECE_BYTES = 4 * 1024 * 1024
+BLOBS_RETRY: dict[str, Any] = {
+    "retry_total": 4,
+    "retry_connect": 3,
+    "retry_read": 3,
+    "retry_status": 4,
+    "initial_backoff": 1,  # seconds before the first retry; then initial_backoff + increment_base ** n
+    "increment_base": 2,
+    "random_jitter_range": 1,
+    "connection_timeout": 5,
+    "read_timeout": 60,
+    "max_single_get_size": BLOB_PIECE_BYTES,  # the first GET of a download
+    "max_chunk_get_size": BLOB_PIECE_BYTES,  # each further GET
+    "max_single_put_size": BLOB_PIECE_BYTES,  # larger writes go as staged blocks
+    "max_block_size": BLOB_PIECE_BYTES,
 }
 
 
@@ -137,3 +157,14 @@ def table_service(connection: Connection) -> TableServiceClient:
         return TableServiceClient.from_connection_string(connection.connection_string, **TABLES_RETRY)
     assert connection.endpoint is not None
     return TableServiceClient(connection.endpoint, credential=credential(connection.client_id), **TABLES_RETRY)
+
+
+def blob_service(connection: Connection) -> BlobServiceClient:
+    if connection.connection_string is not None:
+        try:
+            return BlobServiceClient.from_connection_string(connection.connection_string, **BLOBS_RETRY)
+        except ValueError:
+            # The SDK's message may quote the string, key included: name the setting only.
+            raise SettingsError(f"{connection.name} is not a storage connection string") from None
+    assert connection.endpoint is not None
+    return BlobServiceClient(connection.endpoint, credential=credential(connection.client_id), **BLOBS_RETRY)
