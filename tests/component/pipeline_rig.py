@@ -31,6 +31,7 @@ from shared.readings.summariser import summary_from_state
 from shared.storage.factory import Stores
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import Document, OutboundEvent, StateStore, StorageError
+from shared.storage.sqlite.blobs import BLOBS_FOLDER, FolderBlobStore
 from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.documents import SqliteDocumentStore
 from shared.storage.sqlite.events import SqliteEventHub
@@ -107,7 +108,8 @@ class Backend:
 def _new_services(backend: Backend) -> None:
     """A new host process on `backend`'s stores: the summariser's window cache and the device registry start
     empty."""
-    stores = Stores(backend.documents, backend.state, backend.hub)
+    blobs = FolderBlobStore(backend.database.path.parent / BLOBS_FOLDER)
+    stores = Stores(backend.documents, backend.state, backend.hub, blobs)
     app.install(app.Services.from_env(os.environ, stores=stores))
 
 
