@@ -12,7 +12,7 @@ from shared.storage.azure.clients import Connection, table_service
 from shared.storage.azure.table_state import TableStateStore
 from shared.storage.names import WINDOWS_TABLE
 from shared.storage.ports import EntityWrite
-from tests.emulators import start_azurite_tables
+from tests.emulators import start_azurite
 
 ROUND_TRIPS = 500
 WARMUP = 20
@@ -26,7 +26,7 @@ def _window_properties(n: int) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    azurite = start_azurite_tables()
+    azurite = start_azurite()
     try:
         store = TableStateStore(table_service(Connection("STATE", azurite.extra["connection_string"], None, None)))
         for n in range(SERIES):

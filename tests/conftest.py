@@ -17,7 +17,7 @@ from tests.emulators import (
     Emulator,
     EmulatorUnavailable,
     emulators_required,
-    start_azurite_tables,
+    start_azurite,
     start_cosmos_stand_in,
 )
 
@@ -53,7 +53,7 @@ def frozen_now_ms(monkeypatch: pytest.MonkeyPatch) -> int:
 
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Emulator]:
-    yield from _emulator(start_azurite_tables)
+    yield from _emulator(start_azurite)
 
 
 @pytest.fixture(scope="session")

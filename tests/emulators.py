@@ -1,8 +1,9 @@
 """The local stand-ins the integration tests run against, started from node_modules on free loopback ports.
 
-Azurite serves Table Storage; `@vercel/cosmosdb-server` speaks the Cosmos DB wire protocol (CRUD and SQL
-queries, no change feed, nothing kept on disk). Both are installed by `npm ci` from package.json. Each runs
-for one test session and is stopped at its end, also when tests fail.
+Azurite serves Table Storage and Blob Storage (and its queue service, which no test uses);
+`@vercel/cosmosdb-server` speaks the Cosmos DB wire protocol (CRUD and SQL queries, no change feed, nothing kept
+on disk). Both are installed by `npm ci` from package.json. Each runs for one test session and is stopped at its
+end, also when tests fail.
 """
 
 from __future__ import annotations
@@ -39,17 +40,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_for_ports(ports: list[int], process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + _STARTUP_SECONDS
+    waiting = list(ports)
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise EmulatorUnavailable(f"exited with {process.returncode}: {log.read_text(errors='replace')[-2000:]}")
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+            if sock.connect_ex(("127.0.0.1", waiting[0])) == 0:
+                waiting.pop(0)
+                if not waiting:
+                    return
+                continue
         time.sleep(0.1)
-    raise EmulatorUnavailable(f"did not listen on 127.0.0.1:{port} within {_STARTUP_SECONDS:.0f} s")
+    raise EmulatorUnavailable(f"did not listen on 127.0.0.1:{waiting[0]} within {_STARTUP_SECONDS:.0f} s")
 
 
 @dataclass
@@ -71,7 +76,7 @@ class Emulator:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _start(name: str, executable: str, args: list[str], port: int) -> Emulator:
+def _start(name: str, executable: str, args: list[str], port: int, *more_ports: int) -> Emulator:
     binary = NODE_BIN / executable
     if not binary.exists():
         raise EmulatorUnavailable(f"{binary.relative_to(REPO)} is missing; run `npm ci`")
@@ -83,24 +88,29 @@ def _start(name: str, executable: str, args: list[str], port: int) -> Emulator:
         )
     emulator = Emulator(name, port, process, workdir)
     try:
-        _wait_for_port(port, process, log)
+        _wait_for_ports([port, *more_ports], process, log)
     except BaseException:
         emulator.stop()
         raise
     return emulator
 
 
-def start_azurite_tables(port: int | None = None) -> Emulator:
-    """Azurite's table service; `port` restarts one on the port a stopped instance had (its data is gone)."""
+def start_azurite(port: int | None = None) -> Emulator:
+    """Azurite's table and blob services on free ports (`port`, the table port, restarts one on the port a stopped
+    instance had; its data is gone). `connection_string` reaches the tables, `blob_connection_string` the blobs."""
     port = free_port() if port is None else port
+    blob_port, queue_port = free_port(), free_port()
+    hosts = [
+        *("--tableHost", "127.0.0.1", "--tablePort", str(port)),
+        *("--blobHost", "127.0.0.1", "--blobPort", str(blob_port)),
+        *("--queueHost", "127.0.0.1", "--queuePort", str(queue_port)),  # always started by azurite; unused
+    ]
     workdir_hint = ["--location", ".", "--disableTelemetry", "--skipApiVersionCheck", "--silent"]
-    emulator = _start(
-        "azurite", "azurite-table", ["--tableHost", "127.0.0.1", "--tablePort", str(port), *workdir_hint], port
-    )
-    emulator.extra["connection_string"] = (
-        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
-        f"TableEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
-    )
+    emulator = _start("azurite", "azurite", [*hosts, *workdir_hint], port, blob_port)
+    account = f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+    emulator.extra["connection_string"] = f"{account}TableEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
+    emulator.extra["blob_port"] = str(blob_port)
+    emulator.extra["blob_connection_string"] = f"{account}BlobEndpoint=http://127.0.0.1:{blob_port}/{AZURITE_ACCOUNT};"
     return emulator
 
 

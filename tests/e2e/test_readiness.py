@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.devhost_process import DevhostProcess
-from tests.emulators import Emulator, EmulatorUnavailable, emulators_required, start_azurite_tables
+from tests.emulators import Emulator, EmulatorUnavailable, emulators_required, start_azurite
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 def own_azurite() -> Iterator[list[Emulator]]:
     """An Azurite of this test's own, which it stops and starts again; the list holds the running one."""
     try:
-        running = [start_azurite_tables()]
+        running = [start_azurite()]
     except EmulatorUnavailable as error:
         if emulators_required():
             raise
@@ -76,7 +76,7 @@ def test_ready_names_the_backend_that_is_down_and_recovers_by_itself(
         status, _, _ = host.get("/api/health")
         assert status == 200  # liveness does not touch the backends
 
-        own_azurite.append(start_azurite_tables(port=azurite.port))
+        own_azurite.append(start_azurite(port=azurite.port))
         body = wait_for(ready, 60, "ready again once Table Storage is back")
         assert body["status"] == "ready"
     finally:
