@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 from azure.cosmos import CosmosClient, PartitionKey
 
-from shared.storage.azure.clients import COSMOS_RETRY, Connection, table_service
+from shared.storage.azure.blobs import AzureBlobStore
+from shared.storage.azure.clients import COSMOS_RETRY, IMPORTS, Connection, blob_service, table_service
 from shared.storage.azure.cosmos_documents import CosmosDocumentStore
 from shared.storage.azure.table_state import TableStateStore
 from shared.storage.names import PARTITION_KEY_PATHS
-from shared.storage.ports import DocumentStore, StateStore
+from shared.storage.ports import BlobStore, DocumentStore, StateStore
+from shared.storage.sqlite.blobs import FolderBlobStore
 from shared.storage.sqlite.database import SqliteDatabase
 from shared.storage.sqlite.documents import SqliteDocumentStore
 from shared.storage.sqlite.state import SqliteStateStore
@@ -84,10 +86,32 @@ def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
     store.close()
 
 
+FOLDER_LACKS = {
+    "blob_beside_folder": "a folder store cannot hold a blob 'a' and a blob 'a/b' (a file and a folder of one name)",
+}
+
+
+@pytest.fixture(params=["folder", pytest.param("azure", marks=pytest.mark.integration)])
+def blobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Subject]:
+    if request.param == "folder":
+        yield Subject("folder", FolderBlobStore(tmp_path / "blobs"), dict(FOLDER_LACKS))
+        return
+    emulator: Emulator = request.getfixturevalue("azurite")
+    store = AzureBlobStore(blob_service(Connection(IMPORTS, emulator.extra["blob_connection_string"], None, None)))
+    yield Subject("azure", store)
+    store.close()
+
+
+@pytest.fixture
+def container() -> str:
+    """A fresh container name per test, so cases on a shared Azurite never see each other's blobs."""
+    return f"c{uuid.uuid4().hex[:16]}"
+
+
 @pytest.fixture
 def table() -> str:
     """A fresh table name per test, so cases on a shared Azurite never see each other's entities."""
     return f"t{uuid.uuid4().hex[:16]}"
 
 
-__all__ = ["DocumentStore", "StateStore", "Subject"]
+__all__ = ["BlobStore", "DocumentStore", "StateStore", "Subject"]
