@@ -179,7 +179,7 @@ class BlobProperties:
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"  # what Blob Storage records when a write names no type
 MAX_BLOB_NAME = 1024
-_CONTAINER_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_CONTAINER_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 class BlobNotFound(StorageError):
@@ -192,7 +192,7 @@ class BlobChanged(ConcurrencyConflict):
 
 def check_container_name(container: str) -> None:
     """Raises ValueError unless `container` follows Blob Storage's rule for container names."""
-    if not (3 <= len(container) <= 63 and _CONTAINER_NAME.match(container)):
+    if not (3 <= len(container) <= 63 and _CONTAINER_NAME.fullmatch(container)):
         raise ValueError(
             f"invalid container name {container!r}: 3 to 63 lower-case letters, digits and single hyphens, "
             "starting and ending with a letter or digit"

@@ -329,7 +329,7 @@ def test_invalid_blob_names_are_refused(blobs: Subject, container: str, name: st
     assert blobs.store.list(container) == []
 
 
-@pytest.mark.parametrize("bad", ["Imports", "a", "ab", "a--b", "-ab", "ab-", "my_box", "a.b", "x" * 64, ""])
+@pytest.mark.parametrize("bad", ["Imports", "a", "ab", "a--b", "-ab", "ab-", "my_box", "a.b", "x" * 64, "", "abc\n"])
 def test_invalid_container_names_are_refused(blobs: Subject, bad: str) -> None:
     calls: list[Callable[[], object]] = [
         lambda: blobs.store.put(bad, "x.csv", b"x"),
