@@ -1,27 +1,98 @@
-"""The bulk import's file parser, as a user importing a file would notice it: what is refused whole and why, and
-where the first row starts."""
+"""The bulk import's file parser, as a user importing a file would notice it: what is refused whole and why, which
+rows come out with which line numbers, what each row's item holds, and that reading chunk by chunk, each chunk
+from a fresh stream as another process would, gives exactly the rows of one pass."""
 
 from __future__ import annotations
 
 import gzip
 import io
 import json
+import tracemalloc
+from datetime import timedelta
 
+import orjson
 import pytest
 
-from shared.imports.formats import (
+from shared.imports.formats import READ_BYTES, TOO_LONG
+from shared.imports.parsing import (
     HEAD_BYTES,
+    MAX_ROW_BYTES,
+    Chunk,
     FileRefused,
     ImportFormat,
     Layout,
     Position,
+    Row,
+    RowError,
     first_position,
     open_content,
+    read_chunk,
     sniff,
+)
+from shared.readings.rules import (
+    DEFAULT_METRICS,
+    TIMESTAMP_MESSAGE,
+    TRIGGER_POLICY,
+    ReadingPolicy,
+    Violation,
+    check_reading,
 )
 
 HEADER = b"sensor_id,metric,value,timestamp\n"
 UNLIMITED = 10**12
+
+
+def read_all(
+    name: str,
+    data: bytes,
+    chunk: int = 1000,
+    max_rows: int = UNLIMITED,
+    max_bytes: int = UNLIMITED,
+    layout: Layout | None = None,
+) -> list[Row | RowError]:
+    """Every row of the file, a chunk at a time; each chunk starts from a fresh stream and a position that went
+    through JSON, as the next activity of an import would."""
+    head = data[:HEAD_BYTES]
+    layout = layout or sniff(name, head, max_bytes)
+    position: Position | None = first_position(layout, head)
+    rows: list[Row | RowError] = []
+    while position is not None:
+        position = Position.from_json(json.loads(json.dumps(position.to_json())))
+        content = open_content(io.BytesIO(data), layout, max_bytes)
+        content.seek(position.offset)
+        result = read_chunk(content, layout, position, chunk, max_rows)
+        assert len(result.rows) <= chunk
+        rows += result.rows
+        if result.next is not None:
+            assert result.next.rows == len(rows)
+        position = result.next
+    return rows
+
+
+def read_all_measured(name: str, data: bytes) -> tuple[list[Row | RowError], int]:
+    """The rows, and the most memory reading them took at once."""
+    tracemalloc.start()
+    try:
+        return read_all(name, data), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def items(rows: list[Row | RowError]) -> list[object]:
+    assert all(isinstance(row, Row) for row in rows), [row for row in rows if isinstance(row, RowError)]
+    return [row.item for row in rows if isinstance(row, Row)]
+
+
+def lines(rows: list[Row | RowError]) -> list[int]:
+    return [row.line for row in rows]
+
+
+def good(rows: list[Row | RowError]) -> list[tuple[int, object]]:
+    return [(row.line, row.item) for row in rows if isinstance(row, Row)]
+
+
+def errors(rows: list[Row | RowError]) -> list[tuple[int, str]]:
+    return [(row.line, row.message) for row in rows if isinstance(row, RowError)]
 
 
 def reading(number: int, **changes: object) -> dict[str, object]:
@@ -40,6 +111,9 @@ def csv_rows(count: int, start: int = 0) -> bytes:
     return "".join(
         "{sensor_id},{metric},{value},{timestamp}\n".format(**reading(number)) for number in range(start, start + count)
     ).encode()
+
+
+# What the cheap check says about a file
 
 
 @pytest.mark.parametrize(
@@ -64,6 +138,34 @@ def test_the_format_comes_from_the_name_else_from_the_first_character(
     layout = sniff(name, data, UNLIMITED)
     assert (layout.format, layout.gzip) == (expected, False)
     assert layout.header == (("sensor_id", "metric", "value", "timestamp") if expected is ImportFormat.CSV else None)
+
+
+@pytest.mark.parametrize("name", ["readings.csv", "readings.csv.gz", "blob-without-extension"])
+def test_gzip_is_known_by_its_magic_bytes_whatever_the_name(name: str) -> None:
+    data = gzip.compress(HEADER + csv_rows(3))
+    layout = sniff(name, data[:HEAD_BYTES], UNLIMITED)
+    assert layout == Layout(ImportFormat.CSV, True, ("sensor_id", "metric", "value", "timestamp"))
+    assert items(read_all(name, data)) == [reading(n) for n in range(3)]
+
+
+def test_header_names_are_trimmed_case_free_in_any_order_with_optional_columns() -> None:
+    data = (
+        b"\xef\xbb\xbf Timestamp ,VALUE,source,Sensor_ID,  metric,Unit,id\r\n"
+        b"2026-03-01T12:00:00Z,21.5,gw-1,s1,temperature,C,r-1\r\n"
+    )
+    layout = sniff("readings.csv", data, UNLIMITED)
+    assert layout.header == ("timestamp", "value", "source", "sensor_id", "metric", "unit", "id")
+    assert items(read_all("readings.csv", data)) == [
+        {
+            "timestamp": "2026-03-01T12:00:00Z",
+            "value": 21.5,
+            "source": "gw-1",
+            "sensor_id": "s1",
+            "metric": "temperature",
+            "unit": "C",
+            "id": "r-1",
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -168,6 +270,234 @@ def test_a_position_goes_through_json_and_nothing_else_passes_for_one() -> None:
             Position.from_json(bad)
 
 
+# CSV rows
+
+
+def test_quoted_fields_hold_commas_doubled_quotes_and_line_ends() -> None:
+    data = (
+        b"sensor_id,metric,value,timestamp,source\n"
+        b'"s,1",temperature,21.5,2026-03-01T12:00:00Z,"the ""north"" gateway"\n'
+        b's2,temperature,"22",2026-03-01T12:00:00Z,"two\nlines"\n'
+        b's3,temperature,23,2026-03-01T12:00:00Z,"crlf\r\ninside"\r\n'
+        b"s4,temperature,24,2026-03-01T12:00:00Z,plain\n"
+    )
+    rows = read_all("readings.csv", data)
+    assert lines(rows) == [2, 3, 5, 7]
+    assert [(item["sensor_id"], item["source"]) for item in items(rows) if isinstance(item, dict)] == [
+        ("s,1", 'the "north" gateway'),
+        ("s2", "two\nlines"),
+        ("s3", "crlf\r\ninside"),
+        ("s4", "plain"),
+    ]
+
+
+def test_crlf_bom_and_blank_lines_are_read_and_counted_but_give_no_rows() -> None:
+    data = (
+        b"\xef\xbb\xbf"
+        + HEADER.replace(b"\n", b"\r\n")
+        + b"\r\ns1,temperature,1,t\r\n   \r\n\t\r\ns2,temperature,2,t\r\n\r\n"
+    )
+    rows = read_all("readings.csv", data)
+    assert lines(rows) == [3, 6]
+    assert items(rows) == [
+        {"sensor_id": "s1", "metric": "temperature", "value": 1, "timestamp": "t"},
+        {"sensor_id": "s2", "metric": "temperature", "value": 2, "timestamp": "t"},
+    ]
+
+
+def test_a_row_with_more_or_fewer_fields_than_the_header_is_an_error_and_the_rest_goes_on() -> None:
+    data = HEADER + b"s1,temperature,1,t,extra\ns2,temperature,2\ns3,temperature,3,t\n,,,\n"
+    rows = read_all("readings.csv", data)
+    assert errors(rows) == [(2, "has 5 fields, the header has 4"), (3, "has 3 fields, the header has 4")]
+    assert [row.line for row in rows if isinstance(row, Row)] == [4, 5]
+    assert rows[-1] == Row(5, {"sensor_id": None, "metric": None, "value": None, "timestamp": None})
+
+
+@pytest.mark.parametrize(
+    ("cell", "value"),
+    [
+        ("12", 12),
+        ("-3.5", -3.5),
+        ("+7", 7),
+        ("1e3", 1000.0),
+        (".5", 0.5),
+        ("", None),
+        ("abc", "abc"),
+        ("nan", "nan"),
+        ("inf", "inf"),
+        ("0x1F", "0x1F"),
+        ("1_000", "1_000"),
+        (" 12", " 12"),
+        ("١٢", "١٢"),  # digits, but not ASCII ones
+    ],
+)
+def test_the_value_cell_is_a_number_only_when_it_is_a_number_literal(cell: str, value: object) -> None:
+    data = HEADER + f"s1,temperature,{cell},2026-03-01T12:00:00Z\n".encode()
+    [row] = read_all("readings.csv", data)
+    assert isinstance(row, Row) and isinstance(row.item, dict)
+    assert row.item["value"] == value and type(row.item["value"]) is type(value)
+
+
+def test_a_value_that_is_no_number_is_refused_by_the_reading_rules_as_such() -> None:
+    rows = read_all("readings.csv", HEADER + b"s1,temperature,abc,2026-03-01T12:00:00Z\ns1,temperature,,t\n")
+    policy = ReadingPolicy.ingest_api(DEFAULT_METRICS, timedelta(minutes=5))
+    assert [check_reading(item, policy, "import") for item in items(rows)] == [
+        [Violation("value", "must be a finite number")],
+        [Violation("value", "is required"), Violation("timestamp", TIMESTAMP_MESSAGE)],
+    ]
+
+
+def test_quoting_that_breaks_csv_is_an_error_for_that_row_only() -> None:
+    data = HEADER + b's1,temperature,"1"x,t\ns2,temperature,2,t\ns3,temperature,"3,t\n'
+    rows = read_all("readings.csv", data)
+    assert errors(rows) == [
+        (2, "is not valid CSV: a closing quote must be followed by ',' or the end of the line"),
+        (4, "is not valid CSV: a quoted field is not closed before the end of the file"),
+    ]
+    assert rows[1] == Row(3, {"sensor_id": "s2", "metric": "temperature", "value": 2, "timestamp": "t"})
+
+
+def test_a_row_that_is_not_utf8_is_an_error_and_the_next_row_is_read() -> None:
+    before = csv_rows(HEAD_BYTES // 40)  # past the head, which the cheap check would refuse
+    data = HEADER + before + b"s1,temperature,1,caf\xe9\n" + b's2,"two\n\xfflines",2,t\n' + b"s3,temperature,3,t\n"
+    rows = read_all("readings.csv", data)
+    first = before.count(b"\n") + 2
+    assert errors(rows) == [(first, "is not valid UTF-8"), (first + 1, "is not valid UTF-8")]
+    assert rows[-1] == Row(first + 3, {"sensor_id": "s3", "metric": "temperature", "value": 3, "timestamp": "t"})
+
+
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n"])
+def test_a_huge_line_is_one_error_skipped_unread_and_the_next_row_parses(line_end: bytes) -> None:
+    huge = b"s1,temperature,1," + b"x" * 20_000_000 + line_end
+    data = HEADER + b"s0,temperature,0,t" + line_end + huge + b"s2,temperature,2,t" + line_end
+    rows, peak = read_all_measured("readings.csv", data)
+    assert errors(rows) == [(3, TOO_LONG)]
+    assert lines(rows) == [2, 3, 4]
+    assert peak < 6 * READ_BYTES  # a few read blocks, not the 20 MB line
+
+
+def test_a_line_of_max_row_bytes_is_read_and_one_byte_more_is_too_long() -> None:
+    source = "x" * (MAX_ROW_BYTES - len("s1,temperature,1,t,"))
+    data = (
+        b"sensor_id,metric,value,timestamp,source\r\n"
+        + f"s1,temperature,1,t,{source}\r\n".encode()
+        + f"s2,temperature,1,t,{source}y\r\n".encode()
+    )
+    rows = read_all("readings.csv", data)
+    assert isinstance(rows[0], Row) and errors(rows) == [(3, TOO_LONG)]
+
+
+def test_an_unclosed_quote_does_not_swallow_the_file() -> None:
+    data = HEADER + b's1,temperature,"1,t\n' + csv_rows(3000)
+    rows = read_all("readings.csv", data, chunk=100)
+    assert errors(rows) == [(2, TOO_LONG)]
+    cut = rows[1].line - 1  # the line where the record passed MAX_ROW_BYTES ends it
+    assert MAX_ROW_BYTES // 60 < cut - 2 < MAX_ROW_BYTES // 40
+    assert items(rows[1:]) == items(read_all("readings.csv", HEADER + csv_rows(3000 - (cut - 2), cut - 2)))
+    assert rows[-1].line == 3002
+
+
+# JSON Lines
+
+
+def test_json_lines_give_each_line_as_json_and_errors_for_bad_lines() -> None:
+    data = b'{"sensor_id": "s1", "value": 1}\r\n\r\n  \n[1, 2]\nnot json\n{"value": NaN}\n{"unit": "caf\xe9"}\n'
+    data += b'{"value": 2}'
+    rows = read_all("readings.jsonl", data, layout=Layout(ImportFormat.JSON_LINES, False, None))  # past the head
+    assert good(rows) == [(1, {"sensor_id": "s1", "value": 1}), (4, [1, 2]), (8, {"value": 2})]
+    assert [(line, message.split(":")[0]) for line, message in errors(rows)] == [
+        (5, "is not valid JSON"),
+        (6, "is not valid JSON"),
+        (7, "is not valid UTF-8"),
+    ]
+    assert check_reading([1, 2], TRIGGER_POLICY, "import") == [Violation("", "must be a JSON object")]
+
+
+def test_a_huge_json_line_is_one_error_and_the_next_line_parses() -> None:
+    data = b'{"value": 1}\n{"source": "' + b"x" * 20_000_000 + b'"}\n{"value": 3}\n'
+    rows, peak = read_all_measured("readings.jsonl", data)
+    assert errors(rows) == [(2, TOO_LONG)]
+    assert good(rows) == [(1, {"value": 1}), (3, {"value": 3})]
+    assert peak < 6 * READ_BYTES
+
+
+# JSON arrays
+
+
+def test_array_elements_may_span_lines_and_keep_the_line_they_start_on() -> None:
+    readings = [reading(n, unit="°C") for n in range(5)]
+    data = json.dumps(readings, indent=2, ensure_ascii=False).encode()
+    rows = read_all("readings.json", data, chunk=2)
+    assert items(rows) == readings
+    assert lines(rows) == [2 + 7 * n for n in range(5)]
+
+
+def test_an_element_split_across_read_blocks_is_read_whole() -> None:
+    element = orjson.dumps(reading(0, unit="°C"))
+    before = READ_BYTES - element.index("°".encode())  # one pass reads from offset 1: '°' straddles its 2nd block
+    filler = orjson.dumps(reading(1)) + b",\n"
+    data = b"[" + filler * ((before - 1) // len(filler) - 1)
+    data += b'{"source": "' + b"p" * (before - len(data) - len(b'{"source": ""},\n')) + b'"},\n'
+    assert len(data) == before
+    data += element + b",\n" + element + b"\n]\n"
+    one_pass = read_all("readings.json", data, chunk=UNLIMITED)
+    assert one_pass == read_all("readings.json", data, chunk=777)
+    assert items(one_pass)[-2:] == [reading(0, unit="°C")] * 2
+
+
+def test_an_array_ends_at_its_bracket_and_says_what_is_wrong_around_its_elements() -> None:
+    data = b'[{"value": 1}, {"value": 2} {"value": 3},, {"value": NaN},\n{"value": 5},]\n trailing'
+    rows = read_all("readings.json", data, chunk=2)
+    assert good(rows) == [(1, {"value": 1}), (1, {"value": 3}), (2, {"value": 5})]
+    assert errors(rows) == [
+        (1, "is not valid JSON: ',' or ']' expected after it"),
+        (1, "is not valid JSON: a ',' where a value should be"),
+        (1, "is not valid JSON: unexpected character, expected a JSON value"),
+        (3, "is not valid JSON: there is more after the array's closing ']'"),
+    ]
+
+
+def test_a_broken_element_is_skipped_up_to_the_next_object() -> None:
+    data = b'[\n{"value": 1},\n{"value": oops, "unit": "C"},\n{"value": 3}\n]'
+    rows = read_all("readings.json", data)
+    assert good(rows) == [(2, {"value": 1}), (4, {"value": 3})]
+    assert [line for line, _ in errors(rows)] == [3]
+
+
+def test_a_huge_element_is_one_error_and_the_next_element_parses() -> None:
+    data = b'[{"value": 1},\n {"source": "' + b"x" * 20_000_000 + b'"},\n {"value": 3}]'
+    rows, peak = read_all_measured("readings.json", data)
+    assert [(row.line, getattr(row, "item", None)) for row in rows] == [(1, {"value": 1}), (2, None), (3, {"value": 3})]
+    assert errors(rows) == [(2, TOO_LONG)]
+    assert peak < 6 * READ_BYTES
+    for chunk in (1, 2):
+        assert read_all("readings.json", data, chunk=chunk) == rows
+
+
+def test_an_array_cut_short_says_so_and_an_empty_one_has_no_rows() -> None:
+    assert errors(read_all("readings.json", b'[{"value": 1},\n{"value": 2}')) == [
+        (2, "is not valid JSON: the file ends before the array's closing ']'")
+    ]
+    assert read_all("readings.json", b"[ ]") == []
+
+
+# Compression, limits and chunks
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("readings.csv", HEADER + csv_rows(500)),
+        ("readings.jsonl", b"\n".join(orjson.dumps(reading(n)) for n in range(500))),
+        ("readings.json", orjson.dumps([reading(n) for n in range(500)])),
+    ],
+)
+def test_a_gzip_file_gives_the_rows_of_the_plain_one(name: str, data: bytes) -> None:
+    plain = read_all(name, data, chunk=64)
+    assert len(plain) == 500
+    assert read_all(name + ".gz", gzip.compress(data), chunk=64) == plain
+
+
 def test_a_gzip_bomb_is_refused_as_soon_as_it_decompresses_past_the_limit() -> None:
     bomb = gzip.compress(b"\0" * 50_000_000, compresslevel=9)
     layout = Layout(ImportFormat.CSV, True, ("sensor_id", "metric", "value", "timestamp"))
@@ -177,3 +507,51 @@ def test_a_gzip_bomb_is_refused_as_soon_as_it_decompresses_past_the_limit() -> N
         while content.read(64 * 1024):
             pass
     assert stored.tell() < len(bomb) // 4  # refused on the way, long before the 50 MB came out
+
+
+def test_a_readings_file_larger_than_the_limit_once_decompressed_is_refused_while_reading() -> None:
+    data = gzip.compress(HEADER + csv_rows(100_000))
+    with pytest.raises(FileRefused, match="larger than 1000000 bytes once decompressed"):
+        read_all("readings.csv.gz", data, chunk=10_000, max_bytes=1_000_000)
+
+
+def test_a_gzip_stream_that_is_truncated_or_corrupt_is_refused_while_reading() -> None:
+    data = gzip.compress(HEADER + csv_rows(50_000), compresslevel=1)
+    assert len(data) > HEAD_BYTES  # the head alone looks fine
+    with pytest.raises(FileRefused, match="the gzip file is truncated"):
+        read_all("readings.csv.gz", data[: len(data) // 2], chunk=UNLIMITED)
+    corrupt = data[:-8] + bytes(byte ^ 0xFF for byte in data[-8:-4]) + data[-4:]  # a wrong CRC
+    with pytest.raises(FileRefused, match="not a valid gzip file"):
+        read_all("readings.csv.gz", corrupt, chunk=UNLIMITED)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 100])
+def test_the_row_limit_counts_rows_good_or_bad_but_not_blank_lines(chunk: int) -> None:
+    data = HEADER + b"s1,temperature,1,t\n\n\ns2,oops\ns3,temperature,3,t\n\n"
+    assert len(read_all("readings.csv", data, chunk=chunk, max_rows=3)) == 3
+    with pytest.raises(FileRefused, match="the file has more than 2 rows"):
+        read_all("readings.csv", data, chunk=chunk, max_rows=2)
+
+
+def test_a_chunk_stops_at_max_rows_and_the_next_one_carries_on_from_its_position() -> None:
+    data = HEADER + b"s1,temperature,1,t\r\n\r\ns2,temperature,2,t\r\ns3,temperature,3,t\r\n"
+    layout = sniff("readings.csv", data, UNLIMITED)
+    first = first_position(layout, data)
+    chunk = read_chunk(io.BytesIO(data[first.offset :]), layout, first, 2, UNLIMITED)
+    assert lines(chunk.rows) == [2, 4]
+    assert chunk.next == Position(data.index(b"s3"), 5, 2)
+    assert read_chunk(io.BytesIO(data[chunk.next.offset :]), layout, chunk.next, 2, UNLIMITED) == Chunk(
+        [Row(5, {"sensor_id": "s3", "metric": "temperature", "value": 3, "timestamp": "t"})], None
+    )
+
+
+def test_a_quoted_field_spanning_a_read_block_is_read_whole() -> None:
+    rows_before = csv_rows(READ_BYTES // 40)
+    spanning = b's9,temperature,9,"' + b"line\n" * 200 + b'"\n'
+    data = HEADER + rows_before[: READ_BYTES - len(HEADER) - 300] + b"\n" + spanning + csv_rows(10)
+    one_pass = read_all("readings.csv", data, chunk=UNLIMITED)
+    assert one_pass == read_all("readings.csv", data, chunk=997)
+    assert any(
+        isinstance(row, Row) and isinstance(row.item, dict) and row.item["timestamp"] == "line\n" * 200
+        for row in one_pass
+    )
