@@ -4,14 +4,18 @@ from a fresh stream as another process would, gives exactly the rows of one pass
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
+import random
 import tracemalloc
 from datetime import timedelta
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.imports.formats import READ_BYTES, TOO_LONG
 from shared.imports.parsing import (
@@ -555,3 +559,168 @@ def test_a_quoted_field_spanning_a_read_block_is_read_whole() -> None:
         isinstance(row, Row) and isinstance(row.item, dict) and row.item["timestamp"] == "line\n" * 200
         for row in one_pass
     )
+
+
+# Any file, any chunking: the rows of one pass
+
+
+cells = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)  # NUL: not text
+values = st.one_of(
+    st.integers(-(10**6), 10**6).map(lambda n: (str(n), n)),
+    st.floats(allow_nan=False, allow_infinity=False).map(lambda x: (repr(x), x)),
+    st.sampled_from(["abc", "nan", "inf", "0x1F", "1_000", " 12", ""]).map(lambda s: (s, s or None)),
+)
+records = st.lists(st.tuples(cells, values, cells, st.booleans()), max_size=25)
+
+
+def _csv_file(
+    records: list[tuple[str, tuple[str, object], str, bool]], line_end: str, quote_all: bool
+) -> tuple[bytes, list[tuple[int, dict[str, object]]]]:
+    """The file, and the line and item of each record; a blank line before a record when its flag says so."""
+    out = io.StringIO()
+    # The csv module leaves a lone CR unquoted under LF line ends, which RFC 4180 (and the reader) do not allow.
+    lone_cr = any("\r" in sensor + source for sensor, _, source, _ in records)
+    writer = csv.writer(
+        out, lineterminator=line_end, quoting=csv.QUOTE_ALL if quote_all or lone_cr else csv.QUOTE_MINIMAL
+    )
+    writer.writerow(["sensor_id", "value", "source", "metric", "timestamp"])
+    expected = []
+    for sensor, (value, parsed), source, blank_before in records:
+        if blank_before:
+            out.write(line_end)
+        line = out.getvalue().count("\n") + 1
+        writer.writerow([sensor, value, source, "temperature", "2026-03-01T12:00:00Z"])
+        cell_values: dict[str, object] = {"sensor_id": sensor or None, "value": parsed, "source": source or None}
+        expected.append((line, {**cell_values, "metric": "temperature", "timestamp": "2026-03-01T12:00:00Z"}))
+    return out.getvalue().encode(), expected
+
+
+def _json_file(
+    records: list[tuple[str, tuple[str, object], str, bool]], line_end: str, array: bool
+) -> tuple[bytes, list[tuple[int, dict[str, object]]]]:
+    """The same as JSON Lines or a JSON array, whose elements are spread over lines when their flag says so."""
+    docs = [{"sensor_id": sensor, "value": parsed, "source": source} for sensor, (_, parsed), source, _ in records]
+    text, expected = ("[" + line_end if array else ""), []
+    for index, (doc, (_, _, _, spread)) in enumerate(zip(docs, records, strict=True)):
+        spread = spread and array  # a line of JSON Lines is a whole value
+        body = json.dumps(doc, indent=1 if spread else None, ensure_ascii=False).replace("\n", line_end)
+        expected.append((text.count("\n") + 1, doc))
+        text += body + ("," if array and index < len(docs) - 1 else "") + line_end
+    return (text + ("]" if array else "")).encode(), expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    records,
+    st.sampled_from(["csv", "jsonl", "json"]),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+    st.booleans(),
+    st.integers(1, 6),
+)
+def test_reading_in_chunks_of_any_size_gives_the_rows_of_one_pass(
+    records: list[tuple[str, tuple[str, object], str, bool]],
+    kind: str,
+    line_end: str,
+    compressed: bool,
+    quote_all: bool,
+    chunk: int,
+) -> None:
+    if kind == "csv":
+        data, expected = _csv_file(records, line_end, quote_all)
+    else:
+        data, expected = _json_file(records, line_end, array=kind == "json")
+    if not records and kind == "jsonl":
+        return  # an empty file is refused: nothing to read
+    name = f"readings.{kind}" + (".gz" if compressed else "")
+    stored = gzip.compress(data) if compressed else data
+    one_pass = read_all(name, stored, chunk=UNLIMITED)
+    assert read_all(name, stored, chunk=chunk) == one_pass
+    assert good(one_pass) == expected
+    assert errors(one_pass) == []
+
+
+fragments = st.lists(
+    st.sampled_from(
+        [b'"', b",", b"\n", b"\r\n", b"\r", b"{", b"}", b"[", b"]", b"x", b" ", b":", b"\\", b"12", b"NaN"]
+        + [b'"a"', b'{"value": 1}', "°".encode(), b"\xc2", b"\xff"]
+    ),
+    max_size=80,
+)
+_STARTS = {
+    ImportFormat.CSV: (HEADER, Position(len(HEADER), 2, 0)),
+    ImportFormat.JSON_LINES: (b"", Position(0, 1, 0)),
+    ImportFormat.JSON_ARRAY: (b"[", Position(1, 1, 0)),
+}
+
+
+def _read_from(layout: Layout, data: bytes, position: Position | None, chunk: int) -> list[Row | RowError]:
+    rows: list[Row | RowError] = []
+    while position is not None:
+        result = read_chunk(io.BytesIO(data[position.offset :]), layout, position, chunk, UNLIMITED)
+        rows += result.rows
+        position = result.next
+    return rows
+
+
+@settings(max_examples=500, deadline=None)
+@given(fragments, st.sampled_from(list(ImportFormat)), st.integers(1, 4))
+def test_broken_content_gives_the_same_rows_in_chunks_as_in_one_pass(
+    pieces: list[bytes], kind: ImportFormat, chunk: int
+) -> None:
+    prefix, start = _STARTS[kind]
+    data = prefix + b"".join(pieces)
+    layout = Layout(kind, False, ("sensor_id", "metric", "value", "timestamp") if kind is ImportFormat.CSV else None)
+    one_pass = _read_from(layout, data, start, UNLIMITED)
+    assert _read_from(layout, data, start, chunk) == one_pass
+    assert all(row.line <= data.count(b"\n") + 1 for row in one_pass)
+
+
+def _mixed_csv(rnd: random.Random) -> bytes:
+    """About 3 MB of CSV with what breaks naive chunking: line ends of both kinds, multi-byte characters, quoted
+    fields over several lines, blank lines, long lines, bad rows and bytes that are not UTF-8 (past the head)."""
+    parts, size = [HEADER], len(HEADER)
+    while size < 3_000_000:
+        end = rnd.choice(["\n", "\r\n"])
+        kind = rnd.random() if size > HEAD_BYTES else 1.0
+        if kind < 0.05:
+            lines = end.join("°C" * rnd.randint(0, 40) for _ in range(rnd.randint(2, 30)))
+            part = f's{rnd.randint(0, 9)},temperature,1,"{lines}"{end}'.encode()
+        elif kind < 0.052:
+            part = b"s1,temperature,1," + b"x" * rnd.choice([MAX_ROW_BYTES - 17, MAX_ROW_BYTES, 200_000]) + end.encode()
+        elif kind < 0.07:
+            part = rnd.choice([b"", b"s1,oops", b"s1,caf\xe9,1,t"]) + end.encode()
+        else:
+            part = f"sensor-{rnd.randint(0, 99)},humidité,{rnd.uniform(0, 100)},2026-03-01T12:00:00Z{end}".encode()
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts)
+
+
+def _mixed_json(rnd: random.Random, array: bool) -> bytes:
+    """The same for JSON Lines or a JSON array, some of whose elements span lines."""
+    parts, size = [b"[\n" if array else b""], 2
+    while size < 3_000_000:
+        doc = {"sensor_id": f"sensor-{rnd.randint(0, 99)}", "unit": "°C" * rnd.randint(0, 30), "value": rnd.random()}
+        kind = rnd.random() if size > HEAD_BYTES else 1.0
+        if kind < 0.002:
+            text = b'{"source": "' + b"x" * rnd.choice([MAX_ROW_BYTES - 14, MAX_ROW_BYTES, 200_000]) + b'"}'
+        elif kind < 0.02:
+            text = rnd.choice([b'{"value": NaN}', b'{"value": oops}', b'{"unit": "caf\xe9"}'])
+        else:
+            text = json.dumps(doc, ensure_ascii=False, indent=2 if array and kind < 0.3 else None).encode()
+        part = text + (b"," if array else b"") + rnd.choice([b"\n", b"\r\n", b"\n\n"])
+        parts.append(part)
+        size += len(part)
+    return b"".join(parts) + (b'{"value": 1}\n]\n' if array else b"")
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "json"])
+def test_megabytes_of_mixed_content_give_the_same_rows_whatever_the_chunks(kind: str) -> None:
+    rnd = random.Random(20260301)
+    data = _mixed_csv(rnd) if kind == "csv" else _mixed_json(rnd, array=kind == "json")
+    one_pass = read_all(f"readings.{kind}", data, chunk=UNLIMITED)
+    assert read_all(f"readings.{kind}", data, chunk=999) == one_pass
+    assert read_all(f"readings.{kind}", data, chunk=257) == one_pass
+    assert len(one_pass) > 5_000
+    assert 0 < len(errors(one_pass)) < len(one_pass) // 10
