@@ -87,8 +87,14 @@ class _TimedDocuments:
         self._inner.upsert_many(container, documents)
         self._seconds[f"{container}_upserts"] += time.perf_counter() - began
 
+    def insert_new(self, container: str, documents: Sequence[Mapping[str, Any]]) -> list[Document]:
+        return self._inner.insert_new(container, documents)
+
     def read(self, container: str, partition_key: str, document_id: str) -> Document | None:
         return self._inner.read(container, partition_key, document_id)
+
+    def read_many(self, container: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+        return self._inner.read_many(container, keys)
 
     def latest(
         self,

@@ -159,8 +159,8 @@ class FeedDocumentStore(DocumentStore, ChangeFeedSource, Protocol):
 
 
 class FaultyDocumentStore:
-    """The documents port (Cosmos DB) with faults: upserts are parallel point writes, so a failed call may
-    have written some of its documents."""
+    """The documents port (Cosmos DB) with faults: upserts and inserts are parallel point writes, so a failed call
+    may have written some of its documents."""
 
     def __init__(self, inner: FeedDocumentStore, faults: FaultInjector) -> None:
         self.inner = inner
@@ -180,9 +180,21 @@ class FaultyDocumentStore:
             self.inner.upsert_many(container, self._faults.some_of(documents))
         raise cosmos_failure(fault, "upsert", container)
 
+    def insert_new(self, container: str, documents: Sequence[Mapping[str, Any]]) -> list[Document]:
+        fault = self._faults.transient("documents.insert_new", writes=True)
+        if fault is None:
+            return self.inner.insert_new(container, documents)
+        if fault.phase is Phase.AFTER:
+            self.inner.insert_new(container, self._faults.some_of(documents))
+        raise cosmos_failure(fault, "create", container)
+
     def read(self, container: str, partition_key: str, document_id: str) -> Document | None:
         self._fail_read("read", "read", container)
         return self.inner.read(container, partition_key, document_id)
+
+    def read_many(self, container: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+        self._fail_read("read_many", "read many", container)
+        return self.inner.read_many(container, keys)
 
     def latest(
         self,

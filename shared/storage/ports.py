@@ -51,7 +51,20 @@ class DocumentStore(Protocol):
 
     def upsert_many(self, container: str, documents: Sequence[Mapping[str, Any]]) -> None: ...
 
+    def insert_new(self, container: str, documents: Sequence[Mapping[str, Any]]) -> list[Document]:
+        """Write every document whose (partition key, id) is not stored yet, and return the stored documents of
+        those that were (left unchanged), in the order given. Each document is written or found atomically: of
+        two writers of one address, one writes and the other gets the winner's document. A document given twice
+        in one call is written once and answered as found the second time. Every document is checked (id,
+        partition key) before any is written; a failure raises, and some documents may be written already."""
+        ...
+
     def read(self, container: str, partition_key: str, document_id: str) -> Document | None: ...
+
+    def read_many(self, container: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+        """The stored documents at these (partition key, id) addresses, keyed by address; a missing one is left
+        out. Batched: far fewer requests than keys."""
+        ...
 
     def latest(
         self,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -298,3 +300,118 @@ def test_expired_documents_are_not_returned(documents: Subject) -> None:
     assert documents.store.read(READINGS, "s1", "short") is None
     assert documents.store.read(READINGS, "s1", "kept") is not None
     assert {d["id"] for d in documents.store.latest(READINGS, "s1", "timestamp", 10)} == {"kept", "forever"}
+
+
+# --- read_many and insert_new: a reading is written once, and never replaced by insert_new ---------------
+
+
+def test_read_many_answers_the_stored_documents_by_address_and_leaves_out_missing_ones(documents: Subject) -> None:
+    documents.store.upsert_many(READINGS, [_reading("r1", value=1.0), _reading("r2"), _reading("r1", sensor="s2")])
+
+    found = documents.store.read_many(READINGS, [("s1", "r1"), ("s2", "r1"), ("s1", "nope"), ("s3", "r2")])
+
+    assert set(found) == {("s1", "r1"), ("s2", "r1")}  # the same id in two partitions is two documents
+    assert _user_fields(found[("s1", "r1")]) == _reading("r1", value=1.0)
+    assert found[("s2", "r1")]["sensor_id"] == "s2"
+    assert isinstance(found[("s1", "r1")]["_etag"], str)
+    assert documents.store.read_many(READINGS, []) == {}
+
+
+def test_read_many_of_many_addresses_in_one_partition_and_across_partitions(documents: Subject) -> None:
+    batch = [_reading(f"a{n:04d}") for n in range(1200)] + [_reading(f"b{n}", sensor=f"s{n}") for n in range(40)]
+    documents.store.upsert_many(READINGS, batch)
+    wanted = [("s1", f"a{n:04d}") for n in range(0, 1200, 2)] + [(f"s{n}", f"b{n}") for n in range(40)]
+
+    found = documents.store.read_many(READINGS, [*wanted, ("s1", "b1"), ("s2", "a0001")])
+
+    assert set(found) == set(wanted)
+    assert all(found[key]["id"] == key[1] and found[key]["sensor_id"] == key[0] for key in wanted)
+
+
+def test_insert_new_writes_what_is_new_and_answers_with_what_was_stored_unchanged(documents: Subject) -> None:
+    documents.store.upsert_many(READINGS, [_reading("r1", value=1.0), _reading("r3", value=3.0)])
+
+    found = documents.store.insert_new(
+        READINGS, [_reading("r1", value=9.0), _reading("r2", value=2.0), _reading("r3", value=3.0)]
+    )
+
+    assert [(_user_fields(d)["id"], d["value"]) for d in found] == [("r1", 1.0), ("r3", 3.0)]  # in the order given
+    assert all(isinstance(d["_etag"], str) for d in found)
+    stored = documents.store.read_many(READINGS, [("s1", "r1"), ("s1", "r2"), ("s1", "r3")])
+    assert {key[1]: d["value"] for key, d in stored.items()} == {"r1": 1.0, "r2": 2.0, "r3": 3.0}
+    assert documents.store.count(READINGS) == 3
+
+
+def test_insert_new_of_a_large_batch_with_some_stored_writes_exactly_the_new_ones(documents: Subject) -> None:
+    documents.store.upsert_many(
+        READINGS, [_reading(f"r{n:04d}", sensor=f"s{n % 7}", value=-1.0) for n in range(0, 600, 3)]
+    )
+    batch = [_reading(f"r{n:04d}", sensor=f"s{n % 7}", value=float(n)) for n in range(600)]
+
+    found = documents.store.insert_new(READINGS, batch)
+
+    assert [d["id"] for d in found] == [f"r{n:04d}" for n in range(0, 600, 3)]
+    assert {d["value"] for d in found} == {-1.0}
+    assert documents.store.count(READINGS) == 600
+    stored = documents.store.read_many(READINGS, [(f"s{n % 7}", f"r{n:04d}") for n in range(600)])
+    assert all(stored[(f"s{n % 7}", f"r{n:04d}")]["value"] == (-1.0 if n % 3 == 0 else n) for n in range(600))
+
+
+def test_insert_new_of_one_address_given_twice_writes_it_once(documents: Subject) -> None:
+    found = documents.store.insert_new(READINGS, [_reading("r1", value=1.0), _reading("r1", value=2.0)])
+
+    stored = documents.store.read(READINGS, "s1", "r1")
+    assert stored is not None and stored["value"] in (1.0, 2.0)
+    assert [d["value"] for d in found] == [stored["value"]]  # the other one is answered with what was stored
+    assert documents.store.count(READINGS) == 1
+
+
+def test_insert_new_refuses_a_batch_with_a_document_without_id_or_partition_key(documents: Subject) -> None:
+    with pytest.raises(StorageError):
+        documents.store.insert_new(READINGS, [_reading("good"), {"id": "no-sensor"}])
+    with pytest.raises(StorageError):
+        documents.store.insert_new(READINGS, [_reading("good"), {"sensor_id": "s1"}])
+    assert documents.store.count(READINGS) == 0
+    assert documents.store.insert_new(READINGS, []) == []
+
+
+def test_two_writers_inserting_one_address_at_once_never_both_win(documents: Subject) -> None:
+    for round_ in range(10):
+        doc_id = f"race-{round_}"
+        start = threading.Barrier(2)
+
+        def insert(value: float, doc_id: str = doc_id, start: threading.Barrier = start) -> list[Document]:
+            start.wait()
+            found: list[Document] = documents.store.insert_new(READINGS, [_reading(doc_id, value=value)])
+            return found
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            answers = list(pool.map(insert, [1.0, 2.0]))
+
+        stored = documents.store.read(READINGS, "s1", doc_id)
+        assert stored is not None
+        winners = [value for value, found in zip([1.0, 2.0], answers, strict=True) if not found]
+        assert winners == [stored["value"]]  # exactly one wrote; the other was answered with its document
+        (loser_answer,) = [found for found in answers if found]
+        assert loser_answer[0]["value"] == stored["value"]
+
+
+def test_insert_new_writes_a_change_and_a_found_document_writes_none(documents: Subject) -> None:
+    documents.require("change_feed")
+    documents.store.insert_new(READINGS, [_reading("r1", value=1.0)])
+    after_first = documents.store.end_of_feed(READINGS)
+
+    documents.store.insert_new(READINGS, [_reading("r1", value=5.0), _reading("r2")])
+
+    assert [d["id"] for d in documents.store.read_changes(READINGS, after_first, 100).documents] == ["r2"]
+
+
+def test_insert_new_takes_the_address_of_an_expired_document(documents: Subject) -> None:
+    documents.require("ttl")
+    documents.store.upsert_many(READINGS, [_reading("short", ttl=1, value=1.0)])
+    time.sleep(1.1)
+
+    assert documents.store.read_many(READINGS, [("s1", "short")]) == {}
+    assert documents.store.insert_new(READINGS, [_reading("short", value=2.0)]) == []
+    stored = documents.store.read(READINGS, "s1", "short")
+    assert stored is not None and stored["value"] == 2.0

@@ -15,13 +15,18 @@ from typing import Any
 
 from azure.core.exceptions import AzureError
 from azure.cosmos import ContainerProxy, CosmosClient, PartitionKey
-from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceNotFoundError
+from azure.cosmos.exceptions import (
+    CosmosHttpResponseError,
+    CosmosResourceExistsError,
+    CosmosResourceNotFoundError,
+)
 
 from shared.storage.azure.request_charges import RequestCharges
 from shared.storage.names import READINGS, SUMMARIES
 from shared.storage.ports import FIELD_NAME, SYSTEM_PROPERTIES, ChangeBatch, Document, StorageError
 
 _PARALLEL_WRITES = 8
+_CREATE_ATTEMPTS = 3  # create, or read what a 409 says is there; again only if it vanished in between
 _FROM_TIME = "from-time:"  # a continuation meaning "changes after this moment" (see end_of_feed)
 
 
@@ -90,10 +95,8 @@ class CosmosDocumentStore:
 
         return record
 
-    def upsert_many(self, container: str, documents: Sequence[Mapping[str, Any]]) -> None:
-        """Every document is checked before any is written; then point upserts, a few at a time (the SDK's
-        connection pool is shared). A failure raises, and the others may still land: ids are fixed, so the
-        trigger's retry rewrites the same documents."""
+    def _bodies(self, container: str, documents: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The documents as written: each checked (id, partition key) before any is, without system fields."""
         field = self._pk_field(container)
         bodies: list[dict[str, Any]] = []
         for document in documents:
@@ -103,6 +106,13 @@ class CosmosDocumentStore:
             if not isinstance(pk, str) or not pk:
                 raise StorageError(f"document has no partition key {field!r} for container {container!r}")
             bodies.append({k: v for k, v in document.items() if k not in SYSTEM_PROPERTIES})
+        return bodies
+
+    def upsert_many(self, container: str, documents: Sequence[Mapping[str, Any]]) -> None:
+        """Every document is checked before any is written; then point upserts, a few at a time (the SDK's
+        connection pool is shared). A failure raises, and the others may still land: ids are fixed, so the
+        trigger's retry rewrites the same documents."""
+        bodies = self._bodies(container, documents)
         proxy = self._container(container)
         hook = self._hook(container, "upsert")
 
@@ -117,6 +127,60 @@ class CosmosDocumentStore:
                     pass
         except (CosmosHttpResponseError, AzureError) as error:
             raise _failure("upsert", container, error) from error
+
+    def insert_new(self, container: str, documents: Sequence[Mapping[str, Any]]) -> list[Document]:
+        """Point creates, a few at a time: a create is atomic in Cosmos DB, and a 409 means the address is taken,
+        so the stored document is read instead. A document deleted (or expired) between the 409 and the read is
+        created again. A failure raises, and the others may have landed."""
+        bodies = self._bodies(container, documents)
+        if not bodies:
+            return []
+        proxy = self._container(container)
+        field = self._pk_field(container)
+        create_hook, read_hook = self._hook(container, "create"), self._hook(container, "read")
+
+        def create_or_find(body: dict[str, Any]) -> Document | None:
+            for _ in range(_CREATE_ATTEMPTS):
+                try:
+                    proxy.create_item(body, response_hook=create_hook)
+                    return None
+                except CosmosResourceExistsError:
+                    pass
+                try:
+                    found: Document = proxy.read_item(body["id"], partition_key=body[field], response_hook=read_hook)
+                    return found
+                except CosmosResourceNotFoundError:
+                    continue  # gone again since the 409: try to create it once more
+            raise CosmosStorageError(f"Cosmos DB create on {container!r} kept meeting a document being deleted")
+
+        try:
+            # One document needs no hop to the pool.
+            one = len(bodies) == 1
+            results = [create_or_find(bodies[0])] if one else list(self._pool.map(create_or_find, bodies))
+        except (CosmosHttpResponseError, AzureError) as error:
+            raise _failure("create", container, error) from error
+        return [found for found in results if found is not None]
+
+    def read_many(self, container: str, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Document]:
+        """The SDK's read_items: point reads batched into one query per partition key range (chunks of 1,000)."""
+        if not keys:
+            return {}
+        field = self._pk_field(container)
+        try:
+            items = self._container(container).read_items(
+                items=[(doc_id, pk) for pk, doc_id in dict.fromkeys(keys)],
+                executor=self._pool,
+                response_hook=self._hook(container, "read_many"),
+            )
+        except (CosmosHttpResponseError, AzureError) as error:
+            raise _failure("read many", container, error) from error
+        wanted = set(keys)
+        found: dict[tuple[str, str], Document] = {}
+        for item in items:
+            key = (item.get(field), item.get("id"))
+            if key in wanted:  # the query matches ids within ranges: keep only the addresses asked for
+                found[(str(key[0]), str(key[1]))] = dict(item)
+        return found
 
     def read(self, container: str, partition_key: str, document_id: str) -> Document | None:
         try:
