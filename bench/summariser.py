@@ -4,7 +4,8 @@
 (so a batch holds about one reading for each of 500 sensors). For every batch the readings are first
 written to `readings`, untimed and the same for both methods; then only the method itself is timed:
 
-* ours: Summariser.apply (window state If-Match, one summary per changed series, no query);
+* ours: Summariser.apply as the change-feed trigger calls it (with the reading rules of the app's default
+  settings, each document judged as of its `_ts`), window state If-Match, one summary per changed series, no query;
 * reference: per changed sensor, a TOP-10 query on `readings` by timestamp, stats, and a new summary with a
   random uuid id, all summaries of the batch in one upsert_many.
 
@@ -32,10 +33,12 @@ from shared.alerts.rulebook import RuleBook
 from shared.alerts.rules import AlertRule, parse_rule
 from shared.alerts.store import AlertStore
 from shared.alerts.thresholds import ThresholdAlerts
+from shared.intake.batches import written_at
 from shared.ops.invocation import observed
 from shared.ops.metrics import PipelineMetrics
 from shared.readings.reading import format_timestamp
-from shared.readings.summariser import Summariser, WrittenSummary
+from shared.readings.rules import DEFAULT_METRICS, ReadingPolicy
+from shared.readings.summariser import BatchOutcome, Summariser, WrittenSummary
 from shared.storage.names import PARTITION_KEY_PATHS, READINGS, SUMMARIES
 from shared.storage.ports import ChangeBatch, ConcurrencyConflict, Document, Entity, EntityPage, EntityWrite
 from shared.storage.sqlite.database import SqliteDatabase
@@ -58,9 +61,11 @@ Batch = list[dict[str, Any]]
 
 
 def make_batches() -> list[Batch]:
-    """Readings with irregular 1-10 s gaps per sensor (as the simulator emits), in feed order, batched."""
+    """Readings with irregular 1-10 s gaps per sensor (as the simulator emits), in feed order, batched; each carries
+    the `_ts` the feed gives it (written a second after it was taken). They start an hour ago, so that they are
+    within READING_MAX_AGE_SECONDS, as a live stream is; ids and values do not depend on the start."""
     rng = random.Random(SEED)
-    start = datetime(2025, 1, 1, tzinfo=UTC)
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     readings: list[tuple[datetime, dict[str, Any]]] = []
     for n in range(1, SENSORS + 1):
         sensor_id = f"sensor-{n:04d}"
@@ -68,7 +73,9 @@ def make_batches() -> list[Batch]:
         value = rng.uniform(20.0, 30.0)
         for sequence in range(READINGS_PER_SENSOR):
             value = min(40.0, max(15.0, value + rng.gauss(0.0, 0.6)))
-            readings.append((moment, reading_document(sensor_id, sequence, value, moment, TTL_SECONDS)))
+            document = reading_document(sensor_id, sequence, value, moment, TTL_SECONDS)
+            document["_ts"] = int(moment.timestamp()) + 1  # the store's to set: upsert_many leaves it out
+            readings.append((moment, document))
             moment += timedelta(milliseconds=rng.randint(1_000, 10_000))
     readings.sort(key=lambda pair: (pair[0], pair[1]["id"]))  # the feed's order is the write order
     docs = [doc for _, doc in readings]
@@ -203,6 +210,15 @@ def _open(directory: Path) -> tuple[SqliteDatabase, SqliteDocumentStore, SqliteS
     return database, SqliteDocumentStore(database, PARTITION_KEY_PATHS), SqliteStateStore(database)
 
 
+# The triggers' rules under the default settings: READING_MAX_AGE_SECONDS is READING_TTL_SECONDS' week.
+TRIGGER_POLICY_OF_THE_APP = ReadingPolicy.trigger(DEFAULT_METRICS, timedelta(seconds=TTL_SECONDS))
+
+
+def _as_the_trigger(summariser: Summariser, batch: Batch) -> BatchOutcome:
+    """A change-feed batch as BatchIntake hands it over: each document judged as of its `_ts`."""
+    return summariser.apply(batch, source="bench", entered_at=written_at(batch, datetime.now(UTC)))
+
+
 class _Invocation:
     """The context the Functions host hands the trigger: only its id is used."""
 
@@ -272,6 +288,7 @@ def _run_ours(directory: Path, batches: list[Batch], observe: bool = False, aler
             WINDOW_SIZE,
             TTL_SECONDS,
             metrics=PipelineMetrics() if observe else None,
+            policy=TRIGGER_POLICY_OF_THE_APP,
             watcher=watcher,
         )
         transitions = 0
@@ -286,10 +303,10 @@ def _run_ours(directory: Path, batches: list[Batch], observe: bool = False, aler
                 began = time.perf_counter()
                 if observe:
                     with observed("summarise_readings", _Invocation(), trigger="cosmos"):
-                        outcome = summariser.apply(batch, source="bench")
+                        outcome = _as_the_trigger(summariser, batch)
                         outcome.log("bench", trigger="cosmos")
                 else:
-                    outcome = summariser.apply(batch, source="bench")
+                    outcome = _as_the_trigger(summariser, batch)
                 elapsed += time.perf_counter() - began
                 written += outcome.summaries_written
                 if outcome.dead_lettered:
@@ -300,9 +317,10 @@ def _run_ours(directory: Path, batches: list[Batch], observe: bool = False, aler
             transitions = len(outbox)
             firing = sum(1 for row in outbox if row.row_key.endswith("-firing"))
             log(f"alerts: {transitions} notifications written ({firing} firing)")
-        replayer = Summariser(documents, state, WINDOW_SIZE, TTL_SECONDS)  # a restart: windows from storage
+        # A restart: windows from storage.
+        replayer = Summariser(documents, state, WINDOW_SIZE, TTL_SECONDS, policy=TRIGGER_POLICY_OF_THE_APP)
         began = time.perf_counter()
-        rewritten = sum(replayer.apply(batch, source="bench").summaries_written for batch in batches)
+        rewritten = sum(_as_the_trigger(replayer, batch).summaries_written for batch in batches)
         replay = time.perf_counter() - began
         return {
             "seconds": elapsed,

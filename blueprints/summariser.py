@@ -40,7 +40,7 @@ _RETRY: dict[str, Any] = {
 )
 @observed_function("summarise_readings", trigger="cosmos")
 def summarise_readings(documents: func.DocumentList, context: func.Context) -> None:
-    services().batches.summarise_documents([doc.to_dict() for doc in documents])
+    services().batches.summarise_documents([doc.to_dict() for doc in documents], received_at=datetime.now(UTC))
 
 
 @bp.function_name("summarise_events")

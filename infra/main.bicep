@@ -73,6 +73,11 @@ param cosmosDatabaseName string = 'sensorpulse'
 @minValue(1)
 param readingTtlSeconds int = 604800
 
+@description('READING_MAX_AGE_SECONDS: readings older than this are refused on every path (0: no limit).')
+@minValue(0)
+@maxValue(315360000)
+param readingMaxAgeSeconds int = readingTtlSeconds
+
 @description('Seconds a summary lives: the summaries container default TTL and SUMMARY_TTL_SECONDS.')
 @minValue(1)
 param summaryTtlSeconds int = 604800
@@ -512,6 +517,7 @@ var appSettings = {
   WINDOW_SIZE: string(windowSize)
   SUMMARY_TTL_SECONDS: string(summaryTtlSeconds)
   READING_TTL_SECONDS: string(readingTtlSeconds)
+  READING_MAX_AGE_SECONDS: string(readingMaxAgeSeconds)
   LOG_LEVEL: logLevel
   INGEST_MAX_BATCH: string(ingestMaxBatch)
   INGEST_MAX_BODY_BYTES: string(ingestMaxBodyBytes)

@@ -70,7 +70,7 @@ class Services:
             settings.summary_ttl_seconds,
             metrics=self.metrics,
             # The catalogue the ingest API writes by is the one the triggers read by, INGEST_METRICS included.
-            policy=ReadingPolicy.trigger(self.ingest_limits.metrics),
+            policy=ReadingPolicy.trigger(self.ingest_limits.metrics, settings.reading_max_age),
             watcher=self.thresholds,
         )
         self.simulator = SensorSimulator(stores.documents, stores.state, settings.reading_ttl_seconds, self.metrics)
@@ -164,7 +164,7 @@ def ingest_limits(settings: Settings) -> IngestLimits:
     except IngestSettingsError as bad:
         raise SettingsError(str(bad)) from None
     ingest = settings.ingest
-    return IngestLimits(ingest.max_batch, ingest.max_body_bytes, ingest.max_future, metrics)
+    return IngestLimits(ingest.max_batch, ingest.max_body_bytes, ingest.max_future, settings.reading_max_age, metrics)
 
 
 def _check_of(backend: object) -> Callable[..., None]:

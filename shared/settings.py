@@ -20,6 +20,7 @@ WINDOW_SIZE = "WINDOW_SIZE"
 SENSOR_COUNT = "SENSOR_COUNT"
 SUMMARY_TTL_SECONDS = "SUMMARY_TTL_SECONDS"
 READING_TTL_SECONDS = "READING_TTL_SECONDS"
+READING_MAX_AGE_SECONDS = "READING_MAX_AGE_SECONDS"  # unset: READING_TTL_SECONDS' value; 0: no limit
 EVENTHUB_NAME = "EVENTHUB_NAME"
 EVENTHUB_EXTRA_HUBS = "EVENTHUB_EXTRA_HUBS"  # JSON list of further hubs (parse_hub_targets)
 LOG_LEVEL = "LOG_LEVEL"  # the app's own log records: DEBUG, INFO (default), WARNING or ERROR
@@ -84,6 +85,7 @@ BACKEND_AZURE = "azure"
 
 MAX_WINDOW_SIZE = 500  # the window is one Table entity; 500 entries stay well under its 64 KiB property limit
 MAX_SENSOR_COUNT = 10_000
+MAX_LIFETIME_SECONDS = 10 * 365 * 86400  # the longest a reading or summary lives, and the largest maximum age
 
 
 class SettingsError(RuntimeError):
@@ -99,6 +101,7 @@ class Settings:
     sensor_count: int
     summary_ttl_seconds: int
     reading_ttl_seconds: int
+    reading_max_age: timedelta | None  # readings older than this are refused on every path; None: no limit
     eventhub_name: str
     hubs: tuple[HubTarget, ...]  # where the forwarder sends: the primary hub, then EVENTHUB_EXTRA_HUBS
     ingest: IngestSettings
@@ -111,14 +114,16 @@ class Settings:
         backend = env.get(STORAGE_BACKEND, BACKEND_AZURE).strip().lower()
         if backend not in (BACKEND_EMBEDDED, BACKEND_AZURE):
             raise SettingsError(f"{STORAGE_BACKEND} must be '{BACKEND_EMBEDDED}' or '{BACKEND_AZURE}'")
+        reading_ttl_seconds = _int(env, READING_TTL_SECONDS, 7 * 86400, 0, MAX_LIFETIME_SECONDS)
         return cls(
             storage_backend=backend,
             embedded_data_dir=Path(env.get(EMBEDDED_DATA_DIR, ".devhost")),
             cosmos_database=env.get(COSMOS_DATABASE_NAME, "sensorpulse"),
             window_size=_int(env, WINDOW_SIZE, 10, 1, MAX_WINDOW_SIZE),
             sensor_count=_int(env, SENSOR_COUNT, 5, 0, MAX_SENSOR_COUNT),
-            summary_ttl_seconds=_int(env, SUMMARY_TTL_SECONDS, 7 * 86400, 0, 10 * 365 * 86400),
-            reading_ttl_seconds=_int(env, READING_TTL_SECONDS, 7 * 86400, 0, 10 * 365 * 86400),
+            summary_ttl_seconds=_int(env, SUMMARY_TTL_SECONDS, 7 * 86400, 0, MAX_LIFETIME_SECONDS),
+            reading_ttl_seconds=reading_ttl_seconds,
+            reading_max_age=_reading_max_age(env, reading_ttl_seconds),
             eventhub_name=env.get(EVENTHUB_NAME, "telemetry"),
             hubs=tuple(parse_hub_targets(env.get(EVENTHUB_NAME, "telemetry"), env.get(EVENTHUB_EXTRA_HUBS))),
             ingest=IngestSettings.from_env(env),
@@ -126,6 +131,13 @@ class Settings:
             alerts=AlertSettings.from_env(env),
             imports=ImportSettings.from_env(env),
         )
+
+
+def _reading_max_age(env: Mapping[str, str], reading_ttl_seconds: int) -> timedelta | None:
+    """READING_MAX_AGE_SECONDS: by default as long as a reading lives (a reading that would already have expired
+    is not taken); 0, or a TTL of 0 (kept forever) with the setting unset, means no limit."""
+    seconds = _int(env, READING_MAX_AGE_SECONDS, reading_ttl_seconds, 0, MAX_LIFETIME_SECONDS)
+    return timedelta(seconds=seconds) if seconds else None
 
 
 @dataclass(frozen=True, slots=True)

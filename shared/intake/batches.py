@@ -3,8 +3,8 @@ of telemetry events (routed, summarised, its devices recorded), each ending in t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Protocol
 
 from shared.intake.devices import DeviceRegistry
@@ -33,9 +33,12 @@ class BatchIntake:
         self._metrics = metrics
         self.hub = hub
 
-    def summarise_documents(self, documents: Sequence[object]) -> BatchOutcome:
-        """A change-feed batch of reading documents; invalid ones are dead-lettered, the rest summarised."""
-        outcome = self._summariser.apply(documents, source=READINGS_SOURCE)
+    def summarise_documents(self, documents: Sequence[object], received_at: datetime) -> BatchOutcome:
+        """A change-feed batch of reading documents; invalid ones are dead-lettered, the rest summarised. Each is
+        judged as of its `_ts` (when it was written: the same on every redelivery), or `received_at` without one."""
+        outcome = self._summariser.apply(
+            documents, source=READINGS_SOURCE, entered_at=written_at(documents, received_at)
+        )
         outcome.log(READINGS_SOURCE, trigger="cosmos")
         return outcome
 
@@ -44,7 +47,9 @@ class BatchIntake:
         with log_fields(hub=self.hub):
             self._metrics.events_processed.labels(self.hub).inc(len(events))
             batch = route_events(events, source=EVENTS_SOURCE, received_at=received_at)
-            outcome = self._summariser.apply(batch.items, source=EVENTS_SOURCE, rejected=batch.rejected)
+            outcome = self._summariser.apply(
+                batch.items, source=EVENTS_SOURCE, rejected=batch.rejected, entered_at=batch.entered_at
+            )
             # After the summaries: a failure here retries the batch, and re-summarising it changes nothing.
             devices = self._devices.record(batch.sightings)
             self._metrics.devices_seen(sighting.device_id for sighting in batch.sightings)
@@ -59,6 +64,26 @@ class BatchIntake:
                 **_sequence_numbers(events),
             )
             return outcome
+
+
+_LATEST_TS = 253_402_300_799  # 9999-12-31T23:59:59Z: the last second a datetime holds
+
+
+def written_at(documents: Sequence[object], received_at: datetime) -> list[datetime]:
+    """When each change-feed document was written: its `_ts` (epoch seconds, set by Cosmos DB and by the embedded
+    store, never by a client), or `received_at` for one without a usable `_ts`."""
+    moments: dict[int | float, datetime] = {}  # a batch's documents share a few seconds: each converted once
+    written: list[datetime] = []
+    for document in documents:
+        ts = document.get("_ts") if isinstance(document, Mapping) else None
+        if isinstance(ts, bool) or not isinstance(ts, int | float) or not 0 <= ts <= _LATEST_TS:  # (NaN fails too)
+            written.append(received_at)
+            continue
+        moment = moments.get(ts)
+        if moment is None:
+            moment = moments[ts] = datetime.fromtimestamp(ts, UTC)
+        written.append(moment)
+    return written
 
 
 def _sequence_numbers(events: Sequence[SequencedEvent]) -> dict[str, int]:

@@ -27,6 +27,7 @@ class IngestLimits:
     max_batch: int = 100
     max_body_bytes: int = 256 * 1024
     max_future: timedelta = timedelta(minutes=5)
+    max_age: timedelta | None = timedelta(days=7)  # READING_MAX_AGE_SECONDS; None: no limit
     metrics: Mapping[str, MetricRule] = field(default_factory=lambda: dict(DEFAULT_METRICS))
 
 
@@ -90,7 +91,7 @@ def validate_batch(
     """One reading per item, in order, or IngestRejected(400) listing the field errors (the first 100) of every
     item. Identical items (same id and content) are allowed; the writer writes them once."""
     now = clock()
-    policy = ReadingPolicy.ingest_api(limits.metrics, limits.max_future)
+    policy = ReadingPolicy.ingest_api(limits.metrics, limits.max_future, limits.max_age)
     readings: list[Reading] = []
     errors: list[FieldError] = []
     first_of_id: dict[str, tuple[int, Reading]] = {}

@@ -34,6 +34,7 @@ class ReceivedEvent(Protocol):
 @dataclass(slots=True)
 class TelemetryBatch:
     items: list[object] = field(default_factory=list)  # reading documents for the summariser, unvalidated
+    entered_at: list[datetime] = field(default_factory=list)  # per item: its event's enqueued time
     rejected: list[DeadLetter] = field(default_factory=list)
     sightings: list[Sighting] = field(default_factory=list)
     people_counter: int = 0  # people-counter records that became readings
@@ -51,28 +52,31 @@ def _microshare_device_id(record: Mapping[str, Any]) -> str | None:
     return _device_id(device.get("id")) if isinstance(device, Mapping) else None
 
 
-def _route_item(batch: TelemetryBatch, item: object, source: str, device_seen_at: datetime | None) -> None:
-    """Sort one decoded item; `device_seen_at` is None when the event's device is already sighted."""
+def _route_item(batch: TelemetryBatch, item: object, source: str, entered_at: datetime, device_sighted: bool) -> None:
+    """Sort one decoded item of an event enqueued at `entered_at`; `device_sighted`: by IoT Hub's device id."""
     rec_type = item.get("recType") if isinstance(item, Mapping) else None
     if not isinstance(item, Mapping) or rec_type not in (PEOPLE_COUNTER, HOURLY_SNAPSHOT):
         batch.items.append(item)  # a sensor reading, or junk the summariser dead-letters with its reason
+        batch.entered_at.append(entered_at)
         return
     if rec_type == HOURLY_SNAPSHOT:
         batch.snapshots_skipped += 1  # a whole API answer of hourly totals: not a reading
         return
     microshare_id = _microshare_device_id(item)
-    if device_seen_at is not None and microshare_id is not None:
-        batch.sightings.append(Sighting(microshare_id, "microshare", device_seen_at))
+    if not device_sighted and microshare_id is not None:
+        batch.sightings.append(Sighting(microshare_id, "microshare", entered_at))
     reading = reading_or_dead_letter(item, source)
     if isinstance(reading, DeadLetter):
         batch.rejected.append(reading)
     else:
         batch.items.append(reading)
+        batch.entered_at.append(entered_at)
         batch.people_counter += 1
 
 
 def route_events(events: Sequence[ReceivedEvent], source: str, received_at: datetime) -> TelemetryBatch:
     """Decode each body once and sort its items; an event without an enqueued time was seen at `received_at`.
+    Each item keeps the moment its event entered the hub, which its age is judged by (the same on a redelivery).
 
     An event's device is sighted whether or not its body was usable: the device delivered it. IoT Hub's
     connection device id names it; without one, a people-counter record's own device id does."""
@@ -87,5 +91,5 @@ def route_events(events: Sequence[ReceivedEvent], source: str, received_at: date
             batch.rejected.append(decoded)
             continue
         for item in decoded:
-            _route_item(batch, item, source, seen_at if iothub_id is None else None)
+            _route_item(batch, item, source, seen_at, iothub_id is not None)
     return batch

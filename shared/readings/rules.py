@@ -1,8 +1,9 @@
 """The rules of a reading: one set for every path a reading takes, one message per rule.
 
-The paths: the ingest API (POST /api/readings), the triggers (the change feed of `readings` and the telemetry
-Event Hub, both through the summariser, occupancy readings made from Microshare events among them) and the
-simulator, whose readings satisfy these rules by construction (its tests prove it).
+The paths: the ingest API (POST /api/readings) and a bulk import's rows (by the ingest API's policy), the
+triggers (the change feed of `readings` and the telemetry Event Hub, both through the summariser, occupancy
+readings made from Microshare events among them) and the simulator, whose readings satisfy these rules by
+construction (its tests prove it).
 
 A broken rule is a Violation(field, message); the message reads after the field's name. The ingest API answers
 with every violation of every item, as {index, field, message}; a trigger dead-letters a document with its first
@@ -24,6 +25,7 @@ order of the reading's shape: id, sensor_id, metric, value, unit, timestamp, sou
     free unit        must be a string of at most 16 characters   a metric not in the catalogue
     timestamp        must be an ISO 8601 date and time with a UTC offset, e.g. 2026-01-01T12:00:00Z
     timestamp ahead  must be at most <n> s ahead of the clock     (a policy: where there is a clock)
+    timestamp age    must be at most <n> s old                    (a policy: READING_MAX_AGE_SECONDS)
     source           must be 1-64 printable characters
 
 Where the paths differ it is a policy of this one set (ReadingPolicy.ingest_api, ReadingPolicy.trigger), never a
@@ -39,6 +41,11 @@ rule of their own:
   the summaries do not keep it, and a reading is not worth losing over it.
 - timestamp ahead: the ingest API judges it by its clock when the reading arrives (INGEST_MAX_FUTURE_SECONDS); a
   trigger does not, as a redelivered document would then be judged by another clock than the first delivery.
+- timestamp age: every path refuses a reading older than READING_MAX_AGE_SECONDS (None: no limit), so a reading
+  from 1970 never stretches a series' window. The ingest API (and a bulk import's row) judges it by its clock
+  when the reading arrives; a trigger by the moment the document entered the pipeline (a change-feed document's
+  `_ts`, an event's enqueued time), never by its own clock, so a redelivery is judged exactly as the first
+  delivery was.
 """
 
 from __future__ import annotations
@@ -151,6 +158,7 @@ class ReadingPolicy:
     missing_id_derived: bool
     bad_source_replaced: bool
     max_future: timedelta | None  # how far ahead of the clock a timestamp may be; None: not judged
+    max_age: timedelta | None  # how far behind the moment of judging a timestamp may be; None: not judged
 
     def __post_init__(self) -> None:
         # check_reading trusts a catalogue name to be a metric name; INGEST_METRICS is checked as it is parsed.
@@ -158,12 +166,17 @@ class ReadingPolicy:
             raise ValueError("every metric of the catalogue must be a metric name")
 
     @classmethod
-    def ingest_api(cls, metrics: Mapping[str, MetricRule], max_future: timedelta) -> ReadingPolicy:
-        return cls(metrics, True, True, True, False, max_future)
+    def ingest_api(
+        cls, metrics: Mapping[str, MetricRule], max_future: timedelta, max_age: timedelta | None
+    ) -> ReadingPolicy:
+        """The ingest API's policy, and a bulk import's: a row is checked exactly as a posted reading."""
+        return cls(metrics, True, True, True, False, max_future, max_age)
 
     @classmethod
-    def trigger(cls, metrics: Mapping[str, MetricRule] = DEFAULT_METRICS) -> ReadingPolicy:
-        return cls(metrics, False, False, False, True, None)
+    def trigger(
+        cls, metrics: Mapping[str, MetricRule] = DEFAULT_METRICS, max_age: timedelta | None = None
+    ) -> ReadingPolicy:
+        return cls(metrics, False, False, False, True, None, max_age)
 
     def unknown_metric_message(self) -> str:
         return f"must be one of {', '.join(sorted(self.metrics))}"
@@ -171,6 +184,10 @@ class ReadingPolicy:
     def ahead_message(self) -> str:
         seconds = 0 if self.max_future is None else int(self.max_future.total_seconds())
         return f"must be at most {seconds} s ahead of the clock"
+
+    def age_message(self) -> str:
+        seconds = 0 if self.max_age is None else int(self.max_age.total_seconds())
+        return f"must be at most {seconds} s old"
 
 
 TRIGGER_POLICY = ReadingPolicy.trigger()
@@ -262,8 +279,9 @@ def _other_fields(item: Mapping[Any, Any]) -> list[Violation] | None:
 def check_reading(
     item: object, policy: ReadingPolicy, default_source: str, now: datetime | None = None
 ) -> Reading | list[Violation]:
-    """The reading an item holds, or every rule it breaks, in field order. `now` is the clock's time, where
-    the path has one; a missing or replaced source is `default_source`."""
+    """The reading an item holds, or every rule it breaks, in field order. `now` is the moment the item is judged
+    at (None: neither its age nor how far ahead it is is judged): the clock's time on the ingest API, the moment
+    the document entered the pipeline on a trigger. A missing or replaced source is `default_source`."""
     if not isinstance(item, Mapping):
         return [Violation("", OBJECT_MESSAGE)]
     broken = _other_fields(item) if policy.other_fields_refused else None
@@ -304,9 +322,12 @@ def check_reading(
             broken = _noted(broken, "unit", bad.message)
     try:
         timestamp = check_timestamp(item.get("timestamp"))
-        # A difference, not `now + max_future`: that sum may pass datetime.max, a timedelta never overflows here.
-        if policy.max_future is not None and now is not None and timestamp - now > policy.max_future:
-            broken = _noted(broken, "timestamp", policy.ahead_message())
+        # Differences, not `now + max_future`: that sum may pass datetime.max, a timedelta never overflows here.
+        if now is not None:
+            if policy.max_future is not None and timestamp - now > policy.max_future:
+                broken = _noted(broken, "timestamp", policy.ahead_message())
+            elif policy.max_age is not None and now - timestamp > policy.max_age:
+                broken = _noted(broken, "timestamp", policy.age_message())
     except BrokenRule as bad:
         broken = _noted(broken, "timestamp", bad.message)
 

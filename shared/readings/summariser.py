@@ -187,15 +187,26 @@ class Summariser:
         self._known: dict[SeriesKey, _KnownWindow] = {}
         self._lock = threading.Lock()
 
-    def apply(self, items: Sequence[object], source: str, rejected: Sequence[DeadLetter] = ()) -> BatchOutcome:
+    def apply(
+        self,
+        items: Sequence[object],
+        source: str,
+        rejected: Sequence[DeadLetter] = (),
+        entered_at: Sequence[datetime] | None = None,
+    ) -> BatchOutcome:
         """Summarise a batch of raw reading documents; one that breaks a reading rule is dead-lettered with the
         first rule it breaks as the reason, the rest go on.
-        `rejected` are items the trigger could not even decode; they are parked with the rest."""
+        `rejected` are items the trigger could not even decode; they are parked with the rest.
+        `entered_at` holds, item by item, the moment each entered the pipeline, which its age is judged by (the
+        same on every redelivery); without it, every item is judged by the summariser's clock as the batch comes."""
+        if entered_at is not None and len(entered_at) != len(items):
+            raise ValueError("entered_at must hold one moment per item")
         groups: dict[SeriesKey, SeriesReadings] = {}
         letters: list[DeadLetter] = list(rejected)
         policy = self._policy
-        for item in items:
-            reading = check_reading(item, policy, source)
+        moments = [self._clock()] * len(items) if entered_at is None else entered_at
+        for item, moment in zip(items, moments, strict=True):
+            reading = check_reading(item, policy, source, moment)
             if isinstance(reading, list):
                 letters.append(DeadLetter(source, reading[0].reason, item))
                 continue

@@ -34,6 +34,13 @@ def app_on_temp_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     database.close()
 
 
+@pytest.fixture
+def historic_readings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests about something else that summarise readings of fixed past dates directly: the app starts with no
+    age limit (READING_MAX_AGE_SECONDS=0). Use it before app_on_temp_store, which builds the services."""
+    monkeypatch.setenv("READING_MAX_AGE_SECONDS", "0")
+
+
 @pytest.fixture(autouse=True)
 def _close_rig_databases() -> Iterator[None]:
     """The databases a test opened through tests.component.alert_rig: closed, so a long run keeps its files few."""

@@ -21,6 +21,11 @@ T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 SENSORS = ("sensor-01", "sensor-02", "lab.3:north")
 
 
+@pytest.fixture(autouse=True)
+def _readings_of_2024(historic_readings: None) -> None:
+    """The readings here are of May 2024 (autouse: set before app_on_temp_store builds the services)."""
+
+
 def reading(sensor_id: str, second: int, value: float) -> dict[str, object]:
     return {
         "id": f"{sensor_id}-{second:04d}",

@@ -38,7 +38,7 @@ def chart(handlers: dict[str, Handler], **params: str) -> func.HttpResponse:
     return get(handlers["sensor_chart"], "api/plots/s1.png", params, {"sensor_id": "s1"})
 
 
-@pytest.mark.usefixtures("app_on_temp_store")
+@pytest.mark.usefixtures("historic_readings", "app_on_temp_store")
 def test_each_range_has_its_own_chart_and_etag_and_a_bad_range_is_a_400(handlers: dict[str, Handler]) -> None:
     summariser = services().summariser
     for second in range(0, 7200, 30):  # two hours, a summary every 30 s
@@ -61,7 +61,7 @@ def test_each_range_has_its_own_chart_and_etag_and_a_bad_range_is_a_400(handlers
     assert json.loads(bad.get_body())["error"] == "range must be one of 10m, 1h, 1d, 7d"
 
 
-@pytest.mark.usefixtures("app_on_temp_store")
+@pytest.mark.usefixtures("historic_readings", "app_on_temp_store")
 def test_the_page_offers_the_card_ranges_with_their_refresh_and_keeps_the_chosen_one(
     handlers: dict[str, Handler],
 ) -> None:

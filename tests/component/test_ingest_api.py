@@ -88,6 +88,25 @@ def test_a_retried_post_writes_the_same_documents_again(handlers: dict[str, Hand
     assert stored(app_on_temp_store) == 2
 
 
+def test_a_reading_from_1970_is_refused_naming_the_timestamp(
+    handlers: dict[str, Handler], app_on_temp_store: Path
+) -> None:
+    status, body = post_json(
+        handlers, [reading("boiler-7", 5, 20.0), {**reading("boiler-7", 0, 21.0), "timestamp": "1970-01-01T00:00:00Z"}]
+    )
+    assert status == 400
+    assert body["errors"] == [{"index": 1, "field": "timestamp", "message": "must be at most 604800 s old"}]
+    assert stored(app_on_temp_store) == 0
+
+
+def test_the_max_age_comes_from_the_setting(handlers: dict[str, Handler], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("READING_MAX_AGE_SECONDS", "60")
+    install(Services.from_env(os.environ))
+    status, body = post_json(handlers, [reading("a", 30, 1.0), reading("a", 120, 2.0)])
+    assert status == 400
+    assert body["errors"] == [{"index": 1, "field": "timestamp", "message": "must be at most 60 s old"}]
+
+
 def test_one_invalid_reading_refuses_the_batch_and_writes_nothing(
     handlers: dict[str, Handler], app_on_temp_store: Path
 ) -> None:

@@ -45,7 +45,9 @@ from tests.faults import FaultInjector, FaultKind, FaultyDocumentStore, FaultySt
 from tests.true_windows import true_window
 
 T = TypeVar("T")
-T0 = datetime(2025, 6, 9, 8, 0, tzinfo=UTC)
+# Recent, as a live stream's readings are: judged as of the moment they are written, they are well within
+# READING_MAX_AGE_SECONDS (a week by default).
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 STREAM_SEED = 20250609
 SENSORS = tuple(f"sensor-{n:02d}" for n in range(20))  # readings written to `readings`
 READINGS_PER_SENSOR = 200
@@ -104,6 +106,7 @@ def invalid_readings() -> list[dict[str, Any]]:
         {**base, "id": "bad-value", "value": "warm"},
         {**base, "id": "bad-time", "value": 21.0, "timestamp": "2025-06-09T08:05:00"},
         {**base, "id": "no-value", "sensor_id": "sensor-11"},
+        {**base, "id": "from-1970", "value": 21.0, "timestamp": "1970-01-01T00:00:00Z"},  # older than the max age
     ]
 
 
@@ -229,6 +232,7 @@ def test_storage_faults_lose_no_reading_and_change_no_summary(tmp_path: Path, st
     assert windows == expected_windows
     assert faulty.state.dead_letters == fault_free.state.dead_letters
     assert len(fault_free.state.dead_letters) == len(invalid_readings()) + 1  # and the one event that is not JSON
+    assert "timestamp must be at most 604800 s old" in fault_free.state.dead_letters.values()  # the 1970 reading
     assert_one_summary_per_window(faulty.state)
     for run in (fault_free, faulty):
         assert_no_reading_lost(run.state, stream.readings, size)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.app import ingest_limits
 from shared.readings.reading import Reading
 from shared.readings.rules import (
     DEFAULT_METRICS,
@@ -20,12 +21,14 @@ from shared.readings.rules import (
     check_reading,
     metric_catalogue,
 )
-from shared.settings import parse_metric_bounds
+from shared.settings import Settings, SettingsError, parse_metric_bounds
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-INGEST = ReadingPolicy.ingest_api(DEFAULT_METRICS, timedelta(minutes=5))
-# The clock's own rule aside: with a horizon no timestamp reaches, the two policies differ only where named.
-INGEST_WITHOUT_HORIZON = ReadingPolicy.ingest_api(DEFAULT_METRICS, timedelta.max - timedelta(days=1))
+WEEK = timedelta(days=7)
+INGEST = ReadingPolicy.ingest_api(DEFAULT_METRICS, timedelta(minutes=5), WEEK)
+# The clock's own rules aside: with a horizon no timestamp reaches and no age limit, the two policies differ only
+# where named.
+INGEST_WITHOUT_HORIZON = ReadingPolicy.ingest_api(DEFAULT_METRICS, timedelta.max - timedelta(days=1), None)
 
 
 def doc(**changes: Any) -> dict[str, Any]:
@@ -162,9 +165,46 @@ def test_only_a_path_with_a_clock_judges_how_far_ahead_a_timestamp_is() -> None:
     assert isinstance(trigger(ahead), Reading)
 
 
+AGE_RULE = "must be at most 604800 s old"
+
+
+def test_a_reading_exactly_the_max_age_old_is_taken_and_one_millisecond_older_is_refused() -> None:
+    week_ago = NOW - WEEK
+    assert isinstance(ingest(doc(timestamp=week_ago.isoformat())), Reading)
+    too_old = doc(timestamp=(week_ago - timedelta(milliseconds=1)).isoformat())
+    assert violations(ingest(too_old)) == [Violation("timestamp", AGE_RULE)]
+
+
+def test_a_reading_from_1970_is_refused_on_every_path_that_limits_the_age() -> None:
+    from_1970 = doc(timestamp="1970-01-01T00:00:00Z")
+    entered = NOW  # a trigger judges by the moment the document entered the pipeline
+    assert violations(ingest(from_1970)) == [Violation("timestamp", AGE_RULE)]
+    refused = check_reading(from_1970, ReadingPolicy.trigger(DEFAULT_METRICS, WEEK), "cosmos-readings", entered)
+    assert violations(refused)[0].reason == f"timestamp {AGE_RULE}"
+
+
+def test_without_a_max_age_an_old_reading_is_taken() -> None:
+    from_1970 = doc(timestamp="1970-01-01T00:00:00Z")
+    no_limit = ReadingPolicy.ingest_api(DEFAULT_METRICS, timedelta(minutes=5), None)
+    assert isinstance(check_reading(from_1970, no_limit, "ingest-api", NOW), Reading)
+    assert isinstance(check_reading(from_1970, TRIGGER_POLICY, "cosmos-readings", NOW), Reading)
+
+
+def test_a_trigger_judges_the_age_by_the_moment_it_is_given_not_by_the_clock() -> None:
+    policy = ReadingPolicy.trigger(DEFAULT_METRICS, WEEK)
+    reading = doc(timestamp="2026-03-01T11:59:00Z")
+    # Entered the pipeline a minute after it was taken: summarised, however late the delivery is processed.
+    assert isinstance(check_reading(reading, policy, "cosmos-readings", NOW), Reading)
+    # Entered eight days after it was taken: refused, on the first delivery and on every redelivery alike.
+    late = check_reading(reading, policy, "cosmos-readings", NOW + timedelta(days=8))
+    assert violations(late) == [Violation("timestamp", AGE_RULE)]
+    # Nothing to judge by: the age is not judged.
+    assert isinstance(check_reading(doc(timestamp="1970-01-01T00:00:00Z"), policy, "cosmos-readings"), Reading)
+
+
 def test_the_configured_catalogue_is_the_rules_of_both_paths() -> None:
     catalogue = metric_catalogue(parse_metric_bounds('{"temperature": {"unit": "K", "min": 0, "max": 400}}'))
-    for policy in (ReadingPolicy.ingest_api(catalogue, timedelta(minutes=5)), ReadingPolicy.trigger(catalogue)):
+    for policy in (ReadingPolicy.ingest_api(catalogue, timedelta(minutes=5), WEEK), ReadingPolicy.trigger(catalogue)):
         assert violations(check_reading(doc(), policy, "x", NOW)) == [Violation("unit", "must be 'K' for temperature")]
         accepted = check_reading(doc(unit="K", value=293.0), policy, "x", NOW)
         assert isinstance(accepted, Reading) and accepted.unit == "K"
@@ -183,3 +223,25 @@ def test_a_known_metrics_value_is_kept_exactly_when_within_its_bounds(metric: st
         assert isinstance(checked, Reading) and (checked.value, checked.unit) == (value, rule.unit)
     else:
         assert violations(checked) == [Violation("value", rule.bounds_message())]
+
+
+@pytest.mark.parametrize(
+    ("env", "max_age"),
+    [
+        ({}, WEEK),  # as long as a reading lives
+        ({"READING_TTL_SECONDS": "86400"}, timedelta(days=1)),
+        ({"READING_TTL_SECONDS": "0"}, None),  # readings kept forever: no limit
+        ({"READING_MAX_AGE_SECONDS": "0"}, None),
+        ({"READING_TTL_SECONDS": "0", "READING_MAX_AGE_SECONDS": "3600"}, timedelta(hours=1)),
+    ],
+)
+def test_the_max_age_setting_defaults_to_the_readings_time_to_live(env: dict[str, str], max_age: timedelta) -> None:
+    settings = Settings.from_env(env)
+    assert settings.reading_max_age == max_age
+    assert ingest_limits(settings).max_age == max_age
+
+
+@pytest.mark.parametrize("raw", ["-1", "315360001", "a week"])
+def test_a_max_age_out_of_range_stops_start_up_naming_the_setting(raw: str) -> None:
+    with pytest.raises(SettingsError, match="READING_MAX_AGE_SECONDS"):
+        Settings.from_env({"READING_MAX_AGE_SECONDS": raw})

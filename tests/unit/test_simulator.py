@@ -51,7 +51,7 @@ def test_simulated_readings_satisfy_the_reading_rules_of_every_path(count: int, 
     """As written to `readings` (with its ttl), the change feed trigger takes each; as posted, so would the API."""
     sensor_id = sensor_ids(count)[-1]
     readings, _ = emit_due(first_cursor(sensor_id, start_ms), start_ms + elapsed_ms)
-    ingest = ReadingPolicy.ingest_api(DEFAULT_METRICS, timedelta(0))
+    ingest = ReadingPolicy.ingest_api(DEFAULT_METRICS, timedelta(0), timedelta(days=7))
     for reading in readings:
         assert check_reading(reading.to_document(ttl_seconds=604_800), TRIGGER_POLICY, "cosmos-readings") == reading
         assert check_reading(reading.to_document(), ingest, "ingest-api", reading.timestamp) == reading
