@@ -44,16 +44,21 @@ class FieldError:
 class IngestRejected(Exception):
     """The request cannot be accepted; `status` is the HTTP status to answer with."""
 
-    def __init__(self, status: int, message: str, errors: tuple[FieldError, ...] = ()) -> None:
+    def __init__(
+        self, status: int, message: str, errors: tuple[FieldError, ...] = (), ids: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = errors
+        self.ids = ids  # the readings at fault by id (409: stored with other content)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.message}
         if self.errors:
             body["errors"] = [error.to_json() for error in self.errors]
+        if self.ids:
+            body["ids"] = list(self.ids)
         return body
 
 

@@ -1,4 +1,5 @@
-"""Readings posted by devices: validated by shared.intake.ingest, written to `readings` in one call."""
+"""Readings posted by devices: validated by shared.intake.ingest, written to `readings` by
+shared.intake.reading_writer, all or nothing."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from shared.intake.ingest import IngestLimits, IngestRejected, check_content_type, decode_body, validate_batch
+from shared.intake.reading_writer import ReadingWriter, WriteOutcome
 from shared.ops.log_context import app_logger
 from shared.ops.metrics import PipelineMetrics
 from shared.readings.reading import Reading
@@ -27,9 +29,9 @@ class ReadingIntake:
         metrics: PipelineMetrics | None = None,
     ) -> None:
         self._documents = documents
+        self._writer = ReadingWriter(documents, reading_ttl_seconds)
         self._metrics = metrics
         self.limits = limits
-        self._ttl = reading_ttl_seconds
         self._clock = clock
 
     def post(self, body: bytes, content_type: str | None) -> list[Reading]:
@@ -56,12 +58,14 @@ class ReadingIntake:
         return readings
 
     def accept(self, body: bytes, content_type: str | None) -> list[Reading]:
-        """Validate the whole request, then write every reading (upserts by id: a retry rewrites the same
-        documents); raises IngestRejected before anything is written."""
+        """Validate the whole request, then write every reading whose id is new; raises IngestRejected before
+        anything is written: 400 for an invalid reading, 409 for an id already stored with other content (a
+        retry of the same readings is a success that writes nothing again)."""
         check_content_type(content_type)
         readings = validate_batch(decode_body(body, self.limits), self.limits, self._clock)
-        unique = {reading.id: reading for reading in readings}.values()
-        self._documents.upsert_many(READINGS, [reading.to_document(self._ttl) for reading in unique])
+        outcome = self._writer.write(readings, all_or_nothing=True)
+        if outcome.conflicts:
+            raise _conflict(outcome)
         return readings
 
     def latest(self, sensor_id: str, metric: str | None, limit: int) -> list[Document]:
@@ -69,3 +73,17 @@ class ReadingIntake:
         equals = {"metric": metric} if metric else None
         found = self._documents.latest(READINGS, sensor_id, "timestamp", limit, equals)
         return [public_fields(doc) for doc in found]
+
+
+def _conflict(outcome: WriteOutcome) -> IngestRejected:
+    """409 naming the readings stored with other content; the first by id in the message."""
+    ids = tuple(dict.fromkeys(reading.id for reading in outcome.conflicts))
+    first = outcome.conflicts[0]
+    others = f" (and {len(ids) - 1} more)" if len(ids) > 1 else ""
+    # `written` is 0 unless another request stored one of these ids between the check and the write.
+    written = "nothing was written" if outcome.written == 0 else f"the other {outcome.written} were written"
+    message = (
+        f"reading {first.id} of sensor {first.sensor_id} is already stored with other content{others}; "
+        f"a stored reading is never replaced, so {written}"
+    )
+    return IngestRejected(409, message, ids=ids)

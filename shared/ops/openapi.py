@@ -145,7 +145,8 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
             "id": {
                 "type": "string",
                 "pattern": f"^{READING_ID_PATTERN.pattern}$",
-                "description": "client-chosen id: a retry with the same id rewrites the same reading",
+                "description": "client-chosen id: a retry with the same id and content writes nothing again; the "
+                "same id with other content is refused (409)",
             },
             "sensor_id": _SENSOR_ID["schema"],
             "metric": {"type": "string", "enum": metrics},
@@ -154,7 +155,8 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
             "timestamp": {
                 "type": "string",
                 "format": "date-time",
-                "description": "ISO 8601 with a UTC offset, at most INGEST_MAX_FUTURE_SECONDS ahead",
+                "description": "ISO 8601 with a UTC offset, at most INGEST_MAX_FUTURE_SECONDS ahead and at most "
+                "READING_MAX_AGE_SECONDS old",
             },
             "source": {"type": "string", "minLength": 1, "maxLength": SOURCE_MAX_LENGTH},
         },
@@ -233,6 +235,14 @@ def _schemas(limits: IngestLimits) -> dict[str, Schema]:
                         },
                     },
                 },
+            },
+        },
+        "IngestConflict": {
+            "type": "object",
+            "required": ["error", "ids"],
+            "properties": {
+                "error": {"type": "string", "description": "names the first conflicting id"},
+                "ids": {"type": "array", "minItems": 1, "items": {"type": "string"}},
             },
         },
         "ReadingIn": reading_in,
@@ -440,9 +450,14 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "201": json_answer(ref("Accepted"), "every reading was written; their ids, in order"),
+                    "201": json_answer(
+                        ref("Accepted"), "every reading is stored (those already stored alike are unchanged); their ids"
+                    ),
                     "400": json_answer(ref("IngestError"), "some reading is invalid; nothing was written"),
                     "401": NO_KEY,
+                    "409": json_answer(
+                        ref("IngestConflict"), "some id is already stored with other content; nothing was written"
+                    ),
                     "413": error_answer(f"the body is larger than {limits.max_body_bytes} bytes"),
                     "415": error_answer("the Content-Type is not application/json"),
                 },

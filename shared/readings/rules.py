@@ -27,6 +27,7 @@ order of the reading's shape: id, sensor_id, metric, value, unit, timestamp, sou
     timestamp ahead  must be at most <n> s ahead of the clock     (a policy: where there is a clock)
     timestamp age    must be at most <n> s old                    (a policy: READING_MAX_AGE_SECONDS)
     source           must be 1-64 printable characters
+    summarised id    was already summarised with other content    (the triggers: an id in its series' window)
 
 Where the paths differ it is a policy of this one set (ReadingPolicy.ingest_api, ReadingPolicy.trigger), never a
 rule of their own:
@@ -46,6 +47,10 @@ rule of their own:
   when the reading arrives; a trigger by the moment the document entered the pipeline (a change-feed document's
   `_ts`, an event's enqueued time), never by its own clock, so a redelivery is judged exactly as the first
   delivery was.
+- summarised id: a trigger knows only the (timestamp, id, value) of the latest readings of each series, its
+  window; a document whose id is in that window with another timestamp or value is refused (the same content is
+  a redelivery, and changes nothing). Beyond the window nothing can be told. The ingest API refuses the same id
+  with other content against the stored reading instead (shared.intake.reading_writer).
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ VALUE_MESSAGE = "must be a finite number"
 FREE_UNIT_MESSAGE = f"must be a string of at most {UNIT_MAX_LENGTH} characters"
 TIMESTAMP_MESSAGE = "must be an ISO 8601 date and time with a UTC offset, e.g. 2026-01-01T12:00:00Z"
 SOURCE_MESSAGE = f"must be 1-{SOURCE_MAX_LENGTH} printable characters"
+SUMMARISED_ID_MESSAGE = "was already summarised with other content"
 _MAX_OTHER_FIELDS_REPORTED = 5
 _NUMBER_TYPES = (int, float)  # a tuple: `int | float` would build a union object on every check
 

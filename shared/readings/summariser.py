@@ -18,7 +18,7 @@ from shared.ops.log_context import app_logger
 from shared.ops.metrics import PipelineMetrics
 from shared.readings.dead_letters import DeadLetter, DeadLetterBox
 from shared.readings.reading import format_epoch_ms, format_timestamp
-from shared.readings.rules import TRIGGER_POLICY, ReadingPolicy, check_reading
+from shared.readings.rules import SUMMARISED_ID_MESSAGE, TRIGGER_POLICY, ReadingPolicy, Violation, check_reading
 from shared.readings.window import SlidingWindow, WindowEntry, summary_id
 from shared.storage.names import SUMMARIES, WINDOWS_TABLE
 from shared.storage.ports import (
@@ -195,7 +195,8 @@ class Summariser:
         entered_at: Sequence[datetime] | None = None,
     ) -> BatchOutcome:
         """Summarise a batch of raw reading documents; one that breaks a reading rule is dead-lettered with the
-        first rule it breaks as the reason, the rest go on.
+        first rule it breaks as the reason, the rest go on. So is one whose id its series' window holds with other
+        content (SUMMARISED_ID_MESSAGE); the window and its summary stay as they were.
         `rejected` are items the trigger could not even decode; they are parked with the rest.
         `entered_at` holds, item by item, the moment each entered the pipeline, which its age is judged by (the
         same on every redelivery); without it, every item is judged by the summariser's clock as the batch comes."""
@@ -220,25 +221,57 @@ class Summariser:
                 group[1].append(reading.unit)
         if letters:
             self._dead_letters.park(letters)
-        written = self._summarise(groups) if groups else 0
+        written, conflicts = self._summarise(groups) if groups else (0, {})
+        if conflicts:
+            # After the windows are written: if parking fails, the redelivered batch finds the same conflicts.
+            conflicting = self._conflict_letters(items, source, conflicts)
+            self._dead_letters.park(conflicting)
+            letters += conflicting
         received = len(items) + len(rejected)
         outcome = BatchOutcome(received, received - len(letters), len(letters), written)
         if self._metrics is not None:
-            times = (entry[0] for entries, _ in groups.values() for entry in entries)
+            times = (entry[0] for key, (entries, _) in groups.items() for entry in entries)
+            if conflicts:  # what was refused was not summarised
+                refused = {(key, entry) for key, entries in conflicts.items() for entry in entries}
+                times = (
+                    entry[0] for key, (entries, _) in groups.items() for entry in entries if (key, entry) not in refused
+                )
             self._metrics.summarised(source, outcome.summarised, written, times)
         return outcome
 
-    def _summarise(self, groups: dict[SeriesKey, SeriesReadings]) -> int:
+    def _conflict_letters(
+        self, items: Sequence[object], source: str, conflicts: Mapping[SeriesKey, list[WindowEntry]]
+    ) -> list[DeadLetter]:
+        """The items behind the conflicting entries (rare: a scan of the batch), dead-lettered with the reason."""
+        wanted = {(key, entry) for key, entries in conflicts.items() for entry in entries}
+        ids = {entry[1] for _, entry in wanted}
+        letters: list[DeadLetter] = []
+        for item in items:
+            item_id = item.get("id") if isinstance(item, Mapping) else None
+            if not isinstance(item_id, str) or item_id not in ids:  # (an id may be any JSON value, even a list)
+                continue
+            reading = check_reading(item, self._policy, source)  # it passed the rules: only its entry is wanted
+            if isinstance(reading, list):
+                continue
+            found = ((reading.sensor_id, reading.metric), (reading.timestamp_ms, reading.id, reading.value))
+            if found in wanted:
+                letters.append(DeadLetter(source, Violation("id", SUMMARISED_ID_MESSAGE).reason, item))
+        return letters
+
+    def _summarise(self, groups: dict[SeriesKey, SeriesReadings]) -> tuple[int, dict[SeriesKey, list[WindowEntry]]]:
+        """Merge and write; returns how many summaries were written and, per series, the entries refused because
+        the window holds their id with other content."""
+        refusals: dict[SeriesKey, list[WindowEntry]] = {}
         # Serialised per process: both triggers share the cache, and SQLite or Tables would serialise anyway.
         with self._lock:
             pending = groups
             written = 0
             for _ in range(MAX_CONFLICT_ROUNDS):
-                round_written, conflicts = self._write_round(pending)
+                round_written, changed_under_us = self._write_round(pending, refusals)
                 written += round_written
-                if not conflicts:
-                    return written
-                pending = {key: groups[key] for key in conflicts}
+                if not changed_under_us:
+                    return written, {key: entries for key, entries in refusals.items() if entries}
+                pending = {key: groups[key] for key in changed_under_us}
             raise StorageError(f"window state kept changing for {len(pending)} series; the batch will be retried")
 
     def _load_window(self, key: SeriesKey) -> _KnownWindow:
@@ -281,10 +314,13 @@ class Summariser:
             return None
         return build_summary(key[0], key[1], known.unit, known.window, known.computed_at, self._ttl)
 
-    def _write_round(self, pending: dict[SeriesKey, SeriesReadings]) -> tuple[int, set[SeriesKey]]:
+    def _write_round(
+        self, pending: dict[SeriesKey, SeriesReadings], refusals: dict[SeriesKey, list[WindowEntry]]
+    ) -> tuple[int, set[SeriesKey]]:
         """Merge, write states (If-Match), then the summaries of the states written; returns how many
         summaries changed and which series changed under us. Cached windows are merged in place; a series
-        whose state is not written leaves the cache, so it is read again from storage."""
+        whose state is not written leaves the cache, so it is read again from storage. `refusals` gets, per
+        series merged, the entries its window refused (a series merged again in a later round replaces them)."""
         now = format_timestamp(self._clock())
         merged: list[tuple[SeriesKey, _KnownWindow, dict[str, Any]]] = []
         touched: list[SeriesKey] = []
@@ -303,7 +339,9 @@ class Summariser:
                         known.judged = True
                     else:
                         rejudge.append(_written(key, implied, known.readings_total, known.window))
-                entered = known.window.merge(readings[0])
+                refused: list[WindowEntry] = []
+                entered = known.window.merge(readings[0], refused)
+                refusals[key] = refused
                 if not entered:  # already summarised: a redelivery
                     unwritten = self._unwritten_summary(key, known)
                     if unwritten is not None:

@@ -1,7 +1,9 @@
 """The sliding window: the latest N readings of one series by timestamp, unique by reading id.
 
 Merging is a set union followed by "keep the N greatest (timestamp, id)", so the result does not depend on
-the order, batching or repetition of deliveries. That is what makes the summariser idempotent.
+the order, batching or repetition of deliveries. That is what makes the summariser idempotent. A reading whose id
+the window holds with another timestamp or value is not merged: the window keeps what it summarised first, and
+the merge reports the other one as a conflict.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class SlidingWindow:
             raise ValueError("window size must be at least 1")
         self.size = size
         self._entries: list[WindowEntry] = []
-        self._ids: set[str] = set()
+        self._ids: dict[str, WindowEntry] = {}  # reading id -> its entry
         self.merge(entries)
 
     @property
@@ -52,21 +54,25 @@ class SlidingWindow:
         """The time of the newest reading kept (None: empty)."""
         return self._entries[-1][0] if self._entries else None
 
-    def merge(self, entries: Iterable[WindowEntry]) -> int:
-        """Add readings; returns how many entered the window (0: it did not change)."""
+    def merge(self, entries: Iterable[WindowEntry], conflicts: list[WindowEntry] | None = None) -> int:
+        """Add readings; returns how many entered the window (0: it did not change). An entry whose id the window
+        holds with other content is appended to `conflicts`, when given."""
         changed = 0
         window = self._entries
         ids = self._ids
         for entry in entries:
-            if entry[1] in ids:
+            held = ids.get(entry[1])
+            if held is not None:
+                if held != entry and conflicts is not None:
+                    conflicts.append(entry)
                 continue
             if len(window) >= self.size and entry <= window[0]:
                 # Older than everything kept: it would be evicted at once (or was, earlier).
                 continue
             bisect.insort(window, entry)
-            ids.add(entry[1])
+            ids[entry[1]] = entry
             if len(window) > self.size:
-                ids.discard(window.pop(0)[1])
+                del ids[window.pop(0)[1]]
             changed += 1
         return changed
 

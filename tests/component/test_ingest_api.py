@@ -80,12 +80,17 @@ def test_a_single_reading_object_is_accepted(handlers: dict[str, Handler]) -> No
     assert status == 201 and body["count"] == 1
 
 
-def test_a_retried_post_writes_the_same_documents_again(handlers: dict[str, Handler], app_on_temp_store: Path) -> None:
+def test_a_retried_post_succeeds_and_writes_nothing_again(
+    handlers: dict[str, Handler], app_on_temp_store: Path
+) -> None:
     batch = [reading("boiler-7", 10, 20.0), reading("boiler-7", 5, 21.0, id="client-chosen-1")]
     first = post_json(handlers, batch)
+    written = services().stores.documents.read_changes(READINGS, None, 10).documents
     second = post_json(handlers, batch)
     assert (first[0], first[1]["ids"]) == (second[0], second[1]["ids"]) == (201, first[1]["ids"])
     assert stored(app_on_temp_store) == 2
+    # Not rewritten: the same documents, with the same system fields (a write would give them a new _lsn and _etag).
+    assert services().stores.documents.read_changes(READINGS, None, 10).documents == written
 
 
 def test_a_reading_from_1970_is_refused_naming_the_timestamp(
@@ -105,6 +110,42 @@ def test_the_max_age_comes_from_the_setting(handlers: dict[str, Handler], monkey
     status, body = post_json(handlers, [reading("a", 30, 1.0), reading("a", 120, 2.0)])
     assert status == 400
     assert body["errors"] == [{"index": 1, "field": "timestamp", "message": "must be at most 60 s old"}]
+
+
+def summarise_the_change_feed() -> None:
+    """What the change-feed trigger does with everything written so far."""
+    changes = services().stores.documents.read_changes(READINGS, None, 1000)
+    services().batches.summarise_documents(changes.documents, received_at=datetime.now(UTC))
+
+
+def test_a_reading_id_posted_again_with_another_value_is_a_409_and_nothing_changes(
+    handlers: dict[str, Handler], app_on_temp_store: Path
+) -> None:
+    first = reading("boiler-7", 10, 20.0, id="boiler-7:0001")
+    assert post_json(handlers, first)[0] == 201
+    summarise_the_change_feed()
+    (series,) = listed_series()
+
+    newer = reading("boiler-7", 5, 22.0, id="boiler-7:0002")
+    status, body = post_json(handlers, [newer, {**first, "value": 25.0}])
+
+    assert status == 409
+    assert body["ids"] == ["boiler-7:0001"]
+    assert "boiler-7:0001" in body["error"] and "nothing was written" in body["error"]
+    assert [r["value"] for r in latest(handlers, "boiler-7")[1]] == [20.0]  # neither the new value nor the other
+    summarise_the_change_feed()
+    (after,) = listed_series()
+    assert after["latest"] == series["latest"]  # the summary still has the first value, and only it
+
+
+def test_the_same_reading_from_another_source_is_taken_and_changes_nothing(handlers: dict[str, Handler]) -> None:
+    first = reading("boiler-7", 10, 20.0, id="boiler-7:0001", source="gateway-1")
+    assert post_json(handlers, first)[0] == 201
+
+    status, body = post_json(handlers, {**first, "source": "gateway-2"})
+
+    assert (status, body["ids"]) == (201, ["boiler-7:0001"])
+    assert [r["source"] for r in latest(handlers, "boiler-7")[1]] == ["gateway-1"]
 
 
 def test_one_invalid_reading_refuses_the_batch_and_writes_nothing(

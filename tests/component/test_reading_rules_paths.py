@@ -1,6 +1,7 @@
 """One bad field, three ways in, one message: POST /api/readings lists it as {index, field, message}; the change
 feed trigger and the Event Hub trigger dead-letter the document with "<field> <message>" as the reason, and go on
-with the rest of the batch. A trigger judges a reading's age by when it entered the pipeline."""
+with the rest of the batch. A trigger judges a reading's age by when it entered the pipeline, and refuses an id it
+has summarised with other content."""
 
 from __future__ import annotations
 
@@ -154,3 +155,27 @@ def test_an_event_too_old_when_enqueued_is_dead_lettered_and_the_rest_summarised
 
     assert dead_letter_reasons("eventhub-telemetry") == [f"timestamp {AGE_RULE}"] * 2
     assert summarised() == (2, 21.5)
+
+
+@pytest.mark.parametrize("path", ["change feed", "event hub"])
+def test_an_id_summarised_with_other_content_is_dead_lettered_and_the_summary_kept(path: str) -> None:
+    now = datetime.now(UTC)
+    first, newer = reading_at(1, now - timedelta(minutes=2), 20.0), reading_at(2, now - timedelta(minutes=1), 22.0)
+    other_value = {**first, "value": 35.0}
+    other_time = {**first, "timestamp": (now - timedelta(minutes=3)).isoformat()}
+    summarise_events = cast(EventsHandler, as_the_host_calls(app_functions()["summarise_events"]))
+
+    def deliver(*documents: dict[str, Any]) -> None:
+        if path == "change feed":
+            change_feed(*({**document, "_ts": int(now.timestamp())} for document in documents))
+        else:
+            summarise_events([event(document, now) for document in documents])
+
+    deliver(first, newer)
+    before = summarised()
+    deliver(other_value, other_time, first)  # and a true redelivery of the first
+
+    source = "cosmos-readings" if path == "change feed" else "eventhub-telemetry"
+    reason = "id was already summarised with other content"
+    assert dead_letter_reasons(source) == [reason, reason]
+    assert before == summarised() == (2, 22.0)

@@ -99,3 +99,47 @@ def test_in_time_order_every_new_reading_is_counted_once_whatever_the_batching(
         counted += window.merge(rnd.sample(delivered, min(3, len(delivered))))  # redeliveries
         position += step
     assert counted == len(items)
+
+
+def test_an_id_the_window_holds_with_other_content_is_refused_and_reported() -> None:
+    window = SlidingWindow(3, [(1000, "r-1", 20.0), (2000, "r-2", 21.0)])
+    conflicts: list[WindowEntry] = []
+
+    changed = window.merge(
+        [(1000, "r-1", 25.0), (1500, "r-2", 21.0), (2000, "r-2", 21.0), (3000, "r-3", 22.0)], conflicts
+    )
+
+    assert changed == 1  # only r-3 entered; the same r-2 again is a redelivery, not a conflict
+    assert conflicts == [(1000, "r-1", 25.0), (1500, "r-2", 21.0)]  # another value; another time
+    assert window.entries == [(1000, "r-1", 20.0), (2000, "r-2", 21.0), (3000, "r-3", 22.0)]
+
+
+def test_an_id_that_has_left_the_window_cannot_be_told_from_a_new_reading() -> None:
+    window = SlidingWindow(2, [(1000, "r-1", 20.0), (2000, "r-2", 21.0), (3000, "r-3", 22.0)])  # r-1 evicted
+    conflicts: list[WindowEntry] = []
+
+    window.merge([(1000, "r-1", 99.0), (4000, "r-1", 99.0)], conflicts)
+
+    assert conflicts == []
+    assert window.entries == [(3000, "r-3", 22.0), (4000, "r-1", 99.0)]
+
+
+@given(sizes, entries, st.data())
+def test_other_content_under_a_held_id_never_changes_the_window(
+    size: int, items: list[WindowEntry], data: st.DataObject
+) -> None:
+    window = SlidingWindow(size, items)
+    if not window.entries:
+        return
+    held = data.draw(st.sampled_from(window.entries))
+    other = (
+        held[0] + data.draw(st.integers(min_value=0, max_value=5)),
+        held[1],
+        held[2] + data.draw(st.sampled_from([0.0, 1.5])),
+    )
+    before = window.entries
+    conflicts: list[WindowEntry] = []
+
+    assert window.merge([other], conflicts) == 0
+    assert window.entries == before
+    assert conflicts == ([] if other == held else [other])
