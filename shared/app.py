@@ -26,6 +26,7 @@ from shared.intake.batches import BatchIntake
 from shared.intake.devices import DeviceRegistry
 from shared.intake.ingest import IngestLimits
 from shared.intake.reading_intake import ReadingIntake
+from shared.intake.reading_writer import ReadingWriter
 from shared.intake.simulator import SensorSimulator
 from shared.ops.metrics import PROCESS_METRICS, PipelineMetrics
 from shared.ops.readiness import Check
@@ -120,11 +121,13 @@ class Services:
         return SilenceWatch(self.alert_store, self.alert_rules, state, self.settings.alerts.history_days, self.metrics)
 
     @functools.cached_property
+    def reading_writer(self) -> ReadingWriter:
+        """Writes readings by their identity, never replacing a stored one: the ingest API's and the bulk import's."""
+        return ReadingWriter(self.stores.documents, self.settings.reading_ttl_seconds)
+
+    @functools.cached_property
     def reading_intake(self) -> ReadingIntake:
-        settings = self.settings
-        return ReadingIntake(
-            self.stores.documents, self.ingest_limits, settings.reading_ttl_seconds, metrics=self.metrics
-        )
+        return ReadingIntake(self.stores.documents, self.ingest_limits, self.reading_writer, metrics=self.metrics)
 
     @functools.cached_property
     def hub_publishers(self) -> dict[str, EventPublisher]:

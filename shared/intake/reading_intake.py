@@ -24,12 +24,12 @@ class ReadingIntake:
         self,
         documents: DocumentStore,
         limits: IngestLimits,
-        reading_ttl_seconds: int,
+        writer: ReadingWriter,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: PipelineMetrics | None = None,
     ) -> None:
         self._documents = documents
-        self._writer = ReadingWriter(documents, reading_ttl_seconds)
+        self._writer = writer
         self._metrics = metrics
         self.limits = limits
         self._clock = clock

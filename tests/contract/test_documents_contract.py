@@ -337,6 +337,9 @@ def test_insert_new_writes_what_is_new_and_answers_with_what_was_stored_unchange
 
     assert [(_user_fields(d)["id"], d["value"]) for d in found] == [("r1", 1.0), ("r3", 3.0)]  # in the order given
     assert all(isinstance(d["_etag"], str) for d in found)
+    # _ts is when the document was written, in epoch seconds: the triggers judge a reading's age by it.
+    written = documents.store.read(READINGS, "s1", "r2")
+    assert written is not None and abs(written["_ts"] - time.time()) < 600
     stored = documents.store.read_many(READINGS, [("s1", "r1"), ("s1", "r2"), ("s1", "r3")])
     assert {key[1]: d["value"] for key, d in stored.items()} == {"r1": 1.0, "r2": 2.0, "r3": 3.0}
     assert documents.store.count(READINGS) == 3
