@@ -99,13 +99,13 @@ def validate_batch(
     policy = ReadingPolicy.ingest_api(limits.metrics, limits.max_future, limits.max_age)
     readings: list[Reading] = []
     errors: list[FieldError] = []
-    first_of_id: dict[str, tuple[int, Reading]] = {}
+    first_of_id: dict[tuple[str, str], tuple[int, Reading]] = {}  # a reading is identified by (sensor_id, id)
     for index, item in enumerate(items):
         reading = check_reading(item, policy, INGEST_SOURCE, now)
         if isinstance(reading, list):
             errors.extend(FieldError(index, violation.field, violation.message) for violation in reading)
             continue
-        earlier, first = first_of_id.setdefault(reading.id, (index, reading))
+        earlier, first = first_of_id.setdefault((reading.sensor_id, reading.id), (index, reading))
         if first != reading:
             # The same reading twice is harmless (written once); one id for two different readings is not.
             errors.append(FieldError(index, "id", f"repeats the id of item {earlier} with different content"))

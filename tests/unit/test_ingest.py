@@ -135,6 +135,11 @@ def test_one_id_for_two_different_readings_is_refused_but_the_same_reading_twice
     assert twice[0] == twice[1]
 
 
+def test_one_id_on_two_sensors_is_two_readings() -> None:
+    readings = validate_batch([item(id="r-1"), item(id="r-1", sensor_id="boiler-8", value=30.0)], LIMITS, lambda: NOW)
+    assert [(r.sensor_id, r.id, r.value) for r in readings] == [("boiler-7", "r-1", 21.5), ("boiler-8", "r-1", 30.0)]
+
+
 def test_repeated_ids_are_compared_with_their_own_first_item_after_an_invalid_one() -> None:
     # Items are counted from the batch, readings only from its valid items: the two must not be confused.
     error = rejected([item(value="hot"), item(id="r-1"), item(id="r-2"), item(id="r-1"), item(id="r-2", value=9.0)])
