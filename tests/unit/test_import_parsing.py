@@ -344,7 +344,7 @@ def test_the_value_cell_is_a_number_only_when_it_is_a_number_literal(cell: str, 
 
 def test_a_value_that_is_no_number_is_refused_by_the_reading_rules_as_such() -> None:
     rows = read_all("readings.csv", HEADER + b"s1,temperature,abc,2026-03-01T12:00:00Z\ns1,temperature,,t\n")
-    policy = ReadingPolicy.ingest_api(DEFAULT_METRICS, timedelta(minutes=5))
+    policy = ReadingPolicy.ingest_api(DEFAULT_METRICS, timedelta(minutes=5), None)
     assert [check_reading(item, policy, "import") for item in items(rows)] == [
         [Violation("value", "must be a finite number")],
         [Violation("value", "is required"), Violation("timestamp", TIMESTAMP_MESSAGE)],
