@@ -26,8 +26,9 @@ from devhost.app.settings import apply_values, find_settings_file, is_disabled, 
 from devhost.durable.engine import ACTIVITY_TRIGGER, DURABLE_CLIENT, ORCHESTRATION_TRIGGER, DurableRuntime
 from devhost.durable.rpc import DurableHttpApi, close_client_session
 from devhost.durable.store import DurableStore
-from devhost.http.front import DevHostHttpServer, HttpRoute, http_routes
+from devhost.http.front import DevHostHttpServer, HttpRoute, WebhookSet, http_routes
 from devhost.http.host_keys import FUNCTION_KEY_VARIABLE, MASTER_KEY_VARIABLE, HostKeys
+from devhost.triggers.blob_events import BLOB_TRIGGER, EVENT_GRID_SOURCE, BlobTriggerDriver, BlobWebhook, ClientFactory
 from devhost.triggers.change_feed import ChangeFeedDriver, ChangeFeedSource
 from devhost.triggers.event_hub import EventHubDriver
 from devhost.triggers.timer import TimerDriver
@@ -78,6 +79,7 @@ class DevHost:
         self.specs: list[FunctionSpec] = []
         self.routes: list[HttpRoute] = []
         self.timers: dict[str, TimerDriver] = {}
+        self.blob_drivers: dict[str, BlobTriggerDriver] = {}
 
     @property
     def base_url(self) -> str:
@@ -144,6 +146,7 @@ class DevHost:
         feeds: list[ChangeFeedDriver] = []
         hubs: list[EventHubDriver] = []
         timers: list[TimerDriver] = []
+        blob_drivers: dict[str, BlobTriggerDriver] = {}
         warmups: list[FunctionSpec] = []
         for spec in self.specs:
             kind = spec.trigger_type
@@ -155,6 +158,12 @@ class DevHost:
                 hubs.append(EventHubDriver(spec, invoker, hub, self.stop_event, config.max_event_batch_size))
             elif kind == "timerTrigger":
                 timers.append(TimerDriver(spec, invoker, state, self.stop_event))
+            elif kind == BLOB_TRIGGER and spec.trigger.get("source") != EVENT_GRID_SOURCE:
+                logger.warning("Function %s: devhost drives blob triggers with the Event Grid source only", spec.name)
+            elif kind == BLOB_TRIGGER:
+                client_for = self._blob_clients(settings, str(spec.trigger.get("connection") or ""))
+                driver = BlobTriggerDriver(spec, invoker, stores.blobs, state, client_for, self.stop_event)
+                blob_drivers[spec.name] = driver
             elif kind == WARMUP_TRIGGER:
                 warmups.append(spec)
             elif kind not in ("httpTrigger", ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER):
@@ -162,8 +171,10 @@ class DevHost:
 
         self.routes = http_routes(self.specs, config.route_prefix)
         self.timers = {timer.spec.name: timer for timer in timers}
+        webhooks = WebhookSet(durable_api, BlobWebhook(blob_drivers) if blob_drivers else None)
+        self.blob_drivers = blob_drivers
         self._server = DevHostHttpServer(
-            (self.options.bind, self.options.port), self.routes, invoker, self.run_now, durable_api, self.keys
+            (self.options.bind, self.options.port), self.routes, invoker, self.run_now, webhooks, self.keys
         )
         if durable_api is not None and self.keys is not None:
             self._rpc_server = DevHostHttpServer(("127.0.0.1", 0), [], invoker, None, durable_api)
@@ -179,12 +190,28 @@ class DevHost:
         runners: list[tuple[str, Callable[[], None]]] = [(f.spec.name, f.run) for f in feeds]
         runners += [(h.spec.name, h.run) for h in hubs]
         runners += [(t.spec.name, t.run) for t in timers]
+        runners += [(b.spec.name, b.run) for b in blob_drivers.values()]
+        runners += [(f"{b.spec.name}-watch", b.run_watcher) for b in blob_drivers.values()]
         runners += [(w.name, functools.partial(run_warmup, w, invoker)) for w in warmups]
         for name, run in runners:
             thread = threading.Thread(target=run, name=f"devhost-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
         self._print_functions()
+
+    def _blob_clients(self, settings: Settings, connection: str) -> ClientFactory:
+        """What a blob trigger's SDK-type binding hands the function: a BlobClient of the blob, never its content.
+        On the Azure backend it is the connection's own client (Azurite, or an account through your login); on
+        the embedded store a client that names the blob (the app reads the content through its BlobStore)."""
+        from azure.storage.blob import BlobClient
+
+        if settings.storage_backend == BACKEND_EMBEDDED:
+            account = f"{self.local_origin}/devhost/blobs"
+            return lambda container, name: BlobClient(account, container, name)
+        from shared.storage.azure.clients import blob_service, resolve_connection
+
+        service = blob_service(resolve_connection(self.options.environ, connection, "blobServiceUri"))
+        return service.get_blob_client
 
     def _start_durable(self, config: HostConfig, invoker: Invoker) -> DurableHttpApi | None:
         """The Durable runtime and its HTTP API, when the app has orchestrators, activities or clients."""

@@ -67,6 +67,22 @@ class Webhooks(Protocol):
     def handle(self, request: WebhookRequest) -> WebhookAnswer: ...
 
 
+class WebhookSet:
+    """The host's own routes of several extensions (Durable, blobs), each asked in turn."""
+
+    def __init__(self, *hooks: Webhooks | None) -> None:
+        self._hooks = [hook for hook in hooks if hook is not None]
+
+    def handles(self, path: str) -> bool:
+        return any(hook.handles(path) for hook in self._hooks)
+
+    def handle(self, request: WebhookRequest) -> WebhookAnswer:
+        for hook in self._hooks:
+            if hook.handles(request.path):
+                return hook.handle(request)
+        return WebhookAnswer(404, {}, b"")
+
+
 def http_routes(specs: Sequence[FunctionSpec], route_prefix: str) -> list[HttpRoute]:
     """Every HTTP function's route, most specific first, as ASP.NET routing would try them."""
     routes = []

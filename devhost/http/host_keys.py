@@ -29,6 +29,7 @@ MASTER_KEY_VARIABLE = "DEVHOST_MASTER_KEY"
 FUNCTION_KEY_VARIABLE = "DEVHOST_FUNCTION_KEY"
 DEFAULT_FUNCTION_KEY = "default"
 DURABLE_SYSTEM_KEY = "durabletask_extension"
+BLOBS_SYSTEM_KEY = "blobs_extension"  # Event Grid's blob webhook (runtime/webhooks/blobs); files made before it lack it
 KEY_HEADER = "x-functions-key"
 KEY_PARAMETER = "code"
 _KEY_BYTES = 32
@@ -115,7 +116,10 @@ def _new_document() -> dict[str, Any]:
     return {
         "masterKey": secrets.token_urlsafe(_KEY_BYTES),
         "functionKeys": {DEFAULT_FUNCTION_KEY: secrets.token_urlsafe(_KEY_BYTES)},
-        "systemKeys": {DURABLE_SYSTEM_KEY: secrets.token_urlsafe(_KEY_BYTES)},
+        "systemKeys": {
+            DURABLE_SYSTEM_KEY: secrets.token_urlsafe(_KEY_BYTES),
+            BLOBS_SYSTEM_KEY: secrets.token_urlsafe(_KEY_BYTES),
+        },
     }
 
 
