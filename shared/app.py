@@ -39,6 +39,7 @@ from shared.storage.factory import Stores, open_stores
 from shared.storage.ports import EventPublisher
 
 if TYPE_CHECKING:
+    from shared.imports.importer import Importer
     from shared.microshare.forwarder import Forwarder
 
 
@@ -128,6 +129,16 @@ class Services:
     @functools.cached_property
     def reading_intake(self) -> ReadingIntake:
         return ReadingIntake(self.stores.documents, self.ingest_limits, self.reading_writer, metrics=self.metrics)
+
+    @functools.cached_property
+    def importer(self) -> Importer:
+        """The bulk import's use-cases (imported on first use: most instances never see a file)."""
+        from shared.imports.importer import Importer
+        from shared.imports.records import ImportLog
+
+        log = ImportLog(self.stores.state)
+        writer, limits = self.reading_writer, self.ingest_limits
+        return Importer(self.stores.blobs, log, writer, limits, self.settings.imports, self.metrics)
 
     @functools.cached_property
     def hub_publishers(self) -> dict[str, EventPublisher]:

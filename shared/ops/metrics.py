@@ -175,6 +175,8 @@ class PipelineMetrics:
             "backfill_windows", "Backfill (location, day) windows finished.", ("rec_type", "outcome")
         )
         self.backfill_events = counter("backfill_events_sent", "Events a backfill sent, all hubs.", ("rec_type",))
+        self.import_rows = counter("import_rows", "Rows of imported files, by outcome.", ("outcome",))
+        self.imports_ended = counter("imports_ended", "Imported files, by how their import ended.", ("state",))
         self.chart_renders = counter("chart_renders", "Dashboard charts drawn (not answered from cache).", ("range",))
         self.alert_transitions = counter(
             "alert_transitions", "Alert state changes that notify (to firing or resolved).", ("severity", "to")
