@@ -5,7 +5,7 @@ import os
 import azure.durable_functions as df
 import azure.functions as func
 
-from blueprints import alerts, dashboard, ingest, microshare, sensors, series, summariser
+from blueprints import alerts, dashboard, imports, ingest, microshare, sensors, series, summariser
 from shared.ops.observability import configure_observability
 
 configure_observability(os.environ)
@@ -18,3 +18,4 @@ app.register_functions(dashboard.bp)
 app.register_functions(series.bp)
 app.register_functions(microshare.bp)
 app.register_functions(alerts.bp)
+app.register_functions(imports.bp)

@@ -18,6 +18,7 @@ from shared.dashboard.series_page import SERIES_DEFAULT_RANGE
 from shared.intake.ingest import IngestLimits
 from shared.intake.reading_intake import MAX_READINGS_LIMIT
 from shared.ops.openapi_alerts import alert_paths, alert_schemas
+from shared.ops.openapi_imports import import_paths, import_schemas
 from shared.ops.openapi_parts import (
     ANONYMOUS,
     FUNCTION_KEY,
@@ -671,9 +672,9 @@ def openapi_document(limits: IngestLimits) -> dict[str, Any]:
             "description": "Readings in, sliding-window summaries and charts out.",
         },
         "servers": [{"url": "/"}],
-        "paths": {**paths, **alert_paths()},
+        "paths": {**paths, **alert_paths(), **import_paths()},
         "components": {
-            "schemas": {**_schemas(limits), **alert_schemas()},
+            "schemas": {**_schemas(limits), **alert_schemas(), **import_schemas()},
             "securitySchemes": {
                 "functionKey": {"type": "apiKey", "in": "header", "name": "x-functions-key"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code"},
