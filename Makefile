@@ -9,7 +9,7 @@ DATA_DIR ?= .devhost
 MICROSHARE ?=
 REQUIRE_KEYS ?=
 
-.PHONY: setup run test lint typecheck secrets unit bench clean chromium
+.PHONY: setup run import test lint typecheck secrets unit bench clean chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ chromium:
 run: setup
 	$(PY) -m devhost --port $(PORT) --data-dir $(DATA_DIR) $(if $(MICROSHARE),--microshare $(MICROSHARE)) $(if $(REQUIRE_KEYS),--require-keys) $(if $(filter 0,$(DEMO_ALERTS)),,--demo-alerts)
 
+# Uploads one file of readings to the devhost `make run` started (POST /api/imports) and follows its import.
+import: setup
+	@test -n "$(FILE)" || { echo "usage: make import FILE=path/to/readings.csv (or .jsonl, .json, each optionally .gz)" >&2; exit 2; }
+	$(PY) -m devhost.import_file "$(FILE)" --port $(PORT) --data-dir $(DATA_DIR)
+
 lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -56,7 +61,7 @@ unit: setup
 	$(PY) -m pytest tests/unit
 
 bench: setup $(NODE_STAMP)
-	for name in summariser dashboard fleet coldstart freshness state_roundtrip forwarder backfill ingest; do $(PY) -m bench $$name || exit 1; done
+	for name in summariser dashboard fleet coldstart freshness state_roundtrip forwarder backfill ingest import; do $(PY) -m bench $$name || exit 1; done
 
 clean:
 	rm -rf $(VENV) node_modules $(DATA_DIR) .mypy_cache .ruff_cache .pytest_cache .hypothesis
