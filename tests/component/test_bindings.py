@@ -39,10 +39,13 @@ KEYED_ROUTES = {
     "delete_alert_rule": ("api/alerts/rules/{name}", "DELETE"),
     "test_alert_webhooks": ("api/alerts/test", "POST"),
     "receive_alerts": ("api/alerts/inbound", "POST"),
+    "upload_import": ("api/imports", "POST"),
+    "list_imports": ("api/imports", "GET"),
 }
 ADMIN_ROUTES = {
     "start_backfill": ("api/microshare/backfill", "POST"),
     "backfill_status": ("api/microshare/backfill/{instance_id}", "GET"),
+    "import_status": ("api/imports/{import_id}", "GET"),
 }
 
 
@@ -76,6 +79,10 @@ def test_the_app_has_exactly_the_expected_functions(bindings: dict[str, list[dic
         "warmup",
         "evaluate_silences",
         "send_alert_notifications",
+        "import_blob",
+        "import_file",
+        "import_chunk",
+        "import_finish",
         *HTTP_ROUTES,
         *KEYED_ROUTES,
         *ADMIN_ROUTES,
@@ -105,6 +112,23 @@ def test_backfill_routes_need_a_function_key_and_get_a_durable_client(
 def test_the_backfill_orchestration_and_its_activities_are_bound(bindings: dict[str, list[dict[str, Any]]]) -> None:
     assert trigger(bindings, "microshare_backfill")["type"] == "orchestrationTrigger"
     for name in ("backfill_locations", "backfill_window", "backfill_finish"):
+        assert trigger(bindings, name)["type"] == "activityTrigger"
+
+
+def test_a_file_in_imports_starts_its_orchestration_from_the_event_grid_blob_trigger(
+    bindings: dict[str, list[dict[str, Any]]],
+) -> None:
+    blob = trigger(bindings, "import_blob")
+    # The Event Grid source is the only one on the Flex Consumption plan; IMPORTS is an identity-based connection.
+    assert (blob["type"], blob["path"], blob["connection"], blob["source"]) == (
+        "blobTrigger",
+        "imports/{name}",
+        "IMPORTS",
+        "EventGrid",
+    )
+    assert any(b["type"] == "durableClient" for b in bindings["import_blob"])
+    assert trigger(bindings, "import_file")["type"] == "orchestrationTrigger"
+    for name in ("import_chunk", "import_finish"):
         assert trigger(bindings, name)["type"] == "activityTrigger"
 
 
