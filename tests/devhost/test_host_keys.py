@@ -43,10 +43,11 @@ def test_the_key_file_is_made_once_readable_by_its_owner_only_and_reused(tmp_pat
     assert document == {
         "masterKey": first.master,
         "functionKeys": {"default": first.function_keys["default"]},
-        "systemKeys": {"durabletask_extension": first.durable},
+        "systemKeys": {"durabletask_extension": first.durable, "blobs_extension": first.system_keys["blobs_extension"]},
     }
-    assert len({first.master, first.function_keys["default"], first.durable}) == 3
-    assert all(len(key) >= 43 for key in (first.master, first.function_keys["default"], first.durable))
+    made = (first.master, first.function_keys["default"], first.durable, first.system_keys["blobs_extension"])
+    assert len(set(made)) == 4
+    assert all(len(key) >= 43 for key in made)
     again = HostKeys.load_or_create(tmp_path / "data", {})
     assert (again.master, again.function_keys, again.durable) == (first.master, first.function_keys, first.durable)
     assert first.master not in repr(first) and first.durable not in repr(first)

@@ -171,12 +171,26 @@ def test_running_a_timer_now_takes_the_master_key(keyed: DevhostProcess, data_di
     assert call(keyed, "POST", path, {}, {KEY_HEADER: found["masterKey"]})[0] == 202
 
 
+def test_event_grid_s_blob_webhook_takes_the_blobs_extension_key(keyed: DevhostProcess, data_dir: Path) -> None:
+    found = keys(data_dir)
+    path = "/runtime/webhooks/blobs?functionName=Host.Functions.import_blob"
+    handshake = [{"eventType": "Microsoft.EventGrid.SubscriptionValidationEvent", "data": {"validationCode": "c1"}}]
+    validation = {"aeg-event-type": "SubscriptionValidation"}
+    assert call(keyed, "POST", path, handshake, validation)[0] == 401
+    assert call(keyed, "POST", with_code(path, found["functionKeys"]["default"]), handshake, validation)[0] == 401
+    status, _, body = call(
+        keyed, "POST", with_code(path, found["systemKeys"]["blobs_extension"]), handshake, validation
+    )
+    assert (status, json.loads(body)) == (200, {"validationResponse": "c1"})
+
+
 def test_no_key_shows_in_devhosts_output(keyed: DevhostProcess, data_dir: Path) -> None:
     """Last in this module: every request above (some with ?code= in the URL) has been logged by then."""
     found = keys(data_dir)
     output = "".join(keyed.output)
     assert "code=***" in output  # --verbose logs request lines, with the key masked
-    for key in (found["masterKey"], found["functionKeys"]["default"], found["systemKeys"]["durabletask_extension"]):
+    system = found["systemKeys"]
+    for key in (found["masterKey"], found["functionKeys"]["default"], *system.values()):
         assert key not in output and urllib.parse.quote(key, safe="") not in output
 
 
