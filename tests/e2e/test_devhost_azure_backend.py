@@ -6,14 +6,17 @@ idempotence the design promises, observed on the Azure adapters."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from azure.cosmos import CosmosClient
 from azure.cosmos.exceptions import CosmosResourceNotFoundError
+from azure.storage.blob import BlobServiceClient
 
 from shared.storage.azure.clients import COSMOS_RETRY
 from tests.e2e.devhost_process import DevhostProcess
@@ -36,6 +39,7 @@ def host(tmp_path: Path, azurite: Emulator, cosmos_stand_in: Emulator, database_
         "COSMOS": f"AccountEndpoint={cosmos_stand_in.extra['endpoint']};AccountKey={cosmos_stand_in.extra['key']};",
         "COSMOS_DATABASE_NAME": database_name,
         "STATE": azurite.extra["connection_string"],
+        "IMPORTS": azurite.extra["blob_connection_string"],
         "SENSOR_COUNT": str(SENSORS),
         "SIMULATOR_SCHEDULE": "*/1 * * * * *",
     }
@@ -88,3 +92,30 @@ def test_devhost_on_the_azure_adapters_stores_readings_in_cosmos_and_serves_summ
     assert summary["count"] == latest["count"] >= 1
     assert host.get_json("/api/health")["status"] == "ok"
     assert "backend: azure" in "".join(host.output)
+
+
+def test_a_file_uploaded_through_the_app_lands_in_azurite_and_is_imported_by_its_blob_created_event(
+    host: DevhostProcess, azurite: Emulator
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = [f"az-import,humidity,{40 + n},{(now - timedelta(seconds=30 - n)).isoformat()}" for n in range(20)]
+    body = ("sensor_id,metric,value,timestamp\n" + "\n".join(rows) + "\nbad row\n").encode()
+    status, answer = host.send("POST", "/api/imports?name=azure.csv", body, "text/csv")
+    assert status == 202, answer
+    uploaded = json.loads(answer)
+
+    def ended() -> dict[str, Any] | None:
+        current: dict[str, Any] = host.get_json(f"/api/imports/{uploaded['id']}")
+        return current if current["state"] in ("imported", "refused", "failed") else None
+
+    done = wait_for(ended, 120, "the import of the file devhost put into Azurite")
+    assert (done["state"], done["rows"], done["imported"], done["rejected"]) == ("imported", 21, 20, 1)
+    assert host.get_json("/api/sensors/az-import/readings?limit=1")[0]["value"] == 59
+    service = BlobServiceClient.from_connection_string(azurite.extra["blob_connection_string"])
+    stored = service.get_blob_client("imports", "azure.csv").get_blob_properties()
+    assert stored.size == len(body)
+    results = service.get_container_client("imports-results")
+    result = json.loads(results.download_blob("azure.csv.result.json").readall())
+    assert (result["imported"], result["rejected"]) == (20, 1)
+    report = results.download_blob("azure.csv.errors.csv").readall().decode()
+    assert report.splitlines()[1].startswith("22,")  # the header is line 1: the bad row is line 22
