@@ -103,7 +103,7 @@ class SqliteDatabase:
         # NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash may lose the last commits.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA cache_size=-8192")  # 8 MiB of pages per connection: the hot windows and summaries stay cached
+        conn.execute("PRAGMA cache_size=-8192")  # 8 MiB per connection: the hot windows and summaries stay cached
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
         return conn
 
