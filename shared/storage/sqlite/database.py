@@ -12,6 +12,7 @@ from pathlib import Path
 from shared.ops.log_context import app_logger
 
 DATABASE_FILE = "sensorpulse.db"
+_BUSY_SECONDS = 30.0  # how long a writer waits for the write lock before 'database is locked'
 CHECKPOINT_INTERVAL_SECONDS = 0.25
 PAGE_SIZE = 16_384
 
@@ -83,6 +84,7 @@ class SqliteDatabase:
         self._pool: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._pool_size = pool_size
         self._committed = threading.Event()
+        self._writer = threading.Lock()  # this process's writers queue here (see transaction)
         self._closing = threading.Event()
         with self.connection() as conn:
             conn.executescript(_SCHEMA)
@@ -102,7 +104,7 @@ class SqliteDatabase:
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process crash (SIGKILL); only an OS crash may lose the last commits.
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={int(_BUSY_SECONDS * 1000)}")
         conn.execute("PRAGMA cache_size=-8192")  # 8 MiB per connection: the hot windows and summaries stay cached
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
         return conn
@@ -146,15 +148,25 @@ class SqliteDatabase:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that holds the write lock from its start (BEGIN IMMEDIATE)."""
-        with self.connection() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+        """A write transaction that holds the write lock from its start (BEGIN IMMEDIATE).
+
+        SQLite has one writer at a time, and a writer that finds the lock taken sleeps and polls (1, 2, 5 ... 100 ms),
+        so it may sleep on long after the lock is free. Writers of this process queue on a lock of their own first and
+        start the moment the last one commits; busy_timeout still covers writers in other processes. Transactions do
+        not nest (a second one in the same thread would wait for itself in SQLite too)."""
+        if not self._writer.acquire(timeout=_BUSY_SECONDS):
+            raise sqlite3.OperationalError("database is locked")  # what busy_timeout would have raised
+        try:
+            with self.connection() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+        finally:
+            self._writer.release()
         self._committed.set()
 
     def close(self) -> None:
