@@ -17,9 +17,9 @@ from shared.imports.importer import ChunkResult, ImportJob, Skipped, Totals, Upl
 from shared.imports.names import INSTANCE_ID, instance_id
 from shared.imports.orchestration import CHUNK_ACTIVITY, FINISH_ACTIVITY, ORCHESTRATOR, orchestrate, start_input
 from shared.imports.parsing import Position
+from shared.imports.records import MAX_LISTED
 from shared.ops.invocation import observed, observed_function
 from shared.ops.log_context import app_logger
-from shared.ops.openapi_imports import MAX_LISTED
 
 logger = app_logger(__name__)
 bp = df.Blueprint()

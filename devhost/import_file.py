@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from devhost.http.host_keys import DEFAULT_FUNCTION_KEY, KEYS_FILE
+from shared.imports.records import FINAL_STATES
 
 POLL_SECONDS = 1.0
-FINAL_STATES = ("imported", "refused", "failed")
 
 
 def _function_key(data_dir: Path) -> str | None:
@@ -97,13 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         if status != 200:
             print(f"the import's status could not be read ({status}): {current.get('error')}", file=sys.stderr)
             return 1
-        if status == 200:
-            line = _line(current)
-            if line != shown:
-                print(line, flush=True)
-                shown = line
-            if current.get("state") in FINAL_STATES:
-                break
+        line = _line(current)
+        if line != shown:
+            print(line, flush=True)
+            shown = line
+        if current.get("state") in FINAL_STATES:
+            break
         time.sleep(POLL_SECONDS)
     if current.get("reason"):
         print(f"reason: {current['reason']}")

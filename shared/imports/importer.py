@@ -46,7 +46,6 @@ from shared.imports.parsing import (
 )
 from shared.imports.records import (
     FAILED,
-    FINAL_STATES,
     IMPORTED,
     IMPORTING,
     QUEUED,
@@ -57,7 +56,7 @@ from shared.imports.records import (
 )
 from shared.imports.rereadable import Rereadable
 from shared.intake.ingest import IngestLimits
-from shared.intake.reading_writer import ReadingWriter
+from shared.intake.reading_writer import ReadingWriter, reading_content
 from shared.ops.log_context import app_logger
 from shared.ops.metrics import PipelineMetrics
 from shared.readings.reading import Reading, format_timestamp, parse_timestamp
@@ -255,19 +254,7 @@ class Importer:
             raise FileRefused(f"the file is {properties.size} bytes, more than IMPORT_MAX_BYTES ({limit})")
         head = self._blobs.read_head(IMPORTS_CONTAINER, name, HEAD_BYTES, properties.etag)
         layout = sniff(name, head, limit)
-        return layout, first_position(layout, self._content_head(layout, head))
-
-    def _content_head(self, layout: Layout, head: bytes) -> bytes:
-        if not layout.gzip:
-            return head
-        # The decompressed start of the file, for the header and the position of the first row.
-        with open_content(io.BytesIO(head), layout, self.settings.max_bytes) as content:
-            try:
-                return content.read(HEAD_BYTES)
-            except FileRefused:
-                raise
-            except (EOFError, OSError):
-                return b""
+        return layout, first_position(layout, head)  # the parser decompresses a gzip head itself
 
     # --- chunks -----------------------------------------------------------------------------------------------
     def import_chunk(self, job: ImportJob, position: Position, before: Totals) -> ChunkResult:
@@ -338,7 +325,7 @@ class Importer:
             line, first = first_of_id.setdefault((checked.sensor_id, checked.id), (row.line, checked))
             if line == row.line:
                 readings.append((row.line, checked))
-            elif not _same_content(first, checked):
+            elif reading_content(first) != reading_content(checked):
                 errors.append((row.line, "id", f"repeats the id of line {line} with different content"))
         return readings, errors
 
@@ -436,19 +423,6 @@ class Importer:
         if self._metrics is not None:
             self._metrics.imports_ended.labels(state).inc()
         return ended
-
-    def is_final(self, record: ImportRecord) -> bool:
-        return record.state in FINAL_STATES
-
-
-def _same_content(a: Reading, b: Reading) -> bool:
-    return (a.sensor_id, a.metric, a.value, a.unit, a.timestamp) == (
-        b.sensor_id,
-        b.metric,
-        b.value,
-        b.unit,
-        b.timestamp,
-    )
 
 
 def _csv_lines(errors: Sequence[ErrorRow]) -> bytes:

@@ -17,6 +17,7 @@ UPLOADED, QUEUED, IMPORTING = "uploaded", "queued", "importing"
 IMPORTED, REFUSED, FAILED = "imported", "refused", "failed"
 STATES = (UPLOADED, QUEUED, IMPORTING, IMPORTED, REFUSED, FAILED)
 FINAL_STATES = (IMPORTED, REFUSED, FAILED)
+MAX_LISTED = 200  # imports one GET /api/imports lists at most
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,8 @@ class WriteOutcome:
     conflicts: list[Reading] = field(default_factory=list)  # already stored with other content: not written
 
 
-def _content(reading: Reading) -> Content:
+def reading_content(reading: Reading) -> Content:
+    """What makes two readings of one (sensor_id, id) the same reading (the module's docstring says why)."""
     return (reading.sensor_id, reading.metric, reading.value, reading.unit, format_timestamp(reading.timestamp))
 
 
@@ -79,14 +80,14 @@ class ReadingWriter:
             if first is None:
                 new[key] = reading
                 positions[key] = position
-            elif _content(first) == _content(reading):
+            elif reading_content(first) == reading_content(reading):
                 outcome.unchanged += 1  # the same reading twice in one call: written once
             else:
                 conflicts.append((position, reading))  # other content than the first of its id in this call
         if all_or_nothing:
             for key, document in self._documents.read_many(READINGS, list(new)).items():
                 reading = new.pop(key)
-                if _stored_content(document) == _content(reading):
+                if _stored_content(document) == reading_content(reading):
                     outcome.unchanged += 1
                 else:
                     conflicts.append((positions[key], reading))
@@ -97,7 +98,7 @@ class ReadingWriter:
         outcome.written = len(new) - len(found)
         for document in found:
             key = (str(document.get("sensor_id")), str(document.get("id")))
-            if _stored_content(document) == _content(new[key]):
+            if _stored_content(document) == reading_content(new[key]):
                 outcome.unchanged += 1
             else:
                 conflicts.append((positions[key], new[key]))  # written by someone else since read_many, or found now

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from shared.imports.names import INSTANCE_ID, UPLOAD_NAME
-from shared.imports.records import STATES
+from shared.imports.records import MAX_LISTED, STATES
 from shared.ops.openapi_parts import FUNCTION_KEY, NO_KEY, Schema, error_answer, json_answer, limit_param, ref
 
-MAX_LISTED = 200
 _BINARY: Schema = {"schema": {"type": "string", "format": "binary"}}
 
 
