@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
@@ -66,9 +67,10 @@ from shared.storage.ports import BlobChanged, BlobNotFound, BlobProperties, Blob
 
 logger = app_logger(__name__)
 
-CHUNK_ROWS = 20_000  # rows one activity reads: bounds its memory, and how much a crash makes it read again
+CHUNK_ROWS = 20_000  # rows read and stored at once: bounds the memory, a chunk's readings are one store call
+PLAIN_CHUNKS = 5  # chunks one activity reads of an uncompressed file: how much a crash makes it read again
 GZIP_CHUNKS = 10  # chunks one activity reads of a gzip file
-WRITE_BATCH = 5_000  # readings per store call
+STORERS = 4  # imports whose chunks are stored at once (each import has one chunk being stored at a time)
 _SKIP_BLOCK = 1 << 20
 ERRORS_HEADER = b"line,field,message\r\n"
 
@@ -196,6 +198,9 @@ class Importer:
         self.settings = settings
         self._metrics = metrics
         self._clock = clock
+        # Where chunks are stored while the next is read (see import_chunk): long-lived threads, one per import
+        # running at once, rather than a new one for every activity.
+        self._storers = ThreadPoolExecutor(STORERS, thread_name_prefix="import-store")
 
     # --- the upload route -------------------------------------------------------------------------------------
     def upload(self, name: str | None, body: bytes) -> BlobProperties:
@@ -258,32 +263,63 @@ class Importer:
 
     # --- chunks -----------------------------------------------------------------------------------------------
     def import_chunk(self, job: ImportJob, position: Position, before: Totals) -> ChunkResult:
-        """Import rows from `position` on: CHUNK_ROWS of an uncompressed file, or up to GZIP_CHUNKS of them of a
-        gzip file (which cannot seek, so each activity decompresses from the start: fewer, longer activities keep
-        that from growing with the square of the file). The good rows are stored, the bad ones put in the error
-        report's part for their first line, and the progress recorded (`before`: the totals of earlier chunks)."""
-        runs = GZIP_CHUNKS if job.layout.gzip else 1
-        totals = Totals()
-        try:
-            with Rereadable(self._open(job, position), position.offset) as content:
-                for _ in range(runs):
-                    read = read_chunk(cast(BinaryIO, content), job.layout, position, CHUNK_ROWS, self.settings.max_rows)
-                    totals = totals + self._import_rows(job, position, read.rows)
-                    self.log.put(self._record(job, IMPORTING, before + totals, format_timestamp(self._clock())))
-                    if read.next is None:
-                        return ChunkResult(totals, None)
-                    position = read.next
-                    content.rewind_to(position.offset)  # the reader read ahead of its last row
-        except FileRefused as refused:
-            return ChunkResult(totals, None, refused.reason)
-        except BlobChanged:
-            return ChunkResult(totals, None, "the file was replaced during its import; the new version is imported")
-        except BlobNotFound:
-            return ChunkResult(totals, None, "the file was deleted during its import")
-        return ChunkResult(totals, position)
+        """Import rows from `position` on: up to PLAIN_CHUNKS chunks of CHUNK_ROWS of an uncompressed file, or up
+        to GZIP_CHUNKS of them of a gzip file (which cannot seek, so each activity decompresses from the start:
+        fewer, longer activities keep that from growing with the square of the file). The good rows are stored,
+        the bad ones put in the error report's part for their first line, and the progress recorded once a
+        chunk is stored (`before`: the totals of earlier chunks).
 
-    def _import_rows(self, job: ImportJob, position: Position, rows: Sequence[Row | RowError]) -> Totals:
-        readings, errors = self._check_rows(rows)
+        A chunk is stored while the next one is read and checked: storing mostly waits on the store (SQLite
+        works without the GIL, Cosmos DB over the network), so the two overlap. One chunk is stored at a time,
+        in order, and the activity returns only when the last one is."""
+        runs = GZIP_CHUNKS if job.layout.gzip else PLAIN_CHUNKS
+        done = Totals()
+        storing: Future[Totals] | None = None
+
+        def settle() -> None:
+            nonlocal done, storing
+            if storing is not None:
+                done = done + storing.result()
+                storing = None
+                self.log.put(self._record(job, IMPORTING, before + done, format_timestamp(self._clock())))
+
+        try:
+            try:
+                with Rereadable(self._open(job, position), position.offset) as content:
+                    for _ in range(runs):
+                        read = read_chunk(
+                            cast(BinaryIO, content), job.layout, position, CHUNK_ROWS, self.settings.max_rows
+                        )
+                        following, rows = read.next, len(read.rows)
+                        readings, errors = self._check_rows(read.rows)
+                        del read  # the rows as read: only the checked readings are kept while they are stored
+                        settle()
+                        storing = self._storers.submit(self._store, job, position, rows, readings, errors)
+                        del readings, errors
+                        if following is None:
+                            settle()
+                            return ChunkResult(done, None)
+                        position = following
+                        content.rewind_to(position.offset)  # the reader read ahead of its last row
+                settle()
+            except FileRefused as refused:
+                settle()
+                return ChunkResult(done, None, refused.reason)
+            except BlobChanged:
+                settle()
+                return ChunkResult(done, None, "the file was replaced during its import; the new version is imported")
+            except BlobNotFound:
+                settle()
+                return ChunkResult(done, None, "the file was deleted during its import")
+        finally:
+            if storing is not None:  # an error on the way: the chunk being stored ends before the activity does
+                wait([storing])
+        return ChunkResult(done, position)
+
+    def _store(
+        self, job: ImportJob, position: Position, rows: int, readings: list[tuple[int, Reading]], errors: list[ErrorRow]
+    ) -> Totals:
+        """One chunk's checked rows stored, and its bad rows in the error report's part for its first line."""
         written = self._write(readings, errors)
         if errors:
             errors.sort()
@@ -292,7 +328,7 @@ class Importer:
         if self._metrics is not None:
             self._metrics.import_rows.labels("imported").inc(written)
             self._metrics.import_rows.labels("rejected").inc(rejected)
-        return Totals(len(rows), written, rejected)
+        return Totals(rows, written, rejected)
 
     def _open(self, job: ImportJob, position: Position) -> BinaryIO:
         if not job.layout.gzip:
@@ -332,16 +368,14 @@ class Importer:
     def _write(self, readings: list[tuple[int, Reading]], errors: list[ErrorRow]) -> int:
         """Store the readings; those whose id is stored with other content become errors. Returns how many are
         stored now (written, or found stored with the same content)."""
+        outcome = self._writer.write([reading for _, reading in readings], all_or_nothing=False)
+        conflicting = {(reading.sensor_id, reading.id) for reading in outcome.conflicts}
         stored = 0
-        for first in range(0, len(readings), WRITE_BATCH):
-            batch = readings[first : first + WRITE_BATCH]
-            outcome = self._writer.write([reading for _, reading in batch], all_or_nothing=False)
-            conflicting = {(reading.sensor_id, reading.id) for reading in outcome.conflicts}
-            for line, reading in batch:
-                if (reading.sensor_id, reading.id) in conflicting:
-                    errors.append((line, "id", f"{reading.id} is stored already with different content"))
-                else:
-                    stored += 1
+        for line, reading in readings:
+            if (reading.sensor_id, reading.id) in conflicting:
+                errors.append((line, "id", f"{reading.id} is stored already with different content"))
+            else:
+                stored += 1
         return stored
 
     # --- the end ----------------------------------------------------------------------------------------------

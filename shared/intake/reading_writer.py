@@ -71,19 +71,22 @@ class ReadingWriter:
         """Store the readings whose id is new; `all_or_nothing`: none at all when any conflicts (but see the race in
         the module's docstring). Conflicts are listed in the order given."""
         outcome = WriteOutcome()
-        new: dict[ReadingKey, Reading] = {}
-        positions: dict[ReadingKey, int] = {}
+        new: dict[ReadingKey, Reading] = {(reading.sensor_id, reading.id): reading for reading in readings}
         conflicts: list[tuple[int, Reading]] = []
-        for position, reading in enumerate(readings):
-            key = (reading.sensor_id, reading.id)
-            first = new.get(key)
-            if first is None:
-                new[key] = reading
-                positions[key] = position
-            elif reading_content(first) == reading_content(reading):
-                outcome.unchanged += 1  # the same reading twice in one call: written once
-            else:
-                conflicts.append((position, reading))  # other content than the first of its id in this call
+        if len(new) == len(readings):  # the usual case: every address once
+            positions = dict(zip(new, range(len(readings)), strict=True))
+        else:  # an address given again: its first reading is the one written
+            new, positions = {}, {}
+            for position, reading in enumerate(readings):
+                key = (reading.sensor_id, reading.id)
+                first = new.get(key)
+                if first is None:
+                    new[key] = reading
+                    positions[key] = position
+                elif reading_content(first) == reading_content(reading):
+                    outcome.unchanged += 1  # the same reading twice in one call: written once
+                else:
+                    conflicts.append((position, reading))  # other content than the first of its id in this call
         if all_or_nothing:
             for key, document in self._documents.read_many(READINGS, list(new)).items():
                 reading = new.pop(key)

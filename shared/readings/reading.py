@@ -71,7 +71,19 @@ def format_epoch_ms(ms: int) -> str:
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds and a Z, the one format the pipeline writes."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    if moment.tzinfo is not UTC:  # parse_timestamp's are UTC already
+        moment = moment.astimezone(UTC)
+    # What isoformat(timespec="milliseconds") writes, in about half its time (a bulk import formats every row's);
+    # %-formatting is faster here than an f-string's seven format specs.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond // 1000,
+    )
 
 
 def parse_timestamp(value: object) -> datetime:

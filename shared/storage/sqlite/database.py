@@ -15,6 +15,7 @@ DATABASE_FILE = "sensorpulse.db"
 _BUSY_SECONDS = 30.0  # how long a writer waits for the write lock before 'database is locked'
 CHECKPOINT_INTERVAL_SECONDS = 0.25
 PAGE_SIZE = 16_384
+RESTART_FRAMES = 4_096  # 64 MiB of WAL: past this the checkpoint makes the WAL start over (see _checkpoint)
 
 logger = app_logger(__name__)
 
@@ -107,6 +108,8 @@ class SqliteDatabase:
         conn.execute(f"PRAGMA busy_timeout={int(_BUSY_SECONDS * 1000)}")
         conn.execute("PRAGMA cache_size=-8192")  # 8 MiB per connection: the hot windows and summaries stay cached
         conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
+        # A WAL that grew (a long read kept it from starting over) is cut back to this when it does.
+        conn.execute(f"PRAGMA journal_size_limit={RESTART_FRAMES * PAGE_SIZE}")
         return conn
 
     def _checkpoint_loop(self) -> None:
@@ -118,12 +121,27 @@ class SqliteDatabase:
                 self._closing.wait(CHECKPOINT_INTERVAL_SECONDS)  # let a burst of commits go by first
                 self._committed.clear()
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self._checkpoint(conn)
                 except sqlite3.Error as error:  # busy or I/O: the next round tries again
                     logger.warning("WAL checkpoint failed: %s", error)
                     self._committed.set()
         finally:
             conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy the WAL back without blocking anyone. A writer starts the WAL over only when it finds every frame
+        copied back, which under back-to-back writes (a bulk import) never happens: the file grew to gigabytes and
+        every write slowed. So once the WAL is past RESTART_FRAMES, this process's writers wait while the few frames
+        written since are copied too and the WAL starts over (readers are waited for, as busy_timeout allows)."""
+        _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames < RESTART_FRAMES:
+            return
+        if not self._writer.acquire(timeout=_BUSY_SECONDS):
+            return
+        try:
+            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+        finally:
+            self._writer.release()
 
     def check(self) -> None:
         """Readiness: the file opens and its schema reads (raises sqlite3.Error otherwise)."""

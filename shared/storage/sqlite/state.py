@@ -39,10 +39,22 @@ class _Etags:
 
 
 _new_etag = _Etags().new
+# Each kind of conditional write is one statement over a JSON array of rows, not executemany: the sqlite3 module
+# lets go of the GIL at every step, and executemany steps once a row, so beside a busy thread every row waited for
+# the GIL to come back (see shared.storage.sqlite.documents).
 _INSERT_IF_ABSENT = (
-    "INSERT INTO entities (tbl, pk, rk, props, etag) VALUES (?,?,?,?,?) ON CONFLICT (tbl, pk, rk) DO NOTHING"
+    "INSERT INTO entities (tbl, pk, rk, props, etag) "
+    "SELECT ?1, r.value ->> 0, r.value ->> 1, r.value -> 2, r.value ->> 3 FROM json_each(?2) AS r WHERE true "
+    "ON CONFLICT (tbl, pk, rk) DO NOTHING"
 )
-_UPDATE_IF_MATCH = "UPDATE entities SET props = ?, etag = ? WHERE tbl = ? AND pk = ? AND rk = ? AND etag = ?"
+# The matches first, each one probe of the unique index; then the rows they name, by rowid. Of two updates of one
+# entity in a batch one wins: the conflict check reads which.
+_UPDATE_IF_MATCH = (
+    "WITH m AS MATERIALIZED (SELECT e.rowid AS row, r.value -> 0 AS props, r.value ->> 1 AS etag "
+    "FROM json_each(?2) AS r CROSS JOIN entities AS e "
+    "ON e.tbl = ?1 AND e.pk = r.value ->> 2 AND e.rk = r.value ->> 3 AND e.etag = r.value ->> 4) "
+    "UPDATE entities SET props = m.props, etag = m.etag FROM m WHERE entities.rowid = m.row"
+)
 # Keyset paging: a row-value bound on the unique (tbl, pk, rk) index, so a page costs the same wherever it starts
 # and rows written behind the cursor shift nothing (an OFFSET would repeat or skip rows).
 _FIRST_PAGE = "SELECT pk, rk, props, etag FROM entities WHERE tbl = ? ORDER BY pk, rk LIMIT ?"
@@ -54,31 +66,38 @@ def _conflict(table: str, change: EntityWrite) -> ConcurrencyConflict:
     return ConcurrencyConflict(f"{table}/{change.partition_key}/{change.row_key} changed since read")
 
 
-_Insert = tuple[str, str, str, str, str]
-_Update = tuple[str, str, str, str, str, str]
+_Insert = tuple[str, str, Mapping[str, Any], str]  # partition key, row key, properties, new ETag
+_Update = tuple[Mapping[str, Any], str, str, str, str]  # properties, new ETag, partition key, row key, ETag read
 
 
-def _prepare(table: str, changes: Sequence[EntityWrite]) -> tuple[list[Entity], list[_Insert], list[_Update]]:
+def _prepare(changes: Sequence[EntityWrite]) -> tuple[list[Entity], str | None, str | None]:
     """Each change as the entity it writes (with its new ETag), and the rows to insert-if-absent (no etag) and
-    to update-if-match; prepared before the transaction, so the write lock is not held for the JSON work."""
+    to update-if-match as JSON; prepared before the transaction, so the write lock is not held for the JSON work."""
     written: list[Entity] = []
     inserts: list[_Insert] = []
     updates: list[_Update] = []
     for change in changes:
         entity = Entity(change.partition_key, change.row_key, dict(change.properties), _new_etag())
         written.append(entity)
-        body = orjson.dumps(entity.properties).decode()
         if change.etag is None:
-            inserts.append((table, entity.partition_key, entity.row_key, body, entity.etag))
+            inserts.append((entity.partition_key, entity.row_key, entity.properties, entity.etag))
         else:
-            updates.append((body, entity.etag, table, entity.partition_key, entity.row_key, change.etag))
-    return written, inserts, updates
+            updates.append((entity.properties, entity.etag, entity.partition_key, entity.row_key, change.etag))
+    return (
+        written,
+        orjson.dumps(inserts).decode() if inserts else None,
+        orjson.dumps(updates).decode() if updates else None,
+    )
 
 
-def _execute(conn: sqlite3.Connection, inserts: list[_Insert], updates: list[_Update]) -> int:
-    """The conditional writes, each kind in one call; returns how many rows they changed."""
-    rows = conn.executemany(_INSERT_IF_ABSENT, inserts).rowcount if inserts else 0
-    return rows + (conn.executemany(_UPDATE_IF_MATCH, updates).rowcount if updates else 0)
+def _execute(conn: sqlite3.Connection, table: str, inserts: str | None, updates: str | None) -> int:
+    """The conditional writes, each kind in one statement; returns how many rows they changed."""
+    before = conn.total_changes
+    if inserts is not None:
+        conn.execute(_INSERT_IF_ABSENT, (table, inserts))
+    if updates is not None:
+        conn.execute(_UPDATE_IF_MATCH, (table, updates))
+    return conn.total_changes - before
 
 
 class SqliteStateStore:
@@ -159,9 +178,9 @@ class SqliteStateStore:
         """One transaction; the inserts and the updates each go to SQLite in one call. Only when fewer rows
         changed than were asked (a conflict) is each write's outcome read back: it won if its new ETag is
         the one stored."""
-        written, inserts, updates = _prepare(table, changes)
+        written, inserts, updates = _prepare(changes)
         with self._db.transaction() as conn:
-            rows = _execute(conn, inserts, updates)
+            rows = _execute(conn, table, inserts, updates)
             if rows == len(changes):
                 return list(written)
             stored = [
@@ -181,9 +200,9 @@ class SqliteStateStore:
             raise ValueError(f"a transaction holds at most {MAX_ATOMIC_WRITES} entities")
         if len({change.partition_key for change in changes}) > 1:
             raise ValueError("a transaction's entities must share one partition key")
-        written, inserts, updates = _prepare(table, changes)
+        written, inserts, updates = _prepare(changes)
         with self._db.transaction() as conn:
-            if _execute(conn, inserts, updates) != len(changes):
+            if _execute(conn, table, inserts, updates) != len(changes):
                 # Raised inside the transaction: every write is rolled back.
                 raise ConcurrencyConflict(f"{table}/{changes[0].partition_key}: an entity changed since read")
         return written
