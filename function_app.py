@@ -1,4 +1,5 @@
-"""Sensor Pulse function app: composes the blueprints and sets up logging and metrics export, nothing else."""
+"""Sensor Pulse function app: composes the blueprints and sets up logging, metrics export and the garbage
+collector, nothing else."""
 
 import os
 
@@ -6,6 +7,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from blueprints import alerts, dashboard, imports, ingest, microshare, sensors, series, summariser
+from shared.ops.garbage_collection import tune_after_load
 from shared.ops.observability import configure_observability
 
 configure_observability(os.environ)
@@ -19,3 +21,5 @@ app.register_functions(series.bp)
 app.register_functions(microshare.bp)
 app.register_functions(alerts.bp)
 app.register_functions(imports.bp)
+
+tune_after_load()  # last: the app is loaded

@@ -18,6 +18,7 @@ from devhost.console import configure_console
 from devhost.host import DevHost, HostOptions
 from devhost.http.host_keys import HostKeysError
 from devhost.http.routes import RouteTemplateError
+from devhost.malloc_arenas import limit_malloc_arenas
 from devhost.standins.microshare.demo import FORWARDERS, start_demo
 from devhost.status_line import DEFAULT_PLAIN_EVERY_SECONDS, StatusReporter
 from devhost.triggers.schedule import ScheduleError
@@ -82,6 +83,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    limit_malloc_arenas()  # before any thread starts
     args = _arguments(argv)
     as_json = {"auto": None, "text": False, "json": True}[args.log_format]
     console = configure_console(logging.DEBUG if args.verbose else logging.INFO, sys.stderr, as_json)

@@ -69,7 +69,7 @@ logger = app_logger(__name__)
 
 CHUNK_ROWS = 20_000  # rows read and stored at once: bounds the memory, a chunk's readings are one store call
 PLAIN_CHUNKS = 5  # chunks one activity reads of an uncompressed file: how much a crash makes it read again
-GZIP_CHUNKS = 10  # chunks one activity reads of a gzip file
+GZIP_CHUNKS = 25  # chunks one activity reads of a gzip file: each one decompresses the file from its start
 STORERS = 4  # imports whose chunks are stored at once (each import has one chunk being stored at a time)
 _SKIP_BLOCK = 1 << 20
 ERRORS_HEADER = b"line,field,message\r\n"
@@ -281,7 +281,6 @@ class Importer:
             if storing is not None:
                 done = done + storing.result()
                 storing = None
-                self.log.put(self._record(job, IMPORTING, before + done, format_timestamp(self._clock())))
 
         try:
             try:
@@ -294,7 +293,9 @@ class Importer:
                         readings, errors = self._check_rows(read.rows)
                         del read  # the rows as read: only the checked readings are kept while they are stored
                         settle()
-                        storing = self._storers.submit(self._store, job, position, rows, readings, errors)
+                        storing = self._storers.submit(
+                            self._store, job, position, before + done, rows, readings, errors
+                        )
                         del readings, errors
                         if following is None:
                             settle()
@@ -317,9 +318,16 @@ class Importer:
         return ChunkResult(done, position)
 
     def _store(
-        self, job: ImportJob, position: Position, rows: int, readings: list[tuple[int, Reading]], errors: list[ErrorRow]
+        self,
+        job: ImportJob,
+        position: Position,
+        earlier: Totals,
+        rows: int,
+        readings: list[tuple[int, Reading]],
+        errors: list[ErrorRow],
     ) -> Totals:
-        """One chunk's checked rows stored, and its bad rows in the error report's part for its first line."""
+        """One chunk's checked rows stored, its bad rows in the error report's part for its first line, and the
+        progress recorded (`earlier`: the totals of the chunks before it). Returns the chunk's totals."""
         written = self._write(readings, errors)
         if errors:
             errors.sort()
@@ -328,7 +336,9 @@ class Importer:
         if self._metrics is not None:
             self._metrics.import_rows.labels("imported").inc(written)
             self._metrics.import_rows.labels("rejected").inc(rejected)
-        return Totals(rows, written, rejected)
+        totals = Totals(rows, written, rejected)
+        self.log.put(self._record(job, IMPORTING, earlier + totals, format_timestamp(self._clock())))
+        return totals
 
     def _open(self, job: ImportJob, position: Position) -> BinaryIO:
         if not job.layout.gzip:

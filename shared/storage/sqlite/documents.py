@@ -51,6 +51,9 @@ _UPSERT_ROWS = (
     "ts = excluded.ts, expires_at = excluded.expires_at"
 )
 _UPSERT = _UPSERT_ROWS
+# Rows a statement takes: a larger batch is several statements in its one transaction, so the JSON text and SQLite's
+# parse of it stay a few MB however large the batch (a bulk import writes 20,000 readings at once).
+_STATEMENT_ROWS = 5_000
 # A stored body with the system properties _document adds, made by SQLite.
 _WITH_SYSTEM = (
     "json_set(body, '$._lsn', lsn, '$._ts', CAST(ts AS INTEGER), "
@@ -100,9 +103,12 @@ class SqliteDocumentStore:
         if not documents:
             return
         now = time.time()
-        rows = orjson.dumps(self._rows(container, documents, now)).decode()
+        rows = self._rows(container, documents, now)
         with self._db.transaction() as conn:
-            conn.execute(_UPSERT, (container, _last_lsn(conn, container), now, rows))
+            last = _last_lsn(conn, container)
+            for start in range(0, len(rows), _STATEMENT_ROWS):
+                part = orjson.dumps(rows[start : start + _STATEMENT_ROWS]).decode()
+                conn.execute(_UPSERT, (container, last + start, now, part))
         self._purge_expired(now)
 
     def insert_new(self, container: str, documents: Sequence[Mapping[str, Any]]) -> list[Document]:
@@ -119,7 +125,9 @@ class SqliteDocumentStore:
             last = _last_lsn(conn, container)
             before = conn.total_changes
             # A repeated address gets an LSN too; ON CONFLICT skips it, and an unused LSN is only a gap in the feed.
-            conn.execute(_INSERT_NEW, (container, last, now, orjson.dumps([rows[n] for n in order]).decode()))
+            for start in range(0, len(order), _STATEMENT_ROWS):
+                part = orjson.dumps([rows[n] for n in order[start : start + _STATEMENT_ROWS]]).decode()
+                conn.execute(_INSERT_NEW, (container, last + start, now, part))
             if conn.total_changes - before == len(rows):  # the common case: every address was new
                 return []
             # Which rows went in: the LSNs this call gave out are past `last`, and no one else writes meanwhile.
