@@ -282,40 +282,34 @@ class Importer:
                 done = done + storing.result()
                 storing = None
 
+        following: Position | None = position
+        refused: str | None = None
         try:
-            try:
-                with Rereadable(self._open(job, position), position.offset) as content:
-                    for _ in range(runs):
-                        read = read_chunk(
-                            cast(BinaryIO, content), job.layout, position, CHUNK_ROWS, self.settings.max_rows
-                        )
-                        following, rows = read.next, len(read.rows)
-                        readings, errors = self._check_rows(read.rows)
-                        del read  # the rows as read: only the checked readings are kept while they are stored
-                        settle()
-                        storing = self._storers.submit(
-                            self._store, job, position, before + done, rows, readings, errors
-                        )
-                        del readings, errors
-                        if following is None:
-                            settle()
-                            return ChunkResult(done, None)
-                        position = following
-                        content.rewind_to(position.offset)  # the reader read ahead of its last row
-                settle()
-            except FileRefused as refused:
-                settle()
-                return ChunkResult(done, None, refused.reason)
-            except BlobChanged:
-                settle()
-                return ChunkResult(done, None, "the file was replaced during its import; the new version is imported")
-            except BlobNotFound:
-                settle()
-                return ChunkResult(done, None, "the file was deleted during its import")
-        finally:
-            if storing is not None:  # an error on the way: the chunk being stored ends before the activity does
+            with Rereadable(self._open(job, position), position.offset) as content:
+                for _ in range(runs):
+                    read = read_chunk(cast(BinaryIO, content), job.layout, position, CHUNK_ROWS, self.settings.max_rows)
+                    following, rows = read.next, len(read.rows)
+                    readings, errors = self._check_rows(read.rows)
+                    del read  # the rows as read: only the checked readings are kept while they are stored
+                    settle()
+                    storing = self._storers.submit(self._store, job, position, before + done, rows, readings, errors)
+                    del readings, errors
+                    if following is None:
+                        break
+                    position = following
+                    content.rewind_to(position.offset)  # the reader read ahead of its last row
+        except FileRefused as refusal:
+            following, refused = None, refusal.reason
+        except BlobChanged:
+            following, refused = None, "the file was replaced during its import; the new version is imported"
+        except BlobNotFound:
+            following, refused = None, "the file was deleted during its import"
+        except BaseException:
+            if storing is not None:  # the chunk being stored ends before the activity does
                 wait([storing])
-        return ChunkResult(done, position)
+            raise
+        settle()
+        return ChunkResult(done, following, refused)
 
     def _store(
         self,

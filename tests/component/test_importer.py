@@ -181,3 +181,19 @@ def test_uploads_are_checked_before_anything_is_stored(tmp_path: Path) -> None:
     stored = importer.upload("ok.csv.gz", gzip.compress(b"sensor_id,metric,value,timestamp\n"))
     record = importer.log.get(instance_id("ok.csv.gz", stored.etag))
     assert record is not None and record.state == "uploaded"
+
+
+def test_a_file_past_its_row_limit_keeps_the_rows_stored_before_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer_module, "CHUNK_ROWS", 4)  # one activity reads five chunks: the limit falls inside
+    stores = embedded_stores(tmp_path)
+    importer = _importer(stores, max_rows=10)
+    importer.upload("long.csv", ("\n".join([HEADER, *_rows(20, sensor="imp-3")]) + "\n").encode())
+    job = importer.examine("long.csv")
+    assert isinstance(job, ImportJob)
+    result = importer.import_chunk(job, job.start, Totals())
+    assert result.next is None and result.refused is not None and "10" in result.refused
+    assert result.totals.imported == len(_stored(stores, "imp-3")) > 0  # what was stored is counted, nothing more
+    record = importer.log.get(job.id)
+    assert record is not None and record.imported == result.totals.imported  # the progress of every stored chunk

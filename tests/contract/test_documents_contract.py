@@ -280,6 +280,15 @@ def test_change_feeds_of_containers_are_separate(documents: Subject) -> None:
     assert [d["id"] for d in _whole_feed(documents, SUMMARIES)] == ["s1-summary"]
 
 
+def test_the_change_feed_gives_a_document_the_system_properties_a_point_read_gives(documents: Subject) -> None:
+    documents.require("change_feed")
+    documents.store.upsert_many(READINGS, [_reading("sys-1"), _reading("sys-2")])
+    read = documents.store.read(READINGS, "s1", "sys-2")
+    assert read is not None
+    (fed,) = [d for d in documents.store.read_changes(READINGS, None, 100).documents if d["id"] == "sys-2"]
+    assert {key: fed[key] for key in ("_lsn", "_ts", "_etag")} == {key: read[key] for key in ("_lsn", "_ts", "_etag")}
+
+
 def test_end_of_feed_skips_everything_written_before(documents: Subject) -> None:
     documents.require("change_feed")
     documents.store.upsert_many(READINGS, [_reading("old-1"), _reading("old-2")])

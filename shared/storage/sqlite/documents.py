@@ -43,23 +43,23 @@ _Row = tuple[str, str, Mapping[str, Any], float | None]  # partition key, id, bo
 # go of the GIL around every step, and executemany steps once a row, so while another thread of this process runs
 # Python each row waits for the GIL to come back (a convoy: a bulk import beside the summariser ran at a third of
 # its speed). One statement is one step. `r.key` is the row's place in the batch, so LSNs follow the batch's order.
-_UPSERT_ROWS = (
+_UPSERT = (
     "INSERT INTO documents (container, pk, id, body, lsn, ts, expires_at) "
     "SELECT ?1, r.value ->> 0, r.value ->> 1, r.value -> 2, ?2 + r.key + 1, ?3, r.value ->> 3 "
     "FROM json_each(?4) AS r WHERE true "  # WHERE: SQLite's rule for an upsert on a SELECT
     "ON CONFLICT (container, pk, id) DO UPDATE SET body = excluded.body, lsn = excluded.lsn, "
     "ts = excluded.ts, expires_at = excluded.expires_at"
 )
-_UPSERT = _UPSERT_ROWS
+_INSERT_NEW = _UPSERT + " WHERE documents.expires_at IS NOT NULL AND documents.expires_at <= excluded.ts"
 # Rows a statement takes: a larger batch is several statements in its one transaction, so the JSON text and SQLite's
 # parse of it stay a few MB however large the batch (a bulk import writes 20,000 readings at once).
 _STATEMENT_ROWS = 5_000
-# A stored body with the system properties _document adds, made by SQLite.
+# A stored body with the system properties _document adds, made by SQLite; its ETag is _etag's (an LSN is below 2**63,
+# so the UUID's first 16 hex digits are zeros). The contract suite reads one document both ways.
 _WITH_SYSTEM = (
     "json_set(body, '$._lsn', lsn, '$._ts', CAST(ts AS INTEGER), "
     "'$._etag', printf('\"00000000-0000-0000-%04x-%012x\"', lsn >> 48, lsn & 281474976710655))"
 )
-_INSERT_NEW = _UPSERT_ROWS + " WHERE documents.expires_at IS NOT NULL AND documents.expires_at <= excluded.ts"
 
 
 def _without_system(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -236,7 +236,7 @@ class SqliteDocumentStore:
     def read_changes(self, container: str, continuation: str | None, max_items: int) -> ChangeBatch:
         after = int(continuation) if continuation else 0
         with self._db.connection() as conn:
-            # The batch as one JSON array built in one step (see _UPSERT_ROWS: a fetch steps once a row).
+            # The batch as one JSON array built in one step (see _UPSERT: a fetch steps once a row).
             text, last = conn.execute(
                 f"SELECT json_group_array({_WITH_SYSTEM}), max(lsn) FROM (SELECT body, lsn, ts FROM documents "
                 "WHERE container = ? AND lsn > ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY lsn LIMIT ?)",
